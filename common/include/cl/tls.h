@@ -1,0 +1,121 @@
+#ifndef CL_TLS_H
+#define CL_TLS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "cl/bufq.h"
+
+/*
+ * Sans-I/O TLS over wolfSSL: wolfSSL never sees a socket. The owner feeds ciphertext that
+ * arrived from the network (cl_tls_in_reserve/commit or cl_tls_feed), pulls plaintext out with
+ * cl_tls_read, pushes plaintext in with cl_tls_write, and sends whatever ciphertext piles up in
+ * cl_tls_outq() (peek iovecs, write them, consume once written).
+ *
+ * Mutual TLS: TLS 1.3 preferred, 1.2 minimum; both sides present a certificate verified
+ * against the CA bundle; ALPN "h2" is offered and required; a client sends SNI and checks the
+ * server certificate carries the expected name (DNS SAN, or CN when there are no SANs).
+ *
+ * All functions run on the owner's loop thread; nothing here blocks or calls back.
+ */
+
+struct cl_tls_ctx;
+struct cl_tls;
+
+struct cl_tls_ctx_opts {
+    bool server;           /* server: requires and verifies a client certificate */
+    const char *cert_file; /* PEM: our certificate (chain) */
+    const char *key_file;  /* PEM: its private key */
+    const char *ca_file;   /* PEM: CA bundle peers are verified against */
+    /* alternatives to the files, PEM text in memory (tests); the file wins when both set */
+    const char *cert_pem;
+    const char *key_pem;
+    const char *ca_pem;
+};
+
+/* Identity of the verified peer, valid while the cl_tls lives. */
+struct cl_tls_peer {
+    const char *cn;         /* subject common name, "" if none */
+    const char *const *dns; /* DNS subject alternative names */
+    size_t ndns;
+};
+
+/*
+ * Creates a context (refcount 1). On failure returns CL_ETLS_BAD_FILE (unreadable or malformed
+ * file: `err` names the file and the problem), CL_ETLS_KEY_MISMATCH, CL_ENOMEM or CL_ETLS, and
+ * writes a one-line reason into err[errlen].
+ */
+int cl_tls_ctx_new(const struct cl_tls_ctx_opts *o, struct cl_tls_ctx **out, char *err,
+                   size_t errlen);
+void cl_tls_ctx_ref(struct cl_tls_ctx *c);
+void cl_tls_ctx_unref(struct cl_tls_ctx *c); /* NULL-safe; frees at zero */
+
+/*
+ * Picks up replaced certificate/key/CA files (by mtime and size) for connections made after
+ * the call. Returns 1 when reloaded, 0 when unchanged, or an error (the old material stays in
+ * use, err says why).
+ */
+int cl_tls_ctx_reload(struct cl_tls_ctx *c, char *err, size_t errlen);
+
+/*
+ * New connection state. Client: `server_name` is sent as SNI and must appear in the server's
+ * certificate (DNS SAN, or CN without SANs); NULL for servers. Takes a ref on ctx.
+ * Returns NULL on CL_ENOMEM.
+ */
+struct cl_tls *cl_tls_new(struct cl_tls_ctx *ctx, const char *server_name);
+void cl_tls_free(struct cl_tls *t); /* NULL-safe */
+
+/* Ciphertext from the network, zero-copy: writable space (0 when the input queue is full). */
+size_t cl_tls_in_reserve(struct cl_tls *t, uint8_t **p);
+void cl_tls_in_commit(struct cl_tls *t, size_t n);
+/* Ciphertext from the network, copying. Returns 0 or CL_EBUSY (input queue full). */
+int cl_tls_feed(struct cl_tls *t, const void *data, size_t len);
+
+/*
+ * Drives the handshake. Returns 0 once complete, CL_EAGAIN when more input is needed (send
+ * what is in the out queue first), or: CL_ETLS_UNKNOWN_CA, CL_ETLS_EXPIRED, CL_ETLS_NAME,
+ * CL_ETLS_NO_CERT, CL_ETLS_ALPN, CL_ETLS (cl_tls_error_detail() has the text). On error the out
+ * queue may hold an alert worth sending before closing.
+ */
+int cl_tls_handshake(struct cl_tls *t);
+bool cl_tls_is_established(const struct cl_tls *t);
+
+/*
+ * Plaintext out. Returns bytes (> 0), CL_EAGAIN (need more ciphertext), CL_EOF (close_notify
+ * received), or a negative error.
+ */
+ssize_t cl_tls_read(struct cl_tls *t, void *buf, size_t len);
+
+/*
+ * Encrypts len bytes into the out queue (as full records; large writes become several 16 KiB
+ * records). Returns len, or a negative error (CL_ENOMEM, CL_ETLS). The out queue is not
+ * bounded here: callers stop producing while cl_bufq_len(cl_tls_outq(t)) is high.
+ */
+ssize_t cl_tls_write(struct cl_tls *t, const void *buf, size_t len);
+
+/* Queues close_notify. */
+int cl_tls_shutdown(struct cl_tls *t);
+
+/* Ciphertext waiting to be sent: peek iovecs, write, then cl_bufq_consume() what was sent. */
+struct cl_bufq *cl_tls_outq(struct cl_tls *t);
+
+/* After the handshake: the verified peer identity; NULL before. */
+const struct cl_tls_peer *cl_tls_peer(const struct cl_tls *t);
+
+/* True when the peer identity has `name` as a DNS SAN (or as CN when it has no SANs). */
+bool cl_tls_peer_has_name(const struct cl_tls_peer *p, const char *name);
+
+/* Negotiated ALPN protocol ("h2") or NULL; protocol version string ("TLSv1.3"). */
+const char *cl_tls_alpn(const struct cl_tls *t);
+const char *cl_tls_version(const struct cl_tls *t);
+
+/* Human-readable reason for the last error ("certificate has expired", ...), "" if none. */
+const char *cl_tls_error_detail(const struct cl_tls *t);
+
+/* One-time library init/cleanup (wolfSSL_Init / wolfSSL_Cleanup). Idempotent. */
+int cl_tls_global_init(void);
+void cl_tls_global_cleanup(void);
+
+#endif
