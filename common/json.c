@@ -63,7 +63,8 @@ int cl_json_check_keys(const json_t *obj, const char *path, const char *const *a
     json_t *v;
     char p[128];
 
-    json_object_foreach((json_t *)obj, key, v) {
+    json_object_foreach((json_t *)obj, key, v)
+    {
         bool ok = false;
         (void)v;
         for (size_t i = 0; allowed[i] != NULL; i++) {
@@ -100,8 +101,8 @@ static const char *type_name(json_type t)
     return "?";
 }
 
-static int lookup(const json_t *obj, const char *path, const char *key, bool required,
-                  json_t **v, char *p, size_t plen, struct cl_jerr *e)
+static int lookup(const json_t *obj, const char *path, const char *key, bool required, json_t **v,
+                  char *p, size_t plen, struct cl_jerr *e)
 {
     cl_json_path(p, plen, path, key);
     *v = json_object_get(obj, key);
@@ -147,8 +148,8 @@ int cl_json_get_int(const json_t *obj, const char *path, const char *key, bool r
     return 0;
 }
 
-int cl_json_get_bool(const json_t *obj, const char *path, const char *key, bool required,
-                     bool *out, struct cl_jerr *e)
+int cl_json_get_bool(const json_t *obj, const char *path, const char *key, bool required, bool *out,
+                     struct cl_jerr *e)
 {
     json_t *v;
     char p[128];

@@ -11,13 +11,13 @@
  * certificates on demand). Outputs are PEM text, new strings (free with cl_free).
  */
 struct cl_certgen_opts {
-    const char *cn;          /* subject CN (required) */
-    const char *const *dns;  /* DNS SANs (may be NULL) */
+    const char *cn;         /* subject CN (required) */
+    const char *const *dns; /* DNS SANs (may be NULL) */
     size_t ndns;
-    bool server_auth;        /* extendedKeyUsage serverAuth */
-    bool client_auth;        /* extendedKeyUsage clientAuth */
-    int64_t not_before;      /* unix seconds; 0 = now - 1h (clock skew) */
-    int64_t not_after;       /* unix seconds; 0 = not_before + 365 days */
+    bool server_auth;   /* extendedKeyUsage serverAuth */
+    bool client_auth;   /* extendedKeyUsage clientAuth */
+    int64_t not_before; /* unix seconds; 0 = now - 1h (clock skew) */
+    int64_t not_after;  /* unix seconds; 0 = not_before + 365 days */
 };
 
 /* Self-signed CA (basicConstraints CA:TRUE, keyCertSign|cRLSign). Returns 0, CL_ENOMEM,

@@ -41,14 +41,17 @@ struct cl_h2_hdr {
     size_t valuelen;
 };
 
-#define CL_H2_HDR(n, v) {(n), (v), sizeof(n) - 1, strlen(v)}
+#define CL_H2_HDR(n, v)                    \
+    {                                      \
+        (n), (v), sizeof(n) - 1, strlen(v) \
+    }
 
 /* A request as the server sees it (borrowed, valid during on_request). */
 struct cl_h2_req {
-    const char *method;    /* ":method" */
-    const char *path;      /* ":path", NULL for CONNECT */
-    const char *authority; /* ":authority" */
-    const char *scheme;    /* ":scheme", NULL for CONNECT */
+    const char *method;           /* ":method" */
+    const char *path;             /* ":path", NULL for CONNECT */
+    const char *authority;        /* ":authority" */
+    const char *scheme;           /* ":scheme", NULL for CONNECT */
     const struct cl_h2_hdr *hdrs; /* regular headers, lower-case names */
     size_t nhdrs;
 };
@@ -89,13 +92,13 @@ struct cl_h2conn_cbs {
 
 struct cl_h2conn_opts {
     bool server;
-    struct cl_tls_ctx *tls;    /* required (a ref is taken) */
-    const char *server_name;   /* client: SNI and expected certificate name */
-    uint32_t stream_window;    /* initial per-stream receive window; default 1 MiB */
-    uint32_t conn_window;      /* connection receive window; default 16 MiB */
-    uint32_t max_frame;        /* SETTINGS_MAX_FRAME_SIZE we accept; default 16384 */
-    size_t stream_sendq;       /* per-stream send queue bound; default 256 KiB */
-    uint32_t max_streams;      /* SETTINGS_MAX_CONCURRENT_STREAMS; default 10000 */
+    struct cl_tls_ctx *tls;        /* required (a ref is taken) */
+    const char *server_name;       /* client: SNI and expected certificate name */
+    uint32_t stream_window;        /* initial per-stream receive window; default 1 MiB */
+    uint32_t conn_window;          /* connection receive window; default 16 MiB */
+    uint32_t max_frame;            /* SETTINGS_MAX_FRAME_SIZE we accept; default 16384 */
+    size_t stream_sendq;           /* per-stream send queue bound; default 256 KiB */
+    uint32_t max_streams;          /* SETTINGS_MAX_CONCURRENT_STREAMS; default 10000 */
     uint64_t handshake_timeout_ms; /* default 10000 */
     uint64_t idle_timeout_ms;      /* no streams and no traffic; 0 = none (default) */
     const struct cl_h2conn_cbs *cbs;
@@ -116,8 +119,7 @@ int cl_h2conn_connect(struct cl_h2conn *c, const struct sockaddr *addr);
 
 /* In-memory variant for tests: output goes to `write_cb` (which must take the bytes), input
  * comes from cl_h2conn_feed(). Timers still use `loop`. */
-typedef void (*cl_h2conn_write_cb)(struct cl_h2conn *c, const uint8_t *data, size_t len,
-                                   void *wud);
+typedef void (*cl_h2conn_write_cb)(struct cl_h2conn *c, const uint8_t *data, size_t len, void *wud);
 int cl_h2conn_new_mem(uv_loop_t *loop, const struct cl_h2conn_opts *o, cl_h2conn_write_cb wcb,
                       void *wud, struct cl_h2conn **out);
 int cl_h2conn_feed(struct cl_h2conn *c, const uint8_t *data, size_t len);
@@ -144,9 +146,8 @@ uint64_t cl_h2conn_id(const struct cl_h2conn *c); /* process-unique, for logs */
  * except for CONNECT, :scheme and :path). end_stream: no body follows. Returns the stream or
  * NULL (no more streams possible: going away, closed, out of memory).
  */
-struct cl_h2stream *cl_h2conn_open(struct cl_h2conn *c, const struct cl_h2_hdr *hdrs,
-                                   size_t nhdrs, bool end_stream,
-                                   const struct cl_h2stream_cbs *cbs, void *ud);
+struct cl_h2stream *cl_h2conn_open(struct cl_h2conn *c, const struct cl_h2_hdr *hdrs, size_t nhdrs,
+                                   bool end_stream, const struct cl_h2stream_cbs *cbs, void *ud);
 
 /* Server: responds with :status and headers; end_stream when no body follows. */
 int cl_h2stream_respond(struct cl_h2stream *s, int status, const struct cl_h2_hdr *hdrs,
@@ -180,9 +181,8 @@ void cl_h2stream_reset(struct cl_h2stream *s, uint32_t h2_error);
  * body exceeds max_body, connection/stream errors). Returns 0 or an error (then no callback).
  */
 typedef void (*cl_h2_fetch_cb)(int err, int status, const uint8_t *body, size_t len, void *ud);
-int cl_h2_fetch(struct cl_h2conn *c, const char *method, const char *authority,
-                const char *path, const struct cl_h2_hdr *extra, size_t nextra,
-                const void *body, size_t bodylen, size_t max_body, uint64_t timeout_ms,
-                cl_h2_fetch_cb cb, void *ud);
+int cl_h2_fetch(struct cl_h2conn *c, const char *method, const char *authority, const char *path,
+                const struct cl_h2_hdr *extra, size_t nextra, const void *body, size_t bodylen,
+                size_t max_body, uint64_t timeout_ms, cl_h2_fetch_cb cb, void *ud);
 
 #endif

@@ -42,8 +42,8 @@ int cl_json_get_str(const json_t *obj, const char *path, const char *key, bool r
                     const char **out, struct cl_jerr *e);
 int cl_json_get_int(const json_t *obj, const char *path, const char *key, bool required,
                     long long min, long long max, long long *out, struct cl_jerr *e);
-int cl_json_get_bool(const json_t *obj, const char *path, const char *key, bool required,
-                     bool *out, struct cl_jerr *e);
+int cl_json_get_bool(const json_t *obj, const char *path, const char *key, bool required, bool *out,
+                     struct cl_jerr *e);
 /* Object or array member with type check (JSON_OBJECT / JSON_ARRAY); borrowed. */
 int cl_json_get_typed(const json_t *obj, const char *path, const char *key, bool required,
                       json_type type, json_t **out, struct cl_jerr *e);

@@ -42,7 +42,8 @@ static inline void cl_list_remove(struct cl_list *n)
     n->prev = n->next = n;
 }
 
-#define cl_list_foreach_safe(pos, tmp, head)                                                       \
-    for ((pos) = (head)->next, (tmp) = (pos)->next; (pos) != (head); (pos) = (tmp), (tmp) = (pos)->next)
+#define cl_list_foreach_safe(pos, tmp, head)                         \
+    for ((pos) = (head)->next, (tmp) = (pos)->next; (pos) != (head); \
+         (pos) = (tmp), (tmp) = (pos)->next)
 
 #endif

@@ -32,10 +32,10 @@ void cl_log_write(enum cl_log_level lvl, const char *mod, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* Arguments are evaluated only when the level is enabled. */
-#define CL_LOG(lvl, mod, ...)                                                                      \
-    do {                                                                                           \
-        if ((lvl) <= cl_log_level)                                                                 \
-            cl_log_write((lvl), (mod), __VA_ARGS__);                                               \
+#define CL_LOG(lvl, mod, ...)                        \
+    do {                                             \
+        if ((lvl) <= cl_log_level)                   \
+            cl_log_write((lvl), (mod), __VA_ARGS__); \
     } while (0)
 
 #define CL_ERROR(mod, ...) CL_LOG(CL_LOG_ERROR, mod, __VA_ARGS__)
@@ -63,10 +63,10 @@ bool cl_ratelimit_ok(struct cl_ratelimit *rl, unsigned per_sec);
 _Noreturn void cl_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Always-on invariant check; prints file:line and aborts. */
-#define CL_ASSERT(x)                                                                               \
-    do {                                                                                           \
-        if (!(x))                                                                                  \
-            cl_fatal("assertion failed: %s (%s:%d)", #x, __FILE__, __LINE__);                      \
+#define CL_ASSERT(x)                                                          \
+    do {                                                                      \
+        if (!(x))                                                             \
+            cl_fatal("assertion failed: %s (%s:%d)", #x, __FILE__, __LINE__); \
     } while (0)
 #ifndef NDEBUG
 #define CL_DASSERT(x) CL_ASSERT(x)

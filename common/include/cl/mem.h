@@ -18,10 +18,10 @@ CL_MUST_CHECK char *cl_strndup(const char *s, size_t n);
 void cl_mem_free(void *p);
 
 /* Frees *pp and sets it to NULL. */
-#define cl_free(pp)                                                                                \
-    do {                                                                                           \
-        cl_mem_free(*(pp));                                                                        \
-        *(pp) = NULL;                                                                              \
+#define cl_free(pp)         \
+    do {                    \
+        cl_mem_free(*(pp)); \
+        *(pp) = NULL;       \
     } while (0)
 
 /* Allocation hook: when set, called before each allocation; returning nonzero fails it. */
