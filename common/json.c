@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cl/buf.h"
 #include "cl/err.h"
 #include "cl/mem.h"
 
@@ -20,29 +21,78 @@ int cl_jerr_set(struct cl_jerr *e, const char *field, const char *fmt, ...)
     return CL_ESCHEMA;
 }
 
+/* jansson 2.14's lexer ignores a failed buffer append and hands back a document with a
+ * truncated key or string (seen with tests/support failalloc); parse with an allocator that
+ * remembers any failure and drop such a document. */
+static json_malloc_t parse_malloc;
+static bool parse_failed;
+
+static void *sticky_malloc(size_t n)
+{
+    void *p = parse_malloc(n);
+
+    if (p == NULL)
+        parse_failed = true;
+    return p;
+}
+
 json_t *cl_json_loadb(const void *buf, size_t len, struct cl_jerr *e)
 {
     json_error_t je;
-    json_t *j = json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
+    json_free_t f;
+    json_t *j;
 
+    json_get_alloc_funcs(&parse_malloc, &f);
+    json_set_alloc_funcs(sticky_malloc, f);
+    parse_failed = false;
+    j = json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
+    json_set_alloc_funcs(parse_malloc, f);
+    if (parse_failed) {
+        json_decref(j);
+        cl_jerr_set(e, "", "out of memory");
+        return NULL;
+    }
     if (j == NULL)
         cl_jerr_set(e, "", "invalid JSON at line %d column %d: %s", je.line, je.column, je.text);
     return j;
 }
 
+#define DUMP_MAX (64u << 20)
+
+struct dump_state {
+    struct cl_buf b;
+    bool failed;
+};
+
+/* jansson 2.14 ignores the dump callback's result for object keys (dump.c), so a failed
+ * append must stick here or the output would silently lose a key. */
+static int dump_cb(const char *buf, size_t size, void *data)
+{
+    struct dump_state *d = data;
+
+    if (d->failed || cl_buf_append(&d->b, buf, size) != 0) {
+        d->failed = true;
+        return -1;
+    }
+    return 0;
+}
+
+char *cl_json_dumps_flags(const json_t *j, size_t flags)
+{
+    struct dump_state d = {.failed = false};
+    char *s = NULL;
+
+    cl_buf_init(&d.b, DUMP_MAX);
+    if (json_dump_callback(j, dump_cb, &d, flags | JSON_ENCODE_ANY) == 0 && !d.failed &&
+        cl_buf_append(&d.b, "", 1) == 0 && (s = cl_malloc(d.b.len)) != NULL)
+        memcpy(s, cl_buf_ptr(&d.b), d.b.len);
+    cl_buf_deinit(&d.b);
+    return s;
+}
+
 char *cl_json_dumps(const json_t *j)
 {
-    char *s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
-    char *d;
-
-    if (s == NULL)
-        return NULL;
-    /* jansson allocates through its hooks; hand back memory owned by cl_mem */
-    d = cl_strdup(s);
-    json_free_t f;
-    json_get_alloc_funcs(NULL, &f);
-    f(s);
-    return d;
+    return cl_json_dumps_flags(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
 }
 
 const char *cl_json_path(char *out, size_t outlen, const char *path, const char *key)

@@ -59,7 +59,8 @@ const char *cl_log_escape(const char *in, char *out, size_t outlen)
     return out;
 }
 
-static void vwrite(enum cl_log_level lvl, const char *mod, const char *fmt, va_list ap)
+__attribute__((format(printf, 3, 0))) static void vwrite(enum cl_log_level lvl, const char *mod,
+                                                         const char *fmt, va_list ap)
 {
     char msg[1024], esc[2048], ts[40];
     struct timespec now;

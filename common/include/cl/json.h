@@ -26,6 +26,8 @@ json_t *cl_json_loadb(const void *buf, size_t len, struct cl_jerr *e);
 
 /* Compact serialisation (sorted keys off, order preserved); new string, free with cl_free. */
 char *cl_json_dumps(const json_t *j);
+/* Same with jansson flags (e.g. JSON_INDENT(2) | JSON_PRESERVE_ORDER). */
+char *cl_json_dumps_flags(const json_t *j, size_t flags);
 
 /* Joins a path and a key: "spec" + "port" -> "spec.port"; "" + "spec" -> "spec". */
 const char *cl_json_path(char *out, size_t outlen, const char *path, const char *key);
