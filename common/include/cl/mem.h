@@ -28,7 +28,8 @@ void cl_mem_free(void *p);
 typedef int (*cl_mem_fail_cb)(size_t n);
 void cl_mem_set_fail_hook(cl_mem_fail_cb cb);
 
-/* Routes jansson's allocations through cl_malloc/cl_mem_free. Call once at start-up. */
+/* Routes jansson's allocations through this module (without the failure hook: jansson 2.14
+ * crashes when an allocation fails). Call once at start-up. */
 void cl_mem_install_jansson(void);
 
 /* Recover the owner of an embedded member. */

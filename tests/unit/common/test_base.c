@@ -157,26 +157,6 @@ static void json_strict(void **state)
     json_decref(j);
 }
 
-static void json_alloc_failures(void **state)
-{
-    const char *doc = "{\"a\":[1,2,{\"b\":\"c\"}],\"d\":\"e\"}";
-    long total;
-    (void)state;
-
-    cl_mem_install_jansson();
-    cl_failalloc_arm(1000000);
-    json_decref(cl_json_loadb(doc, strlen(doc), NULL));
-    total = cl_failalloc_count();
-    assert_true(total > 0);
-    for (long n = 0; n < total; n++) {
-        struct cl_jerr e;
-        cl_failalloc_arm(n);
-        json_t *j = cl_json_loadb(doc, strlen(doc), &e);
-        cl_failalloc_arm(-1);
-        json_decref(j); /* NULL-safe; either parsed or failed cleanly */
-    }
-}
-
 static void log_escape(void **state)
 {
     char out[32];
@@ -201,7 +181,7 @@ int main(void)
         cmocka_unit_test(numbers),
         cmocka_unit_test(addresses),
         cmocka_unit_test(json_strict),
-        cmocka_unit_test(json_alloc_failures),
+
         cmocka_unit_test(log_escape),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
