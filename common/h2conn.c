@@ -1,0 +1,1291 @@
+/*
+ * HTTP/2 connection core: nghttp2 session + sans-I/O TLS + libuv TCP (or memory, for tests).
+ *
+ * Output path: API calls and nghttp2 callbacks only *queue* work (nghttp2_submit_*, stream send
+ * queues) and ask for a flush; the flush runs once per loop iteration from a uv_prepare_t, so
+ * everything produced in one iteration leaves in one TLS write and one uv_write. The flush pulls
+ * frames with nghttp2_session_mem_send into a plaintext staging buffer (several frames), hands it
+ * to TLS in one call (several full records), and writes the TLS out queue with a single
+ * uv_write of several buffers. It stops pulling while more than OUT_HIWAT bytes of ciphertext
+ * wait for the socket, and resumes from the write callback.
+ *
+ * Input path: libuv reads ciphertext straight into the TLS input queue (no copy), TLS decrypts
+ * into a 64 KiB buffer, nghttp2_session_mem_recv parses it. DATA is delivered to the stream's
+ * on_data; connection-level flow-control credit is returned at once, stream-level credit only
+ * when the owner calls cl_h2stream_consume (automatic WINDOW_UPDATE is off).
+ *
+ * Lifetime: cl_h2conn_close() marks the connection closing, gives every stream its on_close,
+ * deletes the session and closes the handles; the last close callback calls the owner's
+ * on_close and frees. A close requested from inside an nghttp2 callback is deferred until
+ * nghttp2 has returned.
+ */
+#include "cl/h2conn.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <nghttp2/nghttp2.h>
+
+#include "cl/buf.h"
+#include "cl/bufq.h"
+#include "cl/err.h"
+#include "cl/list.h"
+#include "cl/log.h"
+#include "cl/mem.h"
+
+#define READ_PLAIN    (64 * 1024)
+#define STAGING_MAX   (256 * 1024)
+#define STAGING_HIWAT (64 * 1024)
+#define OUT_HIWAT     (1024 * 1024)
+#define MAX_IOV       64
+#define MAX_HDRS      64
+#define HDR_BYTES     (16 * 1024)
+
+enum conn_state {
+    ST_INIT,
+    ST_CONNECTING,
+    ST_HANDSHAKE,
+    ST_READY,
+    ST_CLOSING,
+    ST_COUNT,
+};
+
+static const char *const state_names[ST_COUNT] = {
+    [ST_INIT] = "init",   [ST_CONNECTING] = "connecting", [ST_HANDSHAKE] = "handshake",
+    [ST_READY] = "ready", [ST_CLOSING] = "closing",
+};
+
+struct hdrset {
+    struct cl_buf store; /* NUL-terminated names and values */
+    size_t off[MAX_HDRS][2];
+    size_t len[MAX_HDRS][2];
+    size_t n;
+};
+
+struct cl_h2stream {
+    struct cl_list link;
+    struct cl_h2conn *c;
+    int32_t id;
+    const struct cl_h2stream_cbs *cbs;
+    void *ud;
+    struct cl_bufq sendq;
+    size_t sendq_max;
+    struct hdrset hdrs;
+    bool has_provider; /* DATA may follow our HEADERS */
+    bool deferred;     /* data provider returned DEFERRED */
+    bool end_queued;   /* END_STREAM after the queued bytes */
+    bool above_hiwat;  /* owner saw a full queue: tell it when it drains */
+    bool notify_writable;
+    bool closed;
+};
+
+struct out_write {
+    uv_write_t req;
+    struct cl_h2conn *c;
+    size_t len;
+};
+
+struct cl_h2conn {
+    uv_loop_t *loop;
+    uv_tcp_t tcp;
+    uv_connect_t creq;
+    uv_timer_t timer;
+    uv_prepare_t prep;
+    int nhandles;
+    bool mem;
+    cl_h2conn_write_cb wcb;
+    void *wud;
+    struct cl_h2conn_opts o;
+    struct cl_h2conn_cbs cbs;
+    void *ud;
+    uint64_t id;
+    enum conn_state state;
+    struct cl_tls *tls;
+    nghttp2_session *ng;
+    struct cl_buf staging;
+    uint8_t *rbuf;
+    struct out_write wr;
+    size_t inflight;
+    bool writing;
+    bool flush_scheduled;
+    int in_ng; /* depth of nghttp2 calls on the stack */
+    bool close_deferred;
+    int deferred_err;
+    bool shutting_down; /* we sent GOAWAY: close when the last stream ends */
+    bool goaway_rcvd;
+    bool eof_rcvd;
+    int close_err;
+    struct cl_list streams;
+    size_t nstreams;
+    char detail[256];
+};
+
+static uint64_t next_conn_id = 1;
+
+static void schedule_flush(struct cl_h2conn *c);
+static void conn_close_now(struct cl_h2conn *c, int err);
+static void arm_timer(struct cl_h2conn *c, uint64_t ms);
+
+static void set_state(struct cl_h2conn *c, enum conn_state st)
+{
+    CL_TRACE("h2", "conn=%llu %s -> %s", (unsigned long long)c->id, state_names[c->state],
+             state_names[st]);
+    c->state = st;
+}
+
+/* ---- streams ------------------------------------------------------------------------------ */
+
+static struct cl_h2stream *stream_new(struct cl_h2conn *c, size_t sendq_max)
+{
+    struct cl_h2stream *s = cl_calloc(1, sizeof(*s));
+
+    if (s == NULL)
+        return NULL;
+    s->c = c;
+    s->id = -1;
+    s->sendq_max = sendq_max;
+    cl_bufq_init(&s->sendq, CL_BUFQ_CHUNK, (sendq_max + CL_BUFQ_CHUNK - 1) / CL_BUFQ_CHUNK);
+    cl_buf_init(&s->hdrs.store, HDR_BYTES);
+    cl_list_insert_tail(&c->streams, &s->link);
+    c->nstreams++;
+    return s;
+}
+
+static void stream_free(struct cl_h2stream *s)
+{
+    cl_list_remove(&s->link);
+    s->c->nstreams--;
+    cl_bufq_deinit(&s->sendq);
+    cl_buf_deinit(&s->hdrs.store);
+    cl_mem_free(s);
+}
+
+static int map_h2_error(uint32_t code)
+{
+    switch (code) {
+    case NGHTTP2_NO_ERROR:
+        return 0;
+    case NGHTTP2_REFUSED_STREAM:
+        return CL_EH2_REFUSED;
+    default:
+        return CL_EH2_RESET;
+    }
+}
+
+/* Calls on_close once and frees. */
+static void stream_finish(struct cl_h2stream *s, int err)
+{
+    struct cl_h2conn *c = s->c;
+
+    if (!s->closed) {
+        s->closed = true;
+        if (s->cbs != NULL && s->cbs->on_close != NULL)
+            s->cbs->on_close(s, err, s->ud);
+    }
+    stream_free(s);
+    if (c->state == ST_READY && c->nstreams == 0)
+        arm_timer(c, c->o.idle_timeout_ms);
+}
+
+/* ---- nghttp2 callbacks ---------------------------------------------------------------- */
+
+static ssize_t data_read_cb(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t length,
+                            uint32_t *flags, nghttp2_data_source *src, void *ud)
+{
+    struct cl_h2stream *s = src->ptr;
+    size_t n;
+
+    (void)ng;
+    (void)id;
+    (void)ud;
+    n = cl_bufq_read(&s->sendq, buf, length);
+    if (cl_bufq_is_empty(&s->sendq) && s->end_queued) {
+        *flags |= NGHTTP2_DATA_FLAG_EOF;
+        return (ssize_t)n;
+    }
+    if (s->above_hiwat && cl_bufq_len(&s->sendq) <= s->sendq_max / 4)
+        s->notify_writable = true;
+    if (n == 0) {
+        s->deferred = true;
+        return NGHTTP2_ERR_DEFERRED;
+    }
+    return (ssize_t)n;
+}
+
+static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
+{
+    struct cl_h2conn *c = ud;
+    struct cl_h2stream *s;
+
+    if (f->hd.type != NGHTTP2_HEADERS)
+        return 0;
+    s = nghttp2_session_get_stream_user_data(ng, f->hd.stream_id);
+    if (s == NULL && c->o.server && f->headers.cat == NGHTTP2_HCAT_REQUEST) {
+        if (c->shutting_down)
+            return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+        if ((s = stream_new(c, c->o.stream_sendq)) == NULL)
+            return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* resets the stream */
+        s->id = f->hd.stream_id;
+        nghttp2_session_set_stream_user_data(ng, f->hd.stream_id, s);
+        uv_timer_stop(&c->timer);
+    }
+    if (s != NULL) {
+        cl_buf_reset(&s->hdrs.store);
+        s->hdrs.n = 0;
+    }
+    return 0;
+}
+
+static int on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t *name,
+                     size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags, void *ud)
+{
+    struct cl_h2stream *s = nghttp2_session_get_stream_user_data(ng, f->hd.stream_id);
+    struct hdrset *h;
+
+    (void)flags;
+    (void)ud;
+    if (s == NULL)
+        return 0;
+    h = &s->hdrs;
+    if (h->n >= MAX_HDRS)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    h->off[h->n][0] = h->store.len;
+    h->len[h->n][0] = namelen;
+    if (cl_buf_append(&h->store, name, namelen) != 0 || cl_buf_append(&h->store, "", 1) != 0)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    h->off[h->n][1] = h->store.len;
+    h->len[h->n][1] = valuelen;
+    if (cl_buf_append(&h->store, value, valuelen) != 0 || cl_buf_append(&h->store, "", 1) != 0)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    h->n++;
+    return 0;
+}
+
+/* Builds the header array (pseudo-headers separated out). */
+static size_t collect_hdrs(struct cl_h2stream *s, struct cl_h2_hdr *out, struct cl_h2_req *req,
+                           int *status)
+{
+    struct hdrset *h = &s->hdrs;
+    const char *base = (const char *)cl_buf_ptr(&h->store);
+    size_t n = 0;
+
+    for (size_t i = 0; i < h->n; i++) {
+        const char *name = base + h->off[i][0];
+        const char *value = base + h->off[i][1];
+        if (name[0] == ':') {
+            if (req != NULL && strcmp(name, ":method") == 0)
+                req->method = value;
+            else if (req != NULL && strcmp(name, ":path") == 0)
+                req->path = value;
+            else if (req != NULL && strcmp(name, ":authority") == 0)
+                req->authority = value;
+            else if (req != NULL && strcmp(name, ":scheme") == 0)
+                req->scheme = value;
+            else if (status != NULL && strcmp(name, ":status") == 0)
+                *status = (int)strtol(value, NULL, 10);
+            continue;
+        }
+        out[n].name = name;
+        out[n].namelen = h->len[i][0];
+        out[n].value = value;
+        out[n].valuelen = h->len[i][1];
+        n++;
+    }
+    return n;
+}
+
+static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
+{
+    struct cl_h2conn *c = ud;
+    struct cl_h2stream *s = NULL;
+    struct cl_h2_hdr hdrs[MAX_HDRS];
+
+    if (f->hd.type == NGHTTP2_GOAWAY) {
+        c->goaway_rcvd = true;
+        if (c->cbs.on_goaway != NULL)
+            c->cbs.on_goaway(c, c->ud);
+        return 0;
+    }
+    if (f->hd.stream_id != 0)
+        s = nghttp2_session_get_stream_user_data(ng, f->hd.stream_id);
+    if (s == NULL)
+        return 0;
+    if (f->hd.type == NGHTTP2_HEADERS) {
+        if (f->headers.cat == NGHTTP2_HCAT_REQUEST && c->o.server) {
+            struct cl_h2_req req = {0};
+            req.hdrs = hdrs;
+            req.nhdrs = collect_hdrs(s, hdrs, &req, NULL);
+            if (req.method == NULL) {
+                nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_PROTOCOL_ERROR);
+                return 0;
+            }
+            if (c->cbs.on_request != NULL)
+                c->cbs.on_request(c, s, &req, c->ud);
+            if (s->cbs == NULL && !s->closed) /* owner ignored it: refuse */
+                nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_REFUSED_STREAM);
+        } else if (f->headers.cat == NGHTTP2_HCAT_RESPONSE && !c->o.server) {
+            int status = 0;
+            size_t n = collect_hdrs(s, hdrs, NULL, &status);
+            if (status >= 100 && status < 200)
+                return 0; /* interim */
+            if (s->cbs != NULL && s->cbs->on_response != NULL)
+                s->cbs->on_response(s, status, hdrs, n, s->ud);
+        }
+    }
+    if ((f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA) &&
+        (f->hd.flags & NGHTTP2_FLAG_END_STREAM) && s->cbs != NULL && s->cbs->on_end != NULL)
+        s->cbs->on_end(s, s->ud);
+    return 0;
+}
+
+static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8_t *data,
+                         size_t len, void *ud)
+{
+    struct cl_h2stream *s = nghttp2_session_get_stream_user_data(ng, id);
+
+    (void)flags;
+    (void)ud;
+    /* the connection window is returned at once: each stream's own window bounds its memory */
+    nghttp2_session_consume_connection(ng, len);
+    if (s == NULL || s->cbs == NULL || s->cbs->on_data == NULL) {
+        nghttp2_session_consume_stream(ng, id, len);
+        return 0;
+    }
+    s->cbs->on_data(s, data, len, s->ud);
+    return 0;
+}
+
+static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t code, void *ud)
+{
+    struct cl_h2stream *s = nghttp2_session_get_stream_user_data(ng, id);
+
+    (void)ud;
+    if (s != NULL) {
+        nghttp2_session_set_stream_user_data(ng, id, NULL);
+        stream_finish(s, map_h2_error(code));
+    }
+    return 0;
+}
+
+/* ---- output ------------------------------------------------------------------------------- */
+
+static void on_out_write(uv_write_t *req, int status);
+
+static void write_out(struct cl_h2conn *c)
+{
+    struct cl_bufq *q = cl_tls_outq(c->tls);
+    struct iovec iov[MAX_IOV];
+    uv_buf_t bufs[MAX_IOV];
+    size_t n, total = 0;
+    int rc;
+
+    if (c->writing || cl_bufq_len(q) == 0)
+        return;
+    n = cl_bufq_peek_iov(q, 0, iov, MAX_IOV);
+    if (c->mem) {
+        for (size_t i = 0; i < n; i++)
+            total += iov[i].iov_len;
+        for (size_t i = 0; i < n; i++)
+            c->wcb(c, iov[i].iov_base, iov[i].iov_len, c->wud);
+        cl_bufq_consume(q, total);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        bufs[i] = uv_buf_init(iov[i].iov_base, (unsigned)iov[i].iov_len);
+        total += iov[i].iov_len;
+    }
+    c->wr.c = c;
+    c->wr.len = total;
+    if ((rc = uv_write(&c->wr.req, (uv_stream_t *)&c->tcp, bufs, (unsigned)n, on_out_write)) != 0) {
+        conn_close_now(c, rc);
+        return;
+    }
+    c->writing = true;
+    c->inflight = total;
+}
+
+static void on_out_write(uv_write_t *req, int status)
+{
+    struct out_write *w = CL_CONTAINER_OF(req, struct out_write, req);
+    struct cl_h2conn *c = w->c;
+
+    c->writing = false;
+    if (c->state == ST_CLOSING)
+        return;
+    cl_bufq_consume(cl_tls_outq(c->tls), w->len);
+    c->inflight = 0;
+    if (status < 0) {
+        snprintf(c->detail, sizeof(c->detail), "write: %s", uv_strerror(status));
+        conn_close_now(c, status);
+        return;
+    }
+    schedule_flush(c);
+}
+
+static int tls_push_staging(struct cl_h2conn *c)
+{
+    ssize_t n;
+
+    if (c->staging.len == 0)
+        return 0;
+    n = cl_tls_write(c->tls, cl_buf_ptr(&c->staging), c->staging.len);
+    cl_buf_reset(&c->staging);
+    return n < 0 ? (int)n : 0;
+}
+
+static void notify_writable(struct cl_h2conn *c)
+{
+    struct cl_list *pos, *tmp;
+
+    cl_list_foreach_safe(pos, tmp, &c->streams)
+    {
+        struct cl_h2stream *s = CL_CONTAINER_OF(pos, struct cl_h2stream, link);
+        if (s->notify_writable && c->state != ST_CLOSING) {
+            s->notify_writable = false;
+            s->above_hiwat = false;
+            if (s->cbs != NULL && s->cbs->on_writable != NULL)
+                s->cbs->on_writable(s, s->ud);
+        }
+    }
+}
+
+static void flush(struct cl_h2conn *c)
+{
+    int rc;
+
+    if (c->state == ST_CLOSING)
+        return;
+    if (c->state == ST_READY) {
+        while (cl_bufq_len(cl_tls_outq(c->tls)) < OUT_HIWAT) {
+            const uint8_t *data;
+            ssize_t n;
+            c->in_ng++;
+            n = nghttp2_session_mem_send(c->ng, &data);
+            c->in_ng--;
+            if (n < 0) {
+                snprintf(c->detail, sizeof(c->detail), "nghttp2: %s", nghttp2_strerror((int)n));
+                conn_close_now(c, CL_EH2);
+                return;
+            }
+            if (n == 0)
+                break;
+            if (cl_buf_append(&c->staging, data, (size_t)n) != 0) {
+                conn_close_now(c, CL_ENOMEM);
+                return;
+            }
+            if (c->staging.len >= STAGING_HIWAT && (rc = tls_push_staging(c)) != 0) {
+                conn_close_now(c, rc);
+                return;
+            }
+        }
+        if ((rc = tls_push_staging(c)) != 0) {
+            conn_close_now(c, rc);
+            return;
+        }
+    }
+    write_out(c);
+    if (c->state == ST_CLOSING)
+        return;
+    if (c->close_deferred) {
+        conn_close_now(c, c->deferred_err);
+        return;
+    }
+    notify_writable(c);
+    if (c->state == ST_READY && !c->writing && cl_bufq_len(cl_tls_outq(c->tls)) == 0 &&
+        ((!nghttp2_session_want_read(c->ng) && !nghttp2_session_want_write(c->ng)) ||
+         (c->shutting_down && c->nstreams == 0) || c->eof_rcvd))
+        conn_close_now(c, c->eof_rcvd && c->nstreams > 0 ? CL_EOF : 0);
+}
+
+static void on_prepare(uv_prepare_t *p)
+{
+    struct cl_h2conn *c = CL_CONTAINER_OF(p, struct cl_h2conn, prep);
+
+    uv_prepare_stop(p);
+    c->flush_scheduled = false;
+    flush(c);
+}
+
+static void schedule_flush(struct cl_h2conn *c)
+{
+    if (c->flush_scheduled || c->state == ST_CLOSING)
+        return;
+    c->flush_scheduled = true;
+    uv_prepare_start(&c->prep, on_prepare);
+}
+
+/* ---- input -------------------------------------------------------------------------------- */
+
+static int session_create(struct cl_h2conn *c)
+{
+    nghttp2_session_callbacks *cbs = NULL;
+    nghttp2_option *opt = NULL;
+    int rc;
+
+    if (nghttp2_session_callbacks_new(&cbs) != 0 || nghttp2_option_new(&opt) != 0) {
+        nghttp2_session_callbacks_del(cbs);
+        return CL_ENOMEM;
+    }
+    nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
+    nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
+    nghttp2_option_set_no_auto_window_update(opt, 1);
+    nghttp2_option_set_peer_max_concurrent_streams(opt, c->o.max_streams);
+    if (c->o.server)
+        rc = nghttp2_session_server_new2(&c->ng, cbs, c, opt);
+    else
+        rc = nghttp2_session_client_new2(&c->ng, cbs, c, opt);
+    nghttp2_session_callbacks_del(cbs);
+    nghttp2_option_del(opt);
+    if (rc != 0)
+        return CL_ENOMEM;
+    nghttp2_settings_entry iv[] = {
+        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, c->o.max_streams},
+        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, c->o.stream_window},
+        {NGHTTP2_SETTINGS_MAX_FRAME_SIZE, c->o.max_frame},
+        {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+    };
+    size_t niv = c->o.server ? 3 : 4;
+    if (nghttp2_submit_settings(c->ng, NGHTTP2_FLAG_NONE, iv, niv) != 0 ||
+        nghttp2_session_set_local_window_size(c->ng, NGHTTP2_FLAG_NONE, 0,
+                                              (int32_t)c->o.conn_window) != 0)
+        return CL_ENOMEM;
+    return 0;
+}
+
+static void process_input(struct cl_h2conn *c)
+{
+    int rc;
+
+    if (c->state == ST_HANDSHAKE) {
+        rc = cl_tls_handshake(c->tls);
+        if (rc == CL_EAGAIN) {
+            write_out(c);
+            return;
+        }
+        if (rc != 0) {
+            snprintf(c->detail, sizeof(c->detail), "%s", cl_tls_error_detail(c->tls));
+            write_out(c); /* the alert, if any */
+            conn_close_now(c, rc);
+            return;
+        }
+        uv_timer_stop(&c->timer);
+        set_state(c, ST_READY);
+        if (c->nstreams == 0)
+            arm_timer(c, c->o.idle_timeout_ms);
+        if (c->cbs.on_ready != NULL)
+            c->cbs.on_ready(c, c->ud);
+        if (c->state == ST_CLOSING)
+            return;
+    }
+    for (;;) {
+        ssize_t n = cl_tls_read(c->tls, c->rbuf, READ_PLAIN);
+        if (n == CL_EAGAIN)
+            break;
+        if (n == CL_EOF || n == CL_ETLS_CLOSED) {
+            c->eof_rcvd = true;
+            break;
+        }
+        if (n < 0) {
+            snprintf(c->detail, sizeof(c->detail), "%s", cl_tls_error_detail(c->tls));
+            conn_close_now(c, (int)n);
+            return;
+        }
+        c->in_ng++;
+        ssize_t r = nghttp2_session_mem_recv(c->ng, c->rbuf, (size_t)n);
+        c->in_ng--;
+        if (c->close_deferred) {
+            conn_close_now(c, c->deferred_err);
+            return;
+        }
+        if (r < 0) {
+            snprintf(c->detail, sizeof(c->detail), "nghttp2: %s", nghttp2_strerror((int)r));
+            conn_close_now(c, CL_EH2);
+            return;
+        }
+    }
+    schedule_flush(c);
+}
+
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    struct cl_h2conn *c = CL_CONTAINER_OF((uv_tcp_t *)h, struct cl_h2conn, tcp);
+    uint8_t *p = NULL;
+    size_t n;
+
+    (void)hint;
+    n = c->state == ST_CLOSING ? 0 : cl_tls_in_reserve(c->tls, &p);
+    buf->base = (char *)p;
+    buf->len = n;
+}
+
+static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+{
+    struct cl_h2conn *c = CL_CONTAINER_OF((uv_tcp_t *)st, struct cl_h2conn, tcp);
+
+    (void)buf;
+    if (c->state == ST_CLOSING)
+        return;
+    if (nread < 0) {
+        if (nread != UV_EOF)
+            snprintf(c->detail, sizeof(c->detail), "read: %s", uv_strerror((int)nread));
+        else if (c->state == ST_HANDSHAKE)
+            snprintf(c->detail, sizeof(c->detail), "connection closed during the TLS handshake");
+        conn_close_now(c, nread == UV_EOF ? (c->state == ST_HANDSHAKE ? CL_ETLS : 0) : (int)nread);
+        return;
+    }
+    if (nread == 0)
+        return;
+    cl_tls_in_commit(c->tls, (size_t)nread);
+    process_input(c);
+}
+
+int cl_h2conn_feed(struct cl_h2conn *c, const uint8_t *data, size_t len)
+{
+    while (len > 0 && c->state != ST_CLOSING) {
+        uint8_t *p;
+        size_t n = cl_tls_in_reserve(c->tls, &p);
+        if (n == 0)
+            return CL_EBUSY;
+        if (n > len)
+            n = len;
+        memcpy(p, data, n);
+        cl_tls_in_commit(c->tls, n);
+        data += n;
+        len -= n;
+        process_input(c);
+    }
+    return c->state == ST_CLOSING ? CL_ECLOSED : 0;
+}
+
+void cl_h2conn_feed_eof(struct cl_h2conn *c)
+{
+    if (c->state != ST_CLOSING)
+        conn_close_now(c, c->state == ST_HANDSHAKE ? CL_ETLS : 0);
+}
+
+/* ---- lifetime ---------------------------------------------------------------------------- */
+
+static void on_handle_close(uv_handle_t *h)
+{
+    struct cl_h2conn *c = h->data;
+
+    if (--c->nhandles > 0)
+        return;
+    if (c->cbs.on_close != NULL)
+        c->cbs.on_close(c, c->close_err, c->ud);
+    cl_tls_free(c->tls);
+    cl_tls_ctx_unref(c->o.tls);
+    cl_buf_deinit(&c->staging);
+    cl_mem_free(c->rbuf);
+    cl_mem_free(c);
+}
+
+static void close_handles(struct cl_h2conn *c)
+{
+    c->nhandles = c->mem ? 2 : 3;
+    uv_close((uv_handle_t *)&c->timer, on_handle_close);
+    uv_close((uv_handle_t *)&c->prep, on_handle_close);
+    if (!c->mem)
+        uv_close((uv_handle_t *)&c->tcp, on_handle_close);
+}
+
+static void conn_close_now(struct cl_h2conn *c, int err)
+{
+    struct cl_list *pos, *tmp;
+
+    if (c->state == ST_CLOSING)
+        return;
+    if (c->in_ng > 0) { /* inside nghttp2: finish once it has returned */
+        if (!c->close_deferred) {
+            c->close_deferred = true;
+            c->deferred_err = err;
+        }
+        return;
+    }
+    CL_DEBUG("h2", "conn=%llu closing: %s%s%s", (unsigned long long)c->id, cl_strerror(err),
+             c->detail[0] ? ": " : "", c->detail);
+    set_state(c, ST_CLOSING);
+    c->close_err = err;
+    cl_list_foreach_safe(pos, tmp, &c->streams)
+    {
+        struct cl_h2stream *s = CL_CONTAINER_OF(pos, struct cl_h2stream, link);
+        if (s->id >= 0 && c->ng != NULL)
+            nghttp2_session_set_stream_user_data(c->ng, s->id, NULL);
+        stream_finish(s, err != 0 ? err : CL_ECLOSED);
+    }
+    nghttp2_session_del(c->ng);
+    c->ng = NULL;
+    close_handles(c);
+}
+
+void cl_h2conn_close(struct cl_h2conn *c, int err)
+{
+    if (c != NULL)
+        conn_close_now(c, err);
+}
+
+void cl_h2conn_shutdown(struct cl_h2conn *c)
+{
+    if (c->state == ST_CLOSING || c->shutting_down)
+        return;
+    c->shutting_down = true;
+    if (c->state == ST_READY) {
+        nghttp2_submit_goaway(c->ng, NGHTTP2_FLAG_NONE,
+                              nghttp2_session_get_last_proc_stream_id(c->ng), NGHTTP2_NO_ERROR,
+                              NULL, 0);
+        schedule_flush(c);
+    } else {
+        conn_close_now(c, 0);
+    }
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    struct cl_h2conn *c = CL_CONTAINER_OF(t, struct cl_h2conn, timer);
+
+    if (c->state == ST_HANDSHAKE || c->state == ST_CONNECTING) {
+        snprintf(c->detail, sizeof(c->detail), "%s timed out",
+                 c->state == ST_CONNECTING ? "connect" : "TLS handshake");
+        conn_close_now(c, CL_ETIMEDOUT);
+    } else if (c->state == ST_READY && c->nstreams == 0) {
+        conn_close_now(c, 0); /* idle */
+    }
+}
+
+static void arm_timer(struct cl_h2conn *c, uint64_t ms)
+{
+    if (ms > 0)
+        uv_timer_start(&c->timer, on_timer, ms, 0);
+}
+
+static int conn_init(uv_loop_t *loop, const struct cl_h2conn_opts *o, struct cl_h2conn **out)
+{
+    struct cl_h2conn *c;
+    int rc;
+
+    if (o == NULL || o->tls == NULL || o->cbs == NULL)
+        return CL_EINVAL;
+    if ((c = cl_calloc(1, sizeof(*c))) == NULL)
+        return CL_ENOMEM;
+    c->loop = loop;
+    c->o = *o;
+    c->cbs = *o->cbs;
+    c->ud = o->ud;
+    c->o.server_name = NULL; /* not kept: only used for the TLS object below */
+    if (c->o.stream_window == 0)
+        c->o.stream_window = 1u << 20;
+    if (c->o.conn_window == 0)
+        c->o.conn_window = 16u << 20;
+    if (c->o.max_frame == 0)
+        c->o.max_frame = 16384;
+    if (c->o.stream_sendq == 0)
+        c->o.stream_sendq = 256 * 1024;
+    if (c->o.max_streams == 0)
+        c->o.max_streams = 10000;
+    if (c->o.handshake_timeout_ms == 0)
+        c->o.handshake_timeout_ms = 10000;
+    c->id = next_conn_id++;
+    cl_list_init(&c->streams);
+    cl_buf_init(&c->staging, STAGING_MAX);
+    if ((c->rbuf = cl_malloc(READ_PLAIN)) == NULL ||
+        (c->tls = cl_tls_new(o->tls, o->server ? NULL : o->server_name)) == NULL) {
+        cl_mem_free(c->rbuf);
+        cl_mem_free(c);
+        return CL_ENOMEM;
+    }
+    cl_tls_ctx_ref(o->tls);
+    if ((rc = session_create(c)) != 0) {
+        nghttp2_session_del(c->ng);
+        cl_tls_free(c->tls);
+        cl_tls_ctx_unref(o->tls);
+        cl_mem_free(c->rbuf);
+        cl_mem_free(c);
+        return rc;
+    }
+    uv_timer_init(loop, &c->timer);
+    uv_prepare_init(loop, &c->prep);
+    c->timer.data = c;
+    c->prep.data = c;
+    *out = c;
+    return 0;
+}
+
+int cl_h2conn_new(uv_loop_t *loop, const struct cl_h2conn_opts *o, struct cl_h2conn **out)
+{
+    struct cl_h2conn *c;
+    int rc = conn_init(loop, o, &c);
+
+    if (rc != 0)
+        return rc;
+    uv_tcp_init(loop, &c->tcp);
+    c->tcp.data = c;
+    *out = c;
+    return 0;
+}
+
+int cl_h2conn_new_mem(uv_loop_t *loop, const struct cl_h2conn_opts *o, cl_h2conn_write_cb wcb,
+                      void *wud, struct cl_h2conn **out)
+{
+    struct cl_h2conn *c;
+    int rc = conn_init(loop, o, &c);
+
+    if (rc != 0)
+        return rc;
+    c->mem = true;
+    c->wcb = wcb;
+    c->wud = wud;
+    set_state(c, ST_HANDSHAKE);
+    arm_timer(c, c->o.handshake_timeout_ms);
+    if (!o->server) {
+        (void)cl_tls_handshake(c->tls); /* ClientHello */
+        schedule_flush(c);
+    }
+    *out = c;
+    return 0;
+}
+
+/* Frees a connection that never started (no on_close). */
+static void abort_unstarted(struct cl_h2conn *c)
+{
+    c->cbs.on_close = NULL;
+    conn_close_now(c, CL_ECLOSED);
+}
+
+static int start_io(struct cl_h2conn *c)
+{
+    int rc;
+
+    uv_tcp_nodelay(&c->tcp, 1);
+    if ((rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read)) != 0)
+        return rc;
+    set_state(c, ST_HANDSHAKE);
+    arm_timer(c, c->o.handshake_timeout_ms);
+    if (!c->o.server) {
+        rc = cl_tls_handshake(c->tls);
+        if (rc != CL_EAGAIN && rc != 0) {
+            snprintf(c->detail, sizeof(c->detail), "%s", cl_tls_error_detail(c->tls));
+            conn_close_now(c, rc);
+            return 0;
+        }
+        write_out(c);
+    }
+    return 0;
+}
+
+int cl_h2conn_accept(struct cl_h2conn *c, uv_stream_t *listener)
+{
+    int rc = uv_accept(listener, (uv_stream_t *)&c->tcp);
+
+    if (rc == 0)
+        rc = start_io(c);
+    if (rc != 0)
+        abort_unstarted(c);
+    return rc;
+}
+
+static void on_connect(uv_connect_t *req, int status)
+{
+    struct cl_h2conn *c = CL_CONTAINER_OF(req, struct cl_h2conn, creq);
+
+    if (c->state == ST_CLOSING)
+        return;
+    if (status < 0) {
+        snprintf(c->detail, sizeof(c->detail), "connect: %s", uv_strerror(status));
+        conn_close_now(c, status);
+        return;
+    }
+    if ((status = start_io(c)) != 0)
+        conn_close_now(c, status);
+}
+
+int cl_h2conn_connect(struct cl_h2conn *c, const struct sockaddr *addr)
+{
+    int rc = uv_tcp_connect(&c->creq, &c->tcp, addr, on_connect);
+
+    if (rc != 0) {
+        abort_unstarted(c);
+        return rc;
+    }
+    set_state(c, ST_CONNECTING);
+    arm_timer(c, c->o.handshake_timeout_ms);
+    return 0;
+}
+
+/* ---- accessors ---------------------------------------------------------------------------- */
+
+bool cl_h2conn_is_ready(const struct cl_h2conn *c)
+{
+    return c->state == ST_READY;
+}
+
+bool cl_h2conn_can_open(const struct cl_h2conn *c)
+{
+    return c->state != ST_CLOSING && !c->shutting_down && !c->goaway_rcvd && !c->eof_rcvd &&
+           c->ng != NULL && nghttp2_session_check_request_allowed(c->ng);
+}
+
+size_t cl_h2conn_nstreams(const struct cl_h2conn *c)
+{
+    return c->nstreams;
+}
+
+const struct cl_tls_peer *cl_h2conn_peer(const struct cl_h2conn *c)
+{
+    return cl_tls_peer(c->tls);
+}
+
+const char *cl_h2conn_error_detail(const struct cl_h2conn *c)
+{
+    return c->detail;
+}
+
+void *cl_h2conn_ud(const struct cl_h2conn *c)
+{
+    return c->ud;
+}
+
+void cl_h2conn_set_ud(struct cl_h2conn *c, void *ud)
+{
+    c->ud = ud;
+}
+
+uint64_t cl_h2conn_id(const struct cl_h2conn *c)
+{
+    return c->id;
+}
+
+/* ---- stream API --------------------------------------------------------------------------- */
+
+static nghttp2_nv *make_nva(const struct cl_h2_hdr *hdrs, size_t n)
+{
+    nghttp2_nv *nva = cl_calloc(n ? n : 1, sizeof(*nva));
+
+    if (nva == NULL)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        nva[i].name = (uint8_t *)(uintptr_t)hdrs[i].name;
+        nva[i].namelen = hdrs[i].namelen;
+        nva[i].value = (uint8_t *)(uintptr_t)hdrs[i].value;
+        nva[i].valuelen = hdrs[i].valuelen;
+        nva[i].flags = NGHTTP2_NV_FLAG_NONE;
+    }
+    return nva;
+}
+
+static struct cl_h2stream *open_stream(struct cl_h2conn *c, const struct cl_h2_hdr *hdrs,
+                                       size_t nhdrs, bool end_stream, size_t sendq_max,
+                                       const struct cl_h2stream_cbs *cbs, void *ud)
+{
+    struct cl_h2stream *s;
+    nghttp2_data_provider prd;
+    nghttp2_nv *nva;
+    int32_t id;
+
+    if (!cl_h2conn_can_open(c))
+        return NULL;
+    if ((s = stream_new(c, sendq_max)) == NULL)
+        return NULL;
+    if ((nva = make_nva(hdrs, nhdrs)) == NULL) {
+        stream_free(s);
+        return NULL;
+    }
+    s->cbs = cbs;
+    s->ud = ud;
+    prd.source.ptr = s;
+    prd.read_callback = data_read_cb;
+    s->has_provider = !end_stream;
+    id = nghttp2_submit_request(c->ng, NULL, nva, nhdrs, end_stream ? NULL : &prd, s);
+    cl_mem_free(nva);
+    if (id < 0) {
+        stream_free(s);
+        return NULL;
+    }
+    s->id = id;
+    uv_timer_stop(&c->timer);
+    schedule_flush(c);
+    return s;
+}
+
+struct cl_h2stream *cl_h2conn_open(struct cl_h2conn *c, const struct cl_h2_hdr *hdrs, size_t nhdrs,
+                                   bool end_stream, const struct cl_h2stream_cbs *cbs, void *ud)
+{
+    return open_stream(c, hdrs, nhdrs, end_stream, c->o.stream_sendq, cbs, ud);
+}
+
+int cl_h2stream_respond(struct cl_h2stream *s, int status, const struct cl_h2_hdr *hdrs,
+                        size_t nhdrs, bool end_stream)
+{
+    struct cl_h2conn *c = s->c;
+    nghttp2_data_provider prd;
+    nghttp2_nv *nva;
+    char st[8];
+    int rc;
+
+    if (c->state == ST_CLOSING || s->closed)
+        return CL_ECLOSED;
+    if ((nva = cl_calloc(nhdrs + 1, sizeof(*nva))) == NULL)
+        return CL_ENOMEM;
+    snprintf(st, sizeof(st), "%d", status);
+    nva[0].name = (uint8_t *)":status";
+    nva[0].namelen = 7;
+    nva[0].value = (uint8_t *)st;
+    nva[0].valuelen = strlen(st);
+    for (size_t i = 0; i < nhdrs; i++) {
+        nva[i + 1].name = (uint8_t *)(uintptr_t)hdrs[i].name;
+        nva[i + 1].namelen = hdrs[i].namelen;
+        nva[i + 1].value = (uint8_t *)(uintptr_t)hdrs[i].value;
+        nva[i + 1].valuelen = hdrs[i].valuelen;
+    }
+    prd.source.ptr = s;
+    prd.read_callback = data_read_cb;
+    s->has_provider = !end_stream;
+    rc = nghttp2_submit_response(c->ng, s->id, nva, nhdrs + 1, end_stream ? NULL : &prd);
+    cl_mem_free(nva);
+    schedule_flush(c);
+    return rc == 0 ? 0 : CL_EH2;
+}
+
+void cl_h2stream_set_cbs(struct cl_h2stream *s, const struct cl_h2stream_cbs *cbs, void *ud)
+{
+    s->cbs = cbs;
+    s->ud = ud;
+}
+
+void *cl_h2stream_ud(const struct cl_h2stream *s)
+{
+    return s->ud;
+}
+
+int32_t cl_h2stream_id(const struct cl_h2stream *s)
+{
+    return s->id;
+}
+
+struct cl_h2conn *cl_h2stream_conn(const struct cl_h2stream *s)
+{
+    return s->c;
+}
+
+static void data_available(struct cl_h2stream *s)
+{
+    struct cl_h2conn *c = s->c;
+
+    if (s->deferred && c->ng != NULL && s->id > 0) {
+        s->deferred = false;
+        nghttp2_session_resume_data(c->ng, s->id);
+    }
+    schedule_flush(c);
+}
+
+size_t cl_h2stream_reserve(struct cl_h2stream *s, uint8_t **p)
+{
+    size_t n;
+
+    if (s->c->state == ST_CLOSING || s->closed || s->end_queued)
+        return 0;
+    n = cl_bufq_len(&s->sendq) >= s->sendq_max ? 0 : cl_bufq_reserve(&s->sendq, p);
+    if (n == 0)
+        s->above_hiwat = true;
+    return n;
+}
+
+void cl_h2stream_commit(struct cl_h2stream *s, size_t n)
+{
+    if (n == 0)
+        return;
+    cl_bufq_commit(&s->sendq, n);
+    data_available(s);
+}
+
+ssize_t cl_h2stream_write(struct cl_h2stream *s, const void *data, size_t len)
+{
+    const uint8_t *src = data;
+    size_t done = 0;
+
+    if (s->c->state == ST_CLOSING || s->closed || s->end_queued)
+        return CL_ECLOSED;
+    while (done < len) {
+        uint8_t *p;
+        size_t n = cl_h2stream_reserve(s, &p);
+        if (n == 0)
+            break;
+        if (n > len - done)
+            n = len - done;
+        memcpy(p, src + done, n);
+        cl_bufq_commit(&s->sendq, n);
+        done += n;
+    }
+    if (done > 0)
+        data_available(s);
+    return (ssize_t)done;
+}
+
+size_t cl_h2stream_sendq_len(const struct cl_h2stream *s)
+{
+    return cl_bufq_len(&s->sendq);
+}
+
+int cl_h2stream_end(struct cl_h2stream *s)
+{
+    if (s->c->state == ST_CLOSING || s->closed)
+        return CL_ECLOSED;
+    if (!s->has_provider || s->end_queued)
+        return 0;
+    s->end_queued = true;
+    s->deferred = true; /* make data_available resume it even if not deferred: harmless */
+    data_available(s);
+    return 0;
+}
+
+void cl_h2stream_consume(struct cl_h2stream *s, size_t n)
+{
+    struct cl_h2conn *c = s->c;
+
+    if (c->state == ST_CLOSING || s->closed || c->ng == NULL || n == 0)
+        return;
+    nghttp2_session_consume_stream(c->ng, s->id, n);
+    schedule_flush(c);
+}
+
+void cl_h2stream_reset(struct cl_h2stream *s, uint32_t h2_error)
+{
+    struct cl_h2conn *c = s->c;
+
+    if (c->state == ST_CLOSING || s->closed || c->ng == NULL)
+        return;
+    nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, s->id, h2_error);
+    schedule_flush(c);
+}
+
+/* ---- buffered fetch ----------------------------------------------------------------------- */
+
+struct fetch {
+    uv_timer_t timer;
+    struct cl_buf body;
+    cl_h2_fetch_cb cb;
+    void *ud;
+    struct cl_h2stream *s;
+    int status;
+    bool done;
+};
+
+static void on_fetch_timer_close(uv_handle_t *h)
+{
+    struct fetch *f = CL_CONTAINER_OF((uv_timer_t *)h, struct fetch, timer);
+
+    cl_buf_deinit(&f->body);
+    cl_mem_free(f);
+}
+
+static void fetch_done(struct fetch *f, int err)
+{
+    if (f->done)
+        return;
+    f->done = true;
+    uv_timer_stop(&f->timer);
+    if (err == 0)
+        f->cb(0, f->status, cl_buf_ptr(&f->body), f->body.len, f->ud);
+    else
+        f->cb(err, 0, NULL, 0, f->ud);
+}
+
+static void fetch_on_response(struct cl_h2stream *s, int status, const struct cl_h2_hdr *h,
+                              size_t n, void *ud)
+{
+    struct fetch *f = ud;
+
+    (void)s;
+    (void)h;
+    (void)n;
+    f->status = status;
+}
+
+static void fetch_on_data(struct cl_h2stream *s, const uint8_t *data, size_t len, void *ud)
+{
+    struct fetch *f = ud;
+
+    cl_h2stream_consume(s, len);
+    if (f->done)
+        return;
+    if (cl_buf_append(&f->body, data, len) != 0) {
+        fetch_done(f, CL_EBUSY);
+        cl_h2stream_reset(s, NGHTTP2_CANCEL);
+    }
+}
+
+static void fetch_on_end(struct cl_h2stream *s, void *ud)
+{
+    (void)s;
+    fetch_done(ud, 0);
+}
+
+static void fetch_on_close(struct cl_h2stream *s, int err, void *ud)
+{
+    struct fetch *f = ud;
+
+    (void)s;
+    f->s = NULL;
+    fetch_done(f, err != 0 ? err : CL_EH2_RESET);
+    uv_close((uv_handle_t *)&f->timer, on_fetch_timer_close);
+}
+
+static void on_fetch_timeout(uv_timer_t *t)
+{
+    struct fetch *f = CL_CONTAINER_OF(t, struct fetch, timer);
+
+    fetch_done(f, CL_ETIMEDOUT);
+    if (f->s != NULL)
+        cl_h2stream_reset(f->s, NGHTTP2_CANCEL);
+}
+
+static const struct cl_h2stream_cbs fetch_cbs = {
+    .on_response = fetch_on_response,
+    .on_data = fetch_on_data,
+    .on_end = fetch_on_end,
+    .on_close = fetch_on_close,
+};
+
+int cl_h2_fetch(struct cl_h2conn *c, const char *method, const char *authority, const char *path,
+                const struct cl_h2_hdr *extra, size_t nextra, const void *body, size_t bodylen,
+                size_t max_body, uint64_t timeout_ms, cl_h2_fetch_cb cb, void *ud)
+{
+    struct cl_h2_hdr h[4 + 16];
+    struct fetch *f;
+    char clen[24];
+    size_t n = 0;
+
+    if (nextra > 15)
+        return CL_EINVAL;
+    if ((f = cl_calloc(1, sizeof(*f))) == NULL)
+        return CL_ENOMEM;
+    cl_buf_init(&f->body, max_body);
+    f->cb = cb;
+    f->ud = ud;
+    h[n++] = (struct cl_h2_hdr){":method", method, 7, strlen(method)};
+    h[n++] = (struct cl_h2_hdr){":scheme", "https", 7, 5};
+    h[n++] = (struct cl_h2_hdr){":authority", authority, 10, strlen(authority)};
+    h[n++] = (struct cl_h2_hdr){":path", path, 5, strlen(path)};
+    for (size_t i = 0; i < nextra; i++)
+        h[n++] = extra[i];
+    if (bodylen > 0) {
+        snprintf(clen, sizeof(clen), "%zu", bodylen);
+        h[n++] = (struct cl_h2_hdr){"content-length", clen, 14, strlen(clen)};
+    }
+    f->s = open_stream(c, h, n, bodylen == 0, bodylen + 1, &fetch_cbs, f);
+    if (f->s == NULL) {
+        cl_buf_deinit(&f->body);
+        cl_mem_free(f);
+        return c->state == ST_CLOSING ? CL_ECLOSED : CL_EH2_GOAWAY;
+    }
+    if (bodylen > 0) {
+        cl_h2stream_write(f->s, body, bodylen);
+        cl_h2stream_end(f->s);
+    }
+    uv_timer_init(c->loop, &f->timer);
+    uv_timer_start(&f->timer, on_fetch_timeout, timeout_ms, 0);
+    return 0;
+}

@@ -1,0 +1,536 @@
+/*
+ * Sans-I/O TLS over wolfSSL: wolfSSL's I/O callbacks read from an input queue the owner fills
+ * with ciphertext from the network and append to an output queue the owner sends. wolfSSL
+ * never sees a socket. See cl/tls.h.
+ */
+#include "cl/tls.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <wolfssl/options.h>
+#include <wolfssl/ssl.h>
+#include <wolfssl/wolfcrypt/error-crypt.h>
+
+#include "cl/err.h"
+#include "cl/log.h"
+#include "cl/mem.h"
+
+#define IN_CHUNKS  8    /* 128 KiB of ciphertext waiting to be decrypted */
+#define OUT_CHUNKS 4096 /* not a real bound: producers stop on cl_bufq_len() */
+#define MAX_SANS   16
+
+struct file_stamp {
+    char *path;
+    time_t mtime;
+    off_t size;
+};
+
+struct cl_tls_ctx {
+    int refs;
+    WOLFSSL_CTX *ctx;
+    bool server;
+    struct file_stamp files[3]; /* cert, key, ca */
+};
+
+struct cl_tls {
+    struct cl_tls_ctx *ctx;
+    WOLFSSL *ssl;
+    struct cl_bufq in;
+    struct cl_bufq out;
+    bool established;
+    bool server;
+    char *server_name;
+    char *cn;
+    char *dns[MAX_SANS];
+    const char *dns_view[MAX_SANS];
+    struct cl_tls_peer peer;
+    char alpn[16];
+    char detail[256];
+};
+
+static int global_refs;
+
+int cl_tls_global_init(void)
+{
+    if (global_refs++ > 0)
+        return 0;
+    return wolfSSL_Init() == WOLFSSL_SUCCESS ? 0 : CL_ETLS;
+}
+
+void cl_tls_global_cleanup(void)
+{
+    if (global_refs > 0 && --global_refs == 0)
+        wolfSSL_Cleanup();
+}
+
+/* ---- I/O callbacks --------------------------------------------------------------------------- */
+
+static int io_recv(WOLFSSL *ssl, char *buf, int sz, void *ctx)
+{
+    struct cl_tls *t = ctx;
+    size_t n;
+
+    (void)ssl;
+    n = cl_bufq_read(&t->in, buf, (size_t)sz);
+    if (n == 0)
+        return WOLFSSL_CBIO_ERR_WANT_READ;
+    return (int)n;
+}
+
+static int io_send(WOLFSSL *ssl, char *buf, int sz, void *ctx)
+{
+    struct cl_tls *t = ctx;
+    ssize_t n;
+
+    (void)ssl;
+    n = cl_bufq_write(&t->out, buf, (size_t)sz);
+    if (n < sz)
+        return WOLFSSL_CBIO_ERR_GENERAL; /* out of memory: the connection fails */
+    return sz;
+}
+
+/* ---- context ------------------------------------------------------------------------------- */
+
+static int stamp(struct file_stamp *f, const char *path)
+{
+    struct stat st;
+
+    f->path = NULL;
+    if (path == NULL)
+        return 0;
+    if ((f->path = cl_strdup(path)) == NULL)
+        return CL_ENOMEM;
+    if (stat(path, &st) == 0) {
+        f->mtime = st.st_mtime;
+        f->size = st.st_size;
+    }
+    return 0;
+}
+
+static int check_readable(const char *what, const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+
+    if (f == NULL) {
+        snprintf(err, errlen, "cannot read %s file %s: %s", what, path, strerror(errno));
+        return CL_ETLS_BAD_FILE;
+    }
+    fclose(f);
+    return 0;
+}
+
+static WOLFSSL_CTX *build_ctx(const struct cl_tls_ctx_opts *o, char *err, size_t errlen, int *rc)
+{
+    WOLFSSL_CTX *ctx;
+    const char *cert = o->cert_file, *key = o->key_file, *ca = o->ca_file;
+
+    *rc = 0;
+    if ((cert == NULL && o->cert_pem == NULL) || (key == NULL && o->key_pem == NULL) ||
+        (ca == NULL && o->ca_pem == NULL)) {
+        snprintf(err, errlen, "a certificate, a key and a CA bundle are all required");
+        *rc = CL_EINVAL;
+        return NULL;
+    }
+    if ((cert != NULL && (*rc = check_readable("certificate", cert, err, errlen)) != 0) ||
+        (key != NULL && (*rc = check_readable("key", key, err, errlen)) != 0) ||
+        (ca != NULL && (*rc = check_readable("CA", ca, err, errlen)) != 0))
+        return NULL;
+    ctx = wolfSSL_CTX_new(o->server ? wolfSSLv23_server_method() : wolfSSLv23_client_method());
+    if (ctx == NULL) {
+        snprintf(err, errlen, "out of memory");
+        *rc = CL_ENOMEM;
+        return NULL;
+    }
+    wolfSSL_CTX_SetMinVersion(ctx, WOLFSSL_TLSV1_2);
+    if ((cert != NULL ? wolfSSL_CTX_use_certificate_chain_file(ctx, cert)
+                      : wolfSSL_CTX_use_certificate_chain_buffer(
+                            ctx, (const unsigned char *)o->cert_pem, (long)strlen(o->cert_pem))) !=
+        WOLFSSL_SUCCESS) {
+        snprintf(err, errlen, "certificate %s is not a valid PEM certificate",
+                 cert != NULL ? cert : "(memory)");
+        *rc = CL_ETLS_BAD_FILE;
+        goto fail;
+    }
+    if ((key != NULL ? wolfSSL_CTX_use_PrivateKey_file(ctx, key, WOLFSSL_FILETYPE_PEM)
+                     : wolfSSL_CTX_use_PrivateKey_buffer(
+                           ctx, (const unsigned char *)o->key_pem, (long)strlen(o->key_pem),
+                           WOLFSSL_FILETYPE_PEM)) != WOLFSSL_SUCCESS) {
+        snprintf(err, errlen, "key %s is not a valid PEM private key",
+                 key != NULL ? key : "(memory)");
+        *rc = CL_ETLS_BAD_FILE;
+        goto fail;
+    }
+    if (wolfSSL_CTX_check_private_key(ctx) != WOLFSSL_SUCCESS) {
+        snprintf(err, errlen, "key %s does not match certificate %s",
+                 key != NULL ? key : "(memory)", cert != NULL ? cert : "(memory)");
+        *rc = CL_ETLS_KEY_MISMATCH;
+        goto fail;
+    }
+    if ((ca != NULL ? wolfSSL_CTX_load_verify_locations(ctx, ca, NULL)
+                    : wolfSSL_CTX_load_verify_buffer(ctx, (const unsigned char *)o->ca_pem,
+                                                     (long)strlen(o->ca_pem),
+                                                     WOLFSSL_FILETYPE_PEM)) != WOLFSSL_SUCCESS) {
+        snprintf(err, errlen, "CA bundle %s holds no valid PEM certificate",
+                 ca != NULL ? ca : "(memory)");
+        *rc = CL_ETLS_BAD_FILE;
+        goto fail;
+    }
+    wolfSSL_CTX_set_verify(
+        ctx, WOLFSSL_VERIFY_PEER | (o->server ? WOLFSSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0), NULL);
+    wolfSSL_CTX_SetIORecv(ctx, io_recv);
+    wolfSSL_CTX_SetIOSend(ctx, io_send);
+    return ctx;
+fail:
+    wolfSSL_CTX_free(ctx);
+    return NULL;
+}
+
+int cl_tls_ctx_new(const struct cl_tls_ctx_opts *o, struct cl_tls_ctx **out, char *err,
+                   size_t errlen)
+{
+    struct cl_tls_ctx *c;
+    char dummy[8];
+    int rc;
+
+    if (err == NULL) {
+        err = dummy;
+        errlen = sizeof(dummy);
+    }
+    err[0] = '\0';
+    cl_tls_global_init();
+    if ((c = cl_calloc(1, sizeof(*c))) == NULL) {
+        cl_tls_global_cleanup();
+        return CL_ENOMEM;
+    }
+    c->refs = 1;
+    c->server = o->server;
+    if ((c->ctx = build_ctx(o, err, errlen, &rc)) == NULL ||
+        (rc = stamp(&c->files[0], o->cert_file)) != 0 ||
+        (rc = stamp(&c->files[1], o->key_file)) != 0 ||
+        (rc = stamp(&c->files[2], o->ca_file)) != 0) {
+        cl_tls_ctx_unref(c);
+        return rc;
+    }
+    *out = c;
+    return 0;
+}
+
+void cl_tls_ctx_ref(struct cl_tls_ctx *c)
+{
+    c->refs++;
+}
+
+void cl_tls_ctx_unref(struct cl_tls_ctx *c)
+{
+    if (c == NULL || --c->refs > 0)
+        return;
+    if (c->ctx != NULL)
+        wolfSSL_CTX_free(c->ctx);
+    for (int i = 0; i < 3; i++)
+        cl_mem_free(c->files[i].path);
+    cl_mem_free(c);
+    cl_tls_global_cleanup();
+}
+
+int cl_tls_ctx_reload(struct cl_tls_ctx *c, char *err, size_t errlen)
+{
+    struct cl_tls_ctx_opts o = {.server = c->server};
+    bool changed = false;
+    WOLFSSL_CTX *n;
+    int rc;
+
+    for (int i = 0; i < 3; i++) {
+        struct stat st;
+        if (c->files[i].path == NULL)
+            return 0; /* built from memory: nothing to watch */
+        if (stat(c->files[i].path, &st) == 0 &&
+            (st.st_mtime != c->files[i].mtime || st.st_size != c->files[i].size))
+            changed = true;
+    }
+    if (!changed)
+        return 0;
+    o.cert_file = c->files[0].path;
+    o.key_file = c->files[1].path;
+    o.ca_file = c->files[2].path;
+    if ((n = build_ctx(&o, err, errlen, &rc)) == NULL)
+        return rc;
+    wolfSSL_CTX_free(c->ctx); /* live connections keep their own reference */
+    c->ctx = n;
+    for (int i = 0; i < 3; i++) {
+        struct stat st;
+        if (stat(c->files[i].path, &st) == 0) {
+            c->files[i].mtime = st.st_mtime;
+            c->files[i].size = st.st_size;
+        }
+    }
+    return 1;
+}
+
+/* ---- connections --------------------------------------------------------------------------- */
+
+struct cl_tls *cl_tls_new(struct cl_tls_ctx *ctx, const char *server_name)
+{
+    struct cl_tls *t = cl_calloc(1, sizeof(*t));
+
+    if (t == NULL)
+        return NULL;
+    t->ctx = ctx;
+    t->server = ctx->server;
+    cl_bufq_init(&t->in, CL_BUFQ_CHUNK, IN_CHUNKS);
+    cl_bufq_init(&t->out, CL_BUFQ_CHUNK, OUT_CHUNKS);
+    if ((t->ssl = wolfSSL_new(ctx->ctx)) == NULL)
+        goto fail;
+    wolfSSL_SetIOReadCtx(t->ssl, t);
+    wolfSSL_SetIOWriteCtx(t->ssl, t);
+    if (wolfSSL_UseALPN(t->ssl, (char *)"h2", 2, WOLFSSL_ALPN_FAILED_ON_MISMATCH) !=
+        WOLFSSL_SUCCESS)
+        goto fail;
+    if (!t->server && server_name != NULL) {
+        if ((t->server_name = cl_strdup(server_name)) == NULL)
+            goto fail;
+        if (wolfSSL_UseSNI(t->ssl, WOLFSSL_SNI_HOST_NAME, server_name,
+                           (unsigned short)strlen(server_name)) != WOLFSSL_SUCCESS ||
+            wolfSSL_check_domain_name(t->ssl, server_name) != WOLFSSL_SUCCESS)
+            goto fail;
+    }
+    cl_tls_ctx_ref(ctx);
+    return t;
+fail:
+    if (t->ssl != NULL)
+        wolfSSL_free(t->ssl);
+    cl_mem_free(t->server_name);
+    cl_mem_free(t);
+    return NULL;
+}
+
+void cl_tls_free(struct cl_tls *t)
+{
+    if (t == NULL)
+        return;
+    wolfSSL_free(t->ssl);
+    cl_bufq_deinit(&t->in);
+    cl_bufq_deinit(&t->out);
+    cl_mem_free(t->server_name);
+    cl_mem_free(t->cn);
+    for (size_t i = 0; i < t->peer.ndns; i++)
+        cl_mem_free(t->dns[i]);
+    cl_tls_ctx_unref(t->ctx);
+    cl_mem_free(t);
+}
+
+size_t cl_tls_in_reserve(struct cl_tls *t, uint8_t **p)
+{
+    return cl_bufq_reserve(&t->in, p);
+}
+
+void cl_tls_in_commit(struct cl_tls *t, size_t n)
+{
+    cl_bufq_commit(&t->in, n);
+}
+
+int cl_tls_feed(struct cl_tls *t, const void *data, size_t len)
+{
+    if (cl_bufq_space(&t->in) < len)
+        return CL_EBUSY;
+    return cl_bufq_write(&t->in, data, len) == (ssize_t)len ? 0 : CL_ENOMEM;
+}
+
+struct cl_bufq *cl_tls_outq(struct cl_tls *t)
+{
+    return &t->out;
+}
+
+/* Maps a wolfSSL failure (ours, or an alert the peer sent) to a CL_ETLS_* code + detail. */
+static int map_error(struct cl_tls *t, int werr)
+{
+    WOLFSSL_ALERT_HISTORY h;
+    char buf[WOLFSSL_MAX_ERROR_SZ];
+    int rc = CL_ETLS;
+
+    switch (werr) {
+    case ASN_AFTER_DATE_E:
+    case ASN_BEFORE_DATE_E:
+        rc = CL_ETLS_EXPIRED;
+        snprintf(t->detail, sizeof(t->detail), "peer certificate %s",
+                 werr == ASN_AFTER_DATE_E ? "has expired" : "is not yet valid");
+        return rc;
+    case ASN_NO_SIGNER_E:
+    case ASN_SIG_CONFIRM_E:
+    case VERIFY_CERT_ERROR:
+        snprintf(t->detail, sizeof(t->detail),
+                 "peer certificate is not signed by a trusted CA (unknown CA)");
+        return CL_ETLS_UNKNOWN_CA;
+    case DOMAIN_NAME_MISMATCH:
+        snprintf(t->detail, sizeof(t->detail), "server certificate does not name %s",
+                 t->server_name != NULL ? t->server_name : "the expected peer");
+        return CL_ETLS_NAME;
+    case NO_PEER_CERT:
+        snprintf(t->detail, sizeof(t->detail), "peer sent no certificate");
+        return CL_ETLS_NO_CERT;
+    case UNKNOWN_ALPN_PROTOCOL_NAME_E:
+        snprintf(t->detail, sizeof(t->detail), "peer does not speak HTTP/2 (ALPN h2)");
+        return CL_ETLS_ALPN;
+    default:
+        break;
+    }
+    if (wolfSSL_get_alert_history(t->ssl, &h) == WOLFSSL_SUCCESS && h.last_rx.code > 0 &&
+        (werr == FATAL_ERROR || h.last_rx.level == alert_fatal)) {
+        switch (h.last_rx.code) {
+        case certificate_expired:
+            snprintf(t->detail, sizeof(t->detail), "peer rejected our certificate: expired");
+            return CL_ETLS_EXPIRED;
+        case unknown_ca:
+        case bad_certificate:
+            snprintf(t->detail, sizeof(t->detail),
+                     "peer rejected our certificate (alert %d: not signed by a CA it trusts)",
+                     h.last_rx.code);
+            return CL_ETLS_UNKNOWN_CA;
+        case 116: /* certificate_required (TLS 1.3) */
+            snprintf(t->detail, sizeof(t->detail), "peer requires a client certificate");
+            return CL_ETLS_NO_CERT;
+        case no_application_protocol:
+            snprintf(t->detail, sizeof(t->detail), "peer does not speak HTTP/2 (ALPN h2)");
+            return CL_ETLS_ALPN;
+        default:
+            snprintf(t->detail, sizeof(t->detail), "peer sent TLS alert %d", h.last_rx.code);
+            return CL_ETLS;
+        }
+    }
+    wolfSSL_ERR_error_string_n((unsigned long)werr, buf, sizeof(buf));
+    snprintf(t->detail, sizeof(t->detail), "TLS error %d: %s", werr, buf);
+    return rc;
+}
+
+static int collect_peer(struct cl_tls *t)
+{
+    WOLFSSL_X509 *x = wolfSSL_get_peer_certificate(t->ssl);
+    char cn[256] = "";
+    char *alt;
+
+    if (x == NULL) {
+        snprintf(t->detail, sizeof(t->detail), "peer sent no certificate");
+        return CL_ETLS_NO_CERT;
+    }
+    wolfSSL_X509_NAME_get_text_by_NID(wolfSSL_X509_get_subject_name(x), NID_commonName, cn,
+                                      sizeof(cn));
+    if ((t->cn = cl_strdup(cn)) == NULL)
+        goto oom;
+    while ((alt = wolfSSL_X509_get_next_altname(x)) != NULL && t->peer.ndns < MAX_SANS) {
+        if ((t->dns[t->peer.ndns] = cl_strdup(alt)) == NULL)
+            goto oom;
+        t->dns_view[t->peer.ndns] = t->dns[t->peer.ndns];
+        t->peer.ndns++;
+    }
+    wolfSSL_X509_free(x);
+    t->peer.cn = t->cn;
+    t->peer.dns = t->dns_view;
+    return 0;
+oom:
+    wolfSSL_X509_free(x);
+    return CL_ENOMEM;
+}
+
+int cl_tls_handshake(struct cl_tls *t)
+{
+    char *proto = NULL;
+    unsigned short plen = 0;
+    int rc, werr;
+
+    if (t->established)
+        return 0;
+    rc = t->server ? wolfSSL_accept(t->ssl) : wolfSSL_connect(t->ssl);
+    if (rc != WOLFSSL_SUCCESS) {
+        werr = wolfSSL_get_error(t->ssl, rc);
+        if (werr == WOLFSSL_ERROR_WANT_READ || werr == WOLFSSL_ERROR_WANT_WRITE)
+            return CL_EAGAIN;
+        return map_error(t, werr);
+    }
+    if (wolfSSL_ALPN_GetProtocol(t->ssl, &proto, &plen) != WOLFSSL_SUCCESS || plen != 2 ||
+        memcmp(proto, "h2", 2) != 0) {
+        snprintf(t->detail, sizeof(t->detail), "peer does not speak HTTP/2 (ALPN h2)");
+        return CL_ETLS_ALPN;
+    }
+    memcpy(t->alpn, "h2", 3);
+    if ((rc = collect_peer(t)) != 0)
+        return rc;
+    t->established = true;
+    return 0;
+}
+
+bool cl_tls_is_established(const struct cl_tls *t)
+{
+    return t->established;
+}
+
+ssize_t cl_tls_read(struct cl_tls *t, void *buf, size_t len)
+{
+    int n, werr;
+
+    if (!t->established)
+        return CL_EAGAIN;
+    n = wolfSSL_read(t->ssl, buf, (int)(len > 0x7fffffff ? 0x7fffffff : len));
+    if (n > 0)
+        return n;
+    werr = wolfSSL_get_error(t->ssl, n);
+    if (werr == WOLFSSL_ERROR_WANT_READ || werr == WOLFSSL_ERROR_WANT_WRITE)
+        return CL_EAGAIN;
+    if (werr == WOLFSSL_ERROR_ZERO_RETURN)
+        return CL_EOF;
+    return map_error(t, werr);
+}
+
+ssize_t cl_tls_write(struct cl_tls *t, const void *buf, size_t len)
+{
+    const char *p = buf;
+    size_t done = 0;
+
+    while (done < len) {
+        int chunk = (int)(len - done > (1u << 30) ? (1u << 30) : len - done);
+        int n = wolfSSL_write(t->ssl, p + done, chunk);
+        if (n <= 0)
+            return map_error(t, wolfSSL_get_error(t->ssl, n));
+        done += (size_t)n;
+    }
+    return (ssize_t)len;
+}
+
+int cl_tls_shutdown(struct cl_tls *t)
+{
+    int rc = wolfSSL_shutdown(t->ssl);
+
+    return rc == WOLFSSL_SUCCESS || rc == WOLFSSL_SHUTDOWN_NOT_DONE ? 0 : CL_ETLS;
+}
+
+const struct cl_tls_peer *cl_tls_peer(const struct cl_tls *t)
+{
+    return t->established ? &t->peer : NULL;
+}
+
+bool cl_tls_peer_has_name(const struct cl_tls_peer *p, const char *name)
+{
+    if (p == NULL || name == NULL)
+        return false;
+    for (size_t i = 0; i < p->ndns; i++) {
+        if (strcmp(p->dns[i], name) == 0)
+            return true;
+    }
+    return p->ndns == 0 && p->cn != NULL && strcmp(p->cn, name) == 0;
+}
+
+const char *cl_tls_alpn(const struct cl_tls *t)
+{
+    return t->alpn[0] != '\0' ? t->alpn : NULL;
+}
+
+const char *cl_tls_version(const struct cl_tls *t)
+{
+    return wolfSSL_get_version(t->ssl);
+}
+
+const char *cl_tls_error_detail(const struct cl_tls *t)
+{
+    return t->detail;
+}

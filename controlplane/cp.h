@@ -1,0 +1,69 @@
+#ifndef CP_H
+#define CP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+#include <uv.h>
+
+#include "cl/json.h"
+#include "cp_store.h"
+
+/* The controlplane's state: the objects (JSON, name -> object, as stored), peer status and
+ * counters, the config revision, and the connected workers. One libuv loop owns it. */
+struct cp {
+    uv_loop_t *loop;
+    const char *name;
+    char **admins;
+    size_t nadmins;
+    struct cp_store *store;
+    json_t *objs[CP_KIND_COUNT]; /* name -> object */
+    json_t *peer_status;         /* name -> status object */
+    json_t *counters;            /* summed STATS from workers: {imports:{},exports:{},peers:{}} */
+    json_t *worker_stats;        /* worker id -> last STATS body */
+    json_t *lb_state;            /* import name -> round-robin cursor */
+    uint64_t revision;
+    uint64_t started_ms;
+    struct cp_ipc *ipc;
+};
+
+/* ---- cp_model.c: validation of REST bodies (strict, field-named errors) ---- */
+int cp_model_validate(enum cp_kind k, const json_t *obj, struct cl_jerr *e);
+/* The object's metadata.name (borrowed) or NULL. */
+const char *cp_model_name(const json_t *obj);
+/* Applies defaults in place (import: exportName, lbScheme, targetPort). */
+void cp_model_defaults(enum cp_kind k, json_t *obj);
+
+/* ---- cp_api.c: REST handlers (pure: request in, response out) ---- */
+struct cp_http_resp {
+    int status;
+    json_t *body; /* new reference or NULL */
+};
+
+void cp_api_handle(struct cp *cp, const char *method, const char *path, const char *identity,
+                   const char *body, size_t bodylen, struct cp_http_resp *out);
+
+/* Applies a change to memory and the store; bumps the revision and notifies workers.
+ * Takes a reference to obj on success. Returns 0 or an error. */
+int cp_state_put(struct cp *cp, enum cp_kind k, const char *name, json_t *obj);
+int cp_state_del(struct cp *cp, enum cp_kind k, const char *name);
+int cp_state_load(struct cp *cp);
+void cp_state_free(struct cp *cp);
+/* The CONFIG snapshot body for workers (new reference). */
+json_t *cp_state_snapshot(struct cp *cp);
+
+/* ---- cp_authz.c: policy decisions for the IPC authz messages ---- */
+/* AUTHZ_EGRESS body -> reply body (new reference). */
+json_t *cp_authz_egress(struct cp *cp, const json_t *req);
+json_t *cp_authz_ingress(struct cp *cp, const json_t *req);
+
+/* ---- cp_ipc.c ---- */
+struct cp_ipc;
+int cp_ipc_start(struct cp *cp, const char *path, struct cp_ipc **out);
+void cp_ipc_stop(struct cp_ipc *ipc);
+void cp_ipc_config_changed(struct cp_ipc *ipc);
+/* JSON array describing connected workers (new reference). */
+json_t *cp_ipc_workers(struct cp_ipc *ipc);
+
+#endif

@@ -1,0 +1,273 @@
+/* REST handlers: management API (admins only) and the peer API (known peers only). */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cl/err.h"
+#include "cl/log.h"
+#include "cl/time.h"
+#include "cp.h"
+#include "cp_policy.h"
+
+static void respond(struct cp_http_resp *out, int status, json_t *body)
+{
+    out->status = status;
+    out->body = body;
+}
+
+static void error(struct cp_http_resp *out, int status, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void error(struct cp_http_resp *out, int status, const char *field, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    respond(out, status,
+            field != NULL && field[0] != '\0'
+                ? json_pack("{s:{s:s,s:s}}", "error", "field", field, "message", msg)
+                : json_pack("{s:{s:s}}", "error", "message", msg));
+}
+
+static bool is_admin(struct cp *cp, const char *identity)
+{
+    for (size_t i = 0; i < cp->nadmins; i++) {
+        if (identity != NULL && strcmp(cp->admins[i], identity) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* The object as the API shows it: peers carry their status. New reference. */
+static json_t *present(struct cp *cp, enum cp_kind k, const char *name, json_t *obj)
+{
+    json_t *o = json_deep_copy(obj);
+
+    if (o != NULL && k == CP_KIND_PEER) {
+        json_t *st = json_object_get(cp->peer_status, name);
+        json_object_set_new(o, "status", st != NULL ? json_deep_copy(st) : json_object());
+    }
+    return o;
+}
+
+static int kind_from(const char *s, size_t len, enum cp_kind *k)
+{
+    static const enum cp_kind api[] = {CP_KIND_PEER, CP_KIND_EXPORT, CP_KIND_IMPORT,
+                                       CP_KIND_POLICY};
+
+    for (size_t i = 0; i < 4; i++) {
+        const char *n = cp_kind_name(api[i]);
+        if (strlen(n) == len && memcmp(n, s, len) == 0) {
+            *k = api[i];
+            return 0;
+        }
+    }
+    return CL_ENOTFOUND;
+}
+
+/* 409 when another import already listens on this port. */
+static const char *port_taken(struct cp *cp, const json_t *imp, const char *name)
+{
+    json_int_t port = json_integer_value(json_object_get(json_object_get(imp, "spec"), "port"));
+    const char *n;
+    json_t *o;
+
+    json_object_foreach(cp->objs[CP_KIND_IMPORT], n, o)
+    {
+        if (strcmp(n, name) != 0 &&
+            json_integer_value(json_object_get(json_object_get(o, "spec"), "port")) == port)
+            return n;
+    }
+    return NULL;
+}
+
+static void handle_objects(struct cp *cp, const char *method, enum cp_kind k, const char *name,
+                           const char *body, size_t bodylen, struct cp_http_resp *out)
+{
+    json_t *all = cp->objs[k], *obj;
+    struct cl_jerr e = {{0}, {0}};
+    int rc;
+
+    if (name == NULL && strcmp(method, "GET") == 0) {
+        json_t *list = json_array();
+        const char *n;
+        json_object_foreach(all, n, obj)
+        {
+            json_array_append_new(list, present(cp, k, n, obj));
+        }
+        respond(out, 200, list);
+        return;
+    }
+    if (name == NULL && strcmp(method, "POST") != 0) {
+        error(out, 405, NULL, "method %s not allowed on /api/v1/%s", method, cp_kind_name(k));
+        return;
+    }
+    if (name != NULL && strcmp(method, "GET") == 0) {
+        if ((obj = json_object_get(all, name)) == NULL)
+            error(out, 404, NULL, "%s %s not found", cp_kind_name(k), name);
+        else
+            respond(out, 200, present(cp, k, name, obj));
+        return;
+    }
+    if (name != NULL && strcmp(method, "DELETE") == 0) {
+        if (json_object_get(all, name) == NULL) {
+            error(out, 404, NULL, "%s %s not found", cp_kind_name(k), name);
+            return;
+        }
+        if ((rc = cp_state_del(cp, k, name)) != 0)
+            error(out, 500, NULL, "cannot delete: %s", cl_strerror(rc));
+        else
+            respond(out, 204, NULL);
+        return;
+    }
+    if (!(name == NULL && strcmp(method, "POST") == 0) &&
+        !(name != NULL && strcmp(method, "PUT") == 0)) {
+        error(out, 405, NULL, "method %s not allowed here", method);
+        return;
+    }
+    if ((obj = cl_json_loadb(body, bodylen, &e)) == NULL) {
+        error(out, 400, e.field, "%s", e.msg);
+        return;
+    }
+    if (cp_model_validate(k, obj, &e) != 0) {
+        error(out, 400, e.field, "%s", e.msg);
+        json_decref(obj);
+        return;
+    }
+    const char *oname = cp_model_name(obj);
+    if (name != NULL && strcmp(oname, name) != 0) {
+        error(out, 400, "metadata.name", "must match the name in the path (%s)", name);
+        json_decref(obj);
+        return;
+    }
+    bool exists = json_object_get(all, oname) != NULL;
+    if (name == NULL && exists) {
+        error(out, 409, "metadata.name", "%s %s already exists", cp_kind_name(k), oname);
+        json_decref(obj);
+        return;
+    }
+    if (name != NULL && !exists) {
+        error(out, 404, NULL, "%s %s not found", cp_kind_name(k), name);
+        json_decref(obj);
+        return;
+    }
+    cp_model_defaults(k, obj);
+    const char *other;
+    if (k == CP_KIND_IMPORT && (other = port_taken(cp, obj, oname)) != NULL) {
+        error(out, 409, "spec.port", "port already used by import %s", other);
+        json_decref(obj);
+        return;
+    }
+    char nm[64];
+    snprintf(nm, sizeof(nm), "%s", oname);
+    rc = cp_state_put(cp, k, nm, obj);
+    json_decref(obj);
+    if (rc != 0)
+        error(out, 500, NULL, "cannot store %s: %s", cp_kind_name(k), cl_strerror(rc));
+    else
+        respond(out, name == NULL ? 201 : 204, NULL);
+}
+
+static json_t *status_body(struct cp *cp)
+{
+    json_t *peers = json_array();
+    const char *n;
+    json_t *o;
+
+    json_object_foreach(cp->objs[CP_KIND_PEER], n, o)
+    {
+        json_t *st = json_object_get(cp->peer_status, n);
+        json_array_append_new(
+            peers, json_pack("{s:s,s:O}", "name", n, "status", st != NULL ? st : json_object()));
+    }
+    return json_pack(
+        "{s:s,s:s,s:I,s:I,s:o,s:o,s:O,s:{s:i,s:i,s:i,s:i}}", "name", cp->name, "version",
+        CL_VERSION, "uptimeSeconds", (json_int_t)((cl_now_ms() - cp->started_ms) / 1000),
+        "revision", (json_int_t)cp->revision, "workers", cp_ipc_workers(cp->ipc), "peers", peers,
+        "counters", cp->counters, "objects", "peers", (int)json_object_size(cp->objs[CP_KIND_PEER]),
+        "exports", (int)json_object_size(cp->objs[CP_KIND_EXPORT]), "imports",
+        (int)json_object_size(cp->objs[CP_KIND_IMPORT]), "policies",
+        (int)json_object_size(cp->objs[CP_KIND_POLICY]));
+}
+
+/* Exports the calling peer would be allowed to reach (ingress policy evaluated for it). */
+static json_t *peer_exports(struct cp *cp, const char *peer)
+{
+    json_t *list = json_array(), *from = json_pack("{s:s}", CP_ATTR_PEER_NAME, peer);
+    const char *n;
+    json_t *o;
+
+    json_object_foreach(cp->objs[CP_KIND_EXPORT], n, o)
+    {
+        struct cp_decision d;
+        json_t *to = json_pack("{s:s,s:s}", CP_ATTR_EXPORT_NAME, n, CP_ATTR_EXPORT_NS, "");
+        cp_policy_decide(cp->objs[CP_KIND_POLICY], from, to, &d);
+        if (d.allow)
+            json_array_append_new(list, json_pack("{s:{s:s}}", "metadata", "name", n));
+        json_decref(to);
+    }
+    json_decref(from);
+    return list;
+}
+
+void cp_api_handle(struct cp *cp, const char *method, const char *path, const char *identity,
+                   const char *body, size_t bodylen, struct cp_http_resp *out)
+{
+    static const char prefix[] = "/api/v1/";
+    const char *rest, *slash, *q;
+    char p[512];
+    enum cp_kind k;
+
+    out->body = NULL;
+    snprintf(p, sizeof(p), "%s", path != NULL ? path : "");
+    if ((q = strchr(p, '?')) != NULL)
+        p[q - p] = '\0';
+    if (strncmp(p, prefix, sizeof(prefix) - 1) != 0) {
+        error(out, 404, NULL, "no such path: %s", p);
+        return;
+    }
+    rest = p + sizeof(prefix) - 1;
+    if (strncmp(rest, "peer/", 5) == 0) {
+        if (identity == NULL || json_object_get(cp->objs[CP_KIND_PEER], identity) == NULL) {
+            error(out, 403, NULL, "caller %s is not a known peer of %s",
+                  identity != NULL ? identity : "(none)", cp->name);
+            return;
+        }
+        if (strcmp(method, "GET") != 0) {
+            error(out, 405, NULL, "method %s not allowed here", method);
+        } else if (strcmp(rest, "peer/health") == 0) {
+            respond(out, 200,
+                    json_pack("{s:s,s:s,s:{}}", "name", cp->name, "version", CL_VERSION, "labels"));
+        } else if (strcmp(rest, "peer/exports") == 0) {
+            respond(out, 200, peer_exports(cp, identity));
+        } else {
+            error(out, 404, NULL, "no such path: %s", p);
+        }
+        return;
+    }
+    if (!is_admin(cp, identity)) {
+        error(out, 403, NULL, "caller %s may not use the management API of %s",
+              identity != NULL ? identity : "(none)", cp->name);
+        return;
+    }
+    if (strcmp(rest, "status") == 0) {
+        if (strcmp(method, "GET") != 0)
+            error(out, 405, NULL, "method %s not allowed here", method);
+        else
+            respond(out, 200, status_body(cp));
+        return;
+    }
+    slash = strchr(rest, '/');
+    if (kind_from(rest, slash != NULL ? (size_t)(slash - rest) : strlen(rest), &k) != 0) {
+        error(out, 404, NULL, "no such path: %s", p);
+        return;
+    }
+    if (slash != NULL && (slash[1] == '\0' || strchr(slash + 1, '/') != NULL)) {
+        error(out, 404, NULL, "no such path: %s", p);
+        return;
+    }
+    handle_objects(cp, method, k, slash != NULL ? slash + 1 : NULL, body, bodylen, out);
+}

@@ -1,0 +1,260 @@
+/* Workers: accept on the Unix socket, HELLO/WELCOME, CONFIG pushes, authz, REST relay, STATS. */
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cl/err.h"
+#include "cl/ipc.h"
+#include "cl/list.h"
+#include "cl/log.h"
+#include "cl/mem.h"
+#include "cp.h"
+
+struct worker {
+    struct cl_list link;
+    struct cp_ipc *ipc;
+    struct cl_ipc_conn *conn;
+    long long id;
+    long long pid;
+    uint64_t acked;
+    bool hello;
+};
+
+struct cp_ipc {
+    struct cp *cp;
+    uv_pipe_t server;
+    struct cl_list workers;
+    bool stopping;
+};
+
+static void send_config(struct worker *w)
+{
+    json_t *snap = cp_state_snapshot(w->ipc->cp);
+
+    if (cl_ipc_send(w->conn, CL_IPC_CONFIG, 0, 0, snap) != 0)
+        CL_WARN("cp.ipc", "worker=%lld cannot send CONFIG", w->id);
+    json_decref(snap);
+}
+
+static void sum_counters(struct cp *cp)
+{
+    static const char *const groups[] = {"imports", "exports", "peers"};
+    json_t *tot = json_pack("{s:{},s:{},s:{}}", "imports", "exports", "peers");
+    const char *wid, *name, *key;
+    json_t *ws, *obj, *val;
+
+    json_object_foreach(cp->worker_stats, wid, ws)
+    {
+        for (size_t g = 0; g < 3; g++) {
+            json_t *dst = json_object_get(tot, groups[g]);
+            json_object_foreach(json_object_get(ws, groups[g]), name, obj)
+            {
+                json_t *d = json_object_get(dst, name);
+                if (d == NULL) {
+                    d = json_object();
+                    json_object_set_new(dst, name, d);
+                }
+                json_object_foreach(obj, key, val)
+                {
+                    json_int_t cur = json_integer_value(json_object_get(d, key));
+                    json_object_set_new(d, key, json_integer(cur + json_integer_value(val)));
+                }
+            }
+        }
+    }
+    json_decref(cp->counters);
+    cp->counters = tot;
+}
+
+static void on_msg(struct cl_ipc_conn *c, const struct cl_ipc_msg *m, void *ud)
+{
+    struct worker *w = ud;
+    struct cp *cp = w->ipc->cp;
+    json_t *reply = NULL;
+
+    (void)c;
+    if (!w->hello && m->type != CL_IPC_HELLO) {
+        cl_ipc_reply_error(w->conn, m, CL_EVERSION, "HELLO first");
+        return;
+    }
+    switch (m->type) {
+    case CL_IPC_HELLO: {
+        json_int_t v = json_integer_value(json_object_get(m->body, "version"));
+        if (v != CL_IPC_VERSION) {
+            CL_WARN("cp.ipc", "worker speaks IPC version %lld, we speak %d", (long long)v,
+                    CL_IPC_VERSION);
+            cl_ipc_reply_error(w->conn, m, CL_EVERSION, "unsupported IPC version");
+            return;
+        }
+        w->hello = true;
+        w->id = json_integer_value(json_object_get(m->body, "worker"));
+        w->pid = json_integer_value(json_object_get(m->body, "pid"));
+        reply = json_pack("{s:i,s:s}", "version", CL_IPC_VERSION, "name", cp->name);
+        cl_ipc_reply(w->conn, m, CL_IPC_WELCOME, reply);
+        CL_INFO("cp.ipc", "worker=%lld pid=%lld connected", w->id, w->pid);
+        send_config(w);
+        break;
+    }
+    case CL_IPC_RESYNC:
+        send_config(w);
+        break;
+    case CL_IPC_ACK:
+        w->acked = (uint64_t)json_integer_value(json_object_get(m->body, "revision"));
+        break;
+    case CL_IPC_AUTHZ_EGRESS:
+        reply = cp_authz_egress(cp, m->body);
+        cl_ipc_reply(w->conn, m, CL_IPC_AUTHZ_EGRESS, reply);
+        break;
+    case CL_IPC_AUTHZ_INGRESS:
+        reply = cp_authz_ingress(cp, m->body);
+        cl_ipc_reply(w->conn, m, CL_IPC_AUTHZ_INGRESS, reply);
+        break;
+    case CL_IPC_HTTP_REQUEST: {
+        struct cp_http_resp r = {0, NULL};
+        json_t *b = json_object_get(m->body, "body");
+        const char *method = json_string_value(json_object_get(m->body, "method"));
+        const char *path = json_string_value(json_object_get(m->body, "path"));
+        cp_api_handle(cp, method != NULL ? method : "", path != NULL ? path : "",
+                      json_string_value(json_object_get(m->body, "identity")),
+                      json_is_string(b) ? json_string_value(b) : "",
+                      json_is_string(b) ? json_string_length(b) : 0, &r);
+        char *txt = r.body != NULL
+                        ? cl_json_dumps_flags(r.body, JSON_INDENT(2) | JSON_PRESERVE_ORDER)
+                        : NULL;
+        CL_INFO("cp.api", "%s %s by %s -> %d", method, path,
+                json_string_value(json_object_get(m->body, "identity")), r.status);
+        reply = json_pack("{s:i,s:s,s:s}", "status", r.status, "contentType", "application/json",
+                          "body", txt != NULL ? txt : "");
+        cl_ipc_reply(w->conn, m, CL_IPC_HTTP_RESPONSE, reply);
+        cl_mem_free(txt);
+        json_decref(r.body);
+        break;
+    }
+    case CL_IPC_STATS: {
+        char key[32];
+        snprintf(key, sizeof(key), "%lld", w->id);
+        json_object_set(cp->worker_stats, key, m->body);
+        sum_counters(cp);
+        break;
+    }
+    case CL_IPC_PEER_EVENT:
+        /* TODO(#6): evidence for the health prober */
+        CL_INFO("cp.ipc", "peer event: peer=%s gateway=%s event=%s",
+                json_string_value(json_object_get(m->body, "peer")),
+                json_string_value(json_object_get(m->body, "gateway")),
+                json_string_value(json_object_get(m->body, "event")));
+        break;
+    default:
+        if (!(m->flags & CL_IPC_F_REPLY))
+            cl_ipc_reply_error(w->conn, m, CL_EFRAME_BAD, "unexpected message type");
+        break;
+    }
+    json_decref(reply);
+}
+
+static void on_close(struct cl_ipc_conn *c, int err, void *ud)
+{
+    struct worker *w = ud;
+
+    (void)c;
+    if (w->hello)
+        CL_INFO("cp.ipc", "worker=%lld disconnected: %s", w->id, cl_strerror(err));
+    cl_list_remove(&w->link);
+    cl_mem_free(w);
+}
+
+static const struct cl_ipc_conn_cbs worker_cbs = {
+    .on_msg = on_msg,
+    .on_close = on_close,
+};
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    struct cp_ipc *ipc = CL_CONTAINER_OF((uv_pipe_t *)server, struct cp_ipc, server);
+    struct worker *w;
+
+    if (status < 0 || ipc->stopping)
+        return;
+    if ((w = cl_calloc(1, sizeof(*w))) == NULL)
+        return;
+    w->ipc = ipc;
+    if (cl_ipc_conn_new(server->loop, &worker_cbs, w, &w->conn) != 0) {
+        cl_mem_free(w);
+        return;
+    }
+    cl_list_insert_tail(&ipc->workers, &w->link);
+    if (cl_ipc_conn_accept(w->conn, server) != 0) {
+        cl_list_remove(&w->link);
+        cl_mem_free(w);
+    }
+}
+
+int cp_ipc_start(struct cp *cp, const char *path, struct cp_ipc **out)
+{
+    struct cp_ipc *ipc = cl_calloc(1, sizeof(*ipc));
+    int rc;
+
+    if (ipc == NULL)
+        return CL_ENOMEM;
+    ipc->cp = cp;
+    cl_list_init(&ipc->workers);
+    uv_pipe_init(cp->loop, &ipc->server, 0);
+    unlink(path); /* a stale socket from a previous run */
+    if ((rc = uv_pipe_bind(&ipc->server, path)) != 0 ||
+        (rc = uv_listen((uv_stream_t *)&ipc->server, 128, on_connection)) != 0) {
+        CL_ERROR("cp.ipc", "cannot listen on %s: %s", path, uv_strerror(rc));
+        *out = ipc; /* the caller releases it with cp_ipc_stop */
+        return rc;
+    }
+    *out = ipc;
+    return 0;
+}
+
+static void on_server_close(uv_handle_t *h)
+{
+    cl_mem_free(CL_CONTAINER_OF((uv_pipe_t *)h, struct cp_ipc, server));
+}
+
+void cp_ipc_stop(struct cp_ipc *ipc)
+{
+    struct cl_list *pos, *tmp;
+
+    if (ipc == NULL || ipc->stopping)
+        return;
+    ipc->stopping = true;
+    cl_list_foreach_safe(pos, tmp, &ipc->workers)
+    {
+        cl_ipc_conn_close(CL_CONTAINER_OF(pos, struct worker, link)->conn, 0);
+    }
+    uv_close((uv_handle_t *)&ipc->server, on_server_close);
+}
+
+void cp_ipc_config_changed(struct cp_ipc *ipc)
+{
+    struct cl_list *pos, *tmp;
+
+    cl_list_foreach_safe(pos, tmp, &ipc->workers)
+    {
+        struct worker *w = CL_CONTAINER_OF(pos, struct worker, link);
+        if (w->hello)
+            send_config(w);
+    }
+}
+
+json_t *cp_ipc_workers(struct cp_ipc *ipc)
+{
+    json_t *a = json_array();
+    struct cl_list *pos, *tmp;
+
+    if (ipc == NULL)
+        return a;
+    cl_list_foreach_safe(pos, tmp, &ipc->workers)
+    {
+        struct worker *w = CL_CONTAINER_OF(pos, struct worker, link);
+        if (w->hello)
+            json_array_append_new(a,
+                                  json_pack("{s:I,s:I,s:I}", "id", (json_int_t)w->id, "pid",
+                                            (json_int_t)w->pid, "revision", (json_int_t)w->acked));
+    }
+    return a;
+}

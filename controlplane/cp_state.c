@@ -1,0 +1,115 @@
+/* In-memory objects mirrored in LMDB; every change bumps the revision and reprograms workers. */
+#include <string.h>
+
+#include "cl/err.h"
+#include "cl/log.h"
+#include "cp.h"
+
+int cp_state_load(struct cp *cp)
+{
+    int rc;
+
+    for (int k = 0; k < CP_KIND_COUNT; k++) {
+        if ((cp->objs[k] = json_object()) == NULL)
+            return CL_ENOMEM;
+        if ((rc = cp_store_load(cp->store, (enum cp_kind)k, cp->objs[k])) != 0)
+            return rc;
+    }
+    cp->peer_status = json_object();
+    cp->counters = json_pack("{s:{},s:{},s:{}}", "imports", "exports", "peers");
+    cp->worker_stats = json_object();
+    cp->lb_state = json_object();
+    cp->revision = 1;
+    /* TODO(#6): reachability comes from the health prober; until then peers are assumed up */
+    const char *n;
+    json_t *o;
+    json_object_foreach(cp->objs[CP_KIND_PEER], n, o)
+    {
+        json_object_set_new(cp->peer_status, n, json_pack("{s:b}", "reachable", 1));
+    }
+    CL_INFO("cp.state", "loaded %zu peers, %zu exports, %zu imports, %zu policies",
+            json_object_size(cp->objs[CP_KIND_PEER]), json_object_size(cp->objs[CP_KIND_EXPORT]),
+            json_object_size(cp->objs[CP_KIND_IMPORT]), json_object_size(cp->objs[CP_KIND_POLICY]));
+    return 0;
+}
+
+void cp_state_free(struct cp *cp)
+{
+    for (int k = 0; k < CP_KIND_COUNT; k++)
+        json_decref(cp->objs[k]);
+    json_decref(cp->peer_status);
+    json_decref(cp->counters);
+    json_decref(cp->worker_stats);
+    json_decref(cp->lb_state);
+}
+
+static void changed(struct cp *cp)
+{
+    cp->revision++;
+    if (cp->ipc != NULL)
+        cp_ipc_config_changed(cp->ipc);
+}
+
+int cp_state_put(struct cp *cp, enum cp_kind k, const char *name, json_t *obj)
+{
+    int rc = cp_store_put(cp->store, k, name, obj); /* durable before acknowledged */
+
+    if (rc != 0)
+        return rc;
+    json_object_set(cp->objs[k], name, obj);
+    if (k == CP_KIND_PEER && json_object_get(cp->peer_status, name) == NULL)
+        json_object_set_new(cp->peer_status, name, json_pack("{s:b}", "reachable", 1));
+    if (k == CP_KIND_IMPORT)
+        json_object_del(cp->lb_state, name);
+    CL_INFO("cp.state", "stored %s %s (revision %llu)", cp_kind_name(k), name,
+            (unsigned long long)cp->revision + 1);
+    changed(cp);
+    return 0;
+}
+
+int cp_state_del(struct cp *cp, enum cp_kind k, const char *name)
+{
+    int rc = cp_store_del(cp->store, k, name);
+
+    if (rc != 0 && rc != CL_ENOTFOUND)
+        return rc;
+    json_object_del(cp->objs[k], name);
+    if (k == CP_KIND_PEER)
+        json_object_del(cp->peer_status, name);
+    CL_INFO("cp.state", "deleted %s %s (revision %llu)", cp_kind_name(k), name,
+            (unsigned long long)cp->revision + 1);
+    changed(cp);
+    return 0;
+}
+
+json_t *cp_state_snapshot(struct cp *cp)
+{
+    json_t *peers = json_array(), *imports = json_array(), *exports = json_array();
+    const char *n;
+    json_t *o;
+
+    json_object_foreach(cp->objs[CP_KIND_PEER], n, o)
+    {
+        json_array_append_new(peers,
+                              json_pack("{s:s,s:O}", "name", n, "gateways",
+                                        json_object_get(json_object_get(o, "spec"), "gateways")));
+    }
+    json_object_foreach(cp->objs[CP_KIND_IMPORT], n, o)
+    {
+        json_t *spec = json_object_get(o, "spec");
+        json_array_append_new(imports, json_pack("{s:s,s:O,s:O,s:O,s:O}", "name", n, "listenPort",
+                                                 json_object_get(spec, "targetPort"), "port",
+                                                 json_object_get(spec, "port"), "sources",
+                                                 json_object_get(spec, "sources"), "lbScheme",
+                                                 json_object_get(spec, "lbScheme")));
+    }
+    json_object_foreach(cp->objs[CP_KIND_EXPORT], n, o)
+    {
+        json_t *spec = json_object_get(o, "spec");
+        json_array_append_new(exports, json_pack("{s:s,s:O,s:O}", "name", n, "host",
+                                                 json_object_get(spec, "host"), "port",
+                                                 json_object_get(spec, "port")));
+    }
+    return json_pack("{s:I,s:s,s:o,s:o,s:o}", "revision", (json_int_t)cp->revision, "name",
+                     cp->name, "peers", peers, "imports", imports, "exports", exports);
+}

@@ -1,0 +1,38 @@
+#ifndef CP_STORE_H
+#define CP_STORE_H
+
+#include <jansson.h>
+
+/*
+ * Durable state in LMDB: one named database per object type, values are the objects' JSON
+ * text, plus "meta" holding the schema version. Every put/delete is its own committed (synced)
+ * transaction, so an acknowledged change survives kill -9.
+ */
+#define CP_STORE_SCHEMA 1
+
+enum cp_kind {
+    CP_KIND_PEER,
+    CP_KIND_EXPORT,
+    CP_KIND_IMPORT,
+    CP_KIND_POLICY,
+    CP_KIND_PORT, /* allocated target ports (Kubernetes mode) */
+    CP_KIND_COUNT,
+};
+
+struct cp_store;
+
+/* Opens (creating) the environment in dir. Returns 0, CL_ESTORE_SCHEMA (written by a newer
+ * version), CL_ESTORE or -errno. */
+int cp_store_open(const char *dir, struct cp_store **out);
+void cp_store_close(struct cp_store *s);
+
+/* Returns 0, CL_ESTORE_FULL, CL_ESTORE or CL_ENOMEM. */
+int cp_store_put(struct cp_store *s, enum cp_kind k, const char *name, const json_t *obj);
+/* Returns 0 or CL_ENOTFOUND / CL_ESTORE. */
+int cp_store_del(struct cp_store *s, enum cp_kind k, const char *name);
+/* Loads every object of kind k into `into` (a JSON object name -> obj). Returns 0 or error. */
+int cp_store_load(struct cp_store *s, enum cp_kind k, json_t *into);
+
+const char *cp_kind_name(enum cp_kind k);
+
+#endif

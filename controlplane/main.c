@@ -1,0 +1,186 @@
+/* cl-controlplane: the gateway's brain. See --help. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cl/err.h"
+#include "cl/log.h"
+#include "cl/mem.h"
+#include "cl/str.h"
+#include "cl/time.h"
+#include "cl/tls.h"
+#include "cp.h"
+
+static const char usage[] =
+    "usage: cl-controlplane --name <peer> --data-dir <dir> --socket <path>\n"
+    "                       --cert <pem> --key <pem> --ca <pem> [options]\n"
+    "\n"
+    "The gateway's controlplane: state in LMDB, management and peer REST APIs (relayed by the\n"
+    "dataplane over the IPC socket), policy engine and load balancing. Opens no public port.\n"
+    "\n"
+    "  --name <peer>        this gateway's peer name (a DNS label; must match its certificate)\n"
+    "  --data-dir <dir>     LMDB state directory (created if missing)\n"
+    "  --socket <path>      Unix socket the dataplane workers connect to\n"
+    "  --cert <pem>         this gateway's certificate (for outbound calls to peers)\n"
+    "  --key <pem>          its private key\n"
+    "  --ca <pem>           the fabric CA bundle\n"
+    "  --admin <identity>   certificate identity allowed to use the management API; repeat for\n"
+    "                       several (default: gwctl.<name>)\n"
+    "  --log-level <lvl>    error, warn, info (default), debug, trace\n"
+    "  --ready-file <path>  written once the socket listens (for scripts and tests)\n"
+    "  -h, --help           this text\n";
+
+static struct cp cp;
+static uv_signal_t sigterm, sigint;
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    CL_INFO("cp", "signal %d: stopping", signum);
+    (void)s;
+    cp_ipc_stop(cp.ipc);
+    cp.ipc = NULL;
+    uv_close((uv_handle_t *)&sigterm, NULL);
+    uv_close((uv_handle_t *)&sigint, NULL);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"name", required_argument, NULL, 'n'},
+        {"data-dir", required_argument, NULL, 'd'},
+        {"socket", required_argument, NULL, 's'},
+        {"cert", required_argument, NULL, 'c'},
+        {"key", required_argument, NULL, 'k'},
+        {"ca", required_argument, NULL, 'a'},
+        {"admin", required_argument, NULL, 'A'},
+        {"log-level", required_argument, NULL, 'l'},
+        {"ready-file", required_argument, NULL, 'r'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *name = NULL, *dir = NULL, *sock = NULL, *cert = NULL, *key = NULL, *ca = NULL;
+    const char *ready = NULL;
+    char **admins = NULL, defadmin[128];
+    size_t nadmins = 0;
+    enum cl_log_level lvl;
+    char err[256];
+    int o, rc;
+
+    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (o) {
+        case 'n':
+            name = optarg;
+            break;
+        case 'd':
+            dir = optarg;
+            break;
+        case 's':
+            sock = optarg;
+            break;
+        case 'c':
+            cert = optarg;
+            break;
+        case 'k':
+            key = optarg;
+            break;
+        case 'a':
+            ca = optarg;
+            break;
+        case 'A':
+            if ((admins = realloc(admins, (nadmins + 1) * sizeof(*admins))) == NULL)
+                cl_fatal("out of memory");
+            admins[nadmins++] = optarg;
+            break;
+        case 'l':
+            if (cl_log_parse_level(optarg, &lvl) != 0) {
+                fprintf(stderr, "cl-controlplane: --log-level must be error, warn, info, debug "
+                                "or trace\n");
+                return 2;
+            }
+            cl_log_set_level(lvl);
+            break;
+        case 'r':
+            ready = optarg;
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            return 0;
+        default:
+            fputs(usage, stderr);
+            return 2;
+        }
+    }
+    if (optind < argc || name == NULL || dir == NULL || sock == NULL || cert == NULL ||
+        key == NULL || ca == NULL) {
+        fprintf(stderr, "cl-controlplane: %s\n\n%s",
+                optind < argc ? "unexpected argument"
+                              : "--name, --data-dir, --socket, --cert, --key and --ca are required",
+                usage);
+        return 2;
+    }
+    if (!cl_str_is_dns_label(name)) {
+        fprintf(stderr, "cl-controlplane: --name %s is not a DNS label\n", name);
+        return 2;
+    }
+    cl_mem_install_jansson();
+    cl_log_set_context("proc=cp");
+    /* the certificate material must be usable now, not at the first peer call */
+    struct cl_tls_ctx *tls = NULL;
+    struct cl_tls_ctx_opts to = {
+        .server = false, .cert_file = cert, .key_file = key, .ca_file = ca};
+    cl_tls_global_init();
+    if ((rc = cl_tls_ctx_new(&to, &tls, err, sizeof(err))) != 0) {
+        fprintf(stderr, "cl-controlplane: %s\n", err);
+        return 1;
+    }
+    if (nadmins == 0) {
+        snprintf(defadmin, sizeof(defadmin), "gwctl.%s", name);
+        if ((admins = malloc(sizeof(*admins))) == NULL)
+            cl_fatal("out of memory");
+        admins[nadmins++] = defadmin;
+    }
+    cp.loop = uv_default_loop();
+    cp.name = name;
+    cp.admins = admins;
+    cp.nadmins = nadmins;
+    cp.started_ms = cl_now_ms();
+    if ((rc = cp_store_open(dir, &cp.store)) != 0) {
+        fprintf(stderr, "cl-controlplane: cannot open state in %s: %s\n", dir, cl_strerror(rc));
+        return 1;
+    }
+    if ((rc = cp_state_load(&cp)) != 0) {
+        fprintf(stderr, "cl-controlplane: cannot load state: %s\n", cl_strerror(rc));
+        return 1;
+    }
+    if ((rc = cp_ipc_start(&cp, sock, &cp.ipc)) != 0) {
+        fprintf(stderr, "cl-controlplane: cannot listen on %s: %s\n", sock, cl_strerror(rc));
+        cp_ipc_stop(cp.ipc);
+        uv_run(cp.loop, UV_RUN_DEFAULT);
+        return 1;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    uv_signal_init(cp.loop, &sigterm);
+    uv_signal_start(&sigterm, on_signal, SIGTERM);
+    uv_signal_init(cp.loop, &sigint);
+    uv_signal_start(&sigint, on_signal, SIGINT);
+    if (ready != NULL) {
+        FILE *f = fopen(ready, "w");
+        if (f == NULL || fprintf(f, "%d\n", (int)getpid()) < 0 || fclose(f) != 0) {
+            fprintf(stderr, "cl-controlplane: cannot write %s\n", ready);
+            return 1;
+        }
+    }
+    CL_INFO("cp", "controlplane %s ready on %s (state in %s)", name, sock, dir);
+    uv_run(cp.loop, UV_RUN_DEFAULT);
+    uv_loop_close(cp.loop);
+    cp_state_free(&cp);
+    cp_store_close(cp.store);
+    cl_tls_ctx_unref(tls);
+    cl_tls_global_cleanup();
+    free(admins);
+    CL_INFO("cp", "stopped");
+    return 0;
+}
