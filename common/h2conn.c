@@ -1074,6 +1074,10 @@ static void data_available(struct cl_h2stream *s)
 {
     struct cl_h2conn *c = s->c;
 
+    /* the owner may have filled the queue exactly (reads sized to the room left): it will
+     * wait for on_writable either way */
+    if (cl_bufq_len(&s->sendq) >= s->sendq_max)
+        s->above_hiwat = true;
     if (s->deferred && c->ng != NULL && s->id > 0) {
         s->deferred = false;
         nghttp2_session_resume_data(c->ng, s->id);

@@ -271,9 +271,17 @@ def echo_roundtrip(port, payload=b"hello", timeout=5):
         s = connect(port, timeout)
     except OSError:
         return None
+    def send():
+        try:
+            s.sendall(payload)
+            s.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+    # send while reading: with bounded buffers on every hop, an echo of a large payload would
+    # deadlock if the client wrote everything before reading anything
+    sender = threading.Thread(target=send, daemon=True)
     try:
-        s.sendall(payload)
-        s.shutdown(socket.SHUT_WR)
+        sender.start()
         chunks = []
         while True:
             d = s.recv(65536)
@@ -284,6 +292,7 @@ def echo_roundtrip(port, payload=b"hello", timeout=5):
     except OSError:
         return b""
     finally:
+        sender.join(timeout * MULT)
         s.close()
 
 

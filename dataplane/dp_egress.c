@@ -1,0 +1,324 @@
+/*
+ * Import ports: a client connection is authorized by the controlplane (AUTHZ_EGRESS), which
+ * returns candidates in load-balancing order; each candidate's gateways are tried in turn with
+ * a CONNECT stream on a pooled HTTP/2 connection (dialled and handshaken only when none is up),
+ * within a bounded total time. The client is reset when every candidate failed.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <nghttp2/nghttp2.h>
+
+#include "cl/err.h"
+#include "cl/json.h"
+#include "cl/log.h"
+#include "cl/mem.h"
+#include "cl/sockaddr.h"
+#include "cl/time.h"
+#include "dp.h"
+
+#define AUTHZ_TIMEOUT_MS   5000
+#define FAILOVER_BUDGET_MS 15000
+#define DIAL_TIMEOUT_MS    5000
+
+struct dp_pconn {
+    struct cl_list link;
+    char peer[64];
+    char host[256];
+    uint16_t port;
+    struct cl_h2conn *c;
+    uv_getaddrinfo_t gai;
+    bool resolving;
+    bool dead;
+};
+
+static void try_next(struct dp_tunnel *t);
+
+/* ---- pool ------------------------------------------------------------------------------- */
+
+static void on_pconn_close(struct cl_h2conn *c, int err, void *ud)
+{
+    struct dp_pconn *p = ud;
+
+    if (err != 0 && err != CL_EOF)
+        CL_INFO("dp.pool", "connection to peer %s at %s:%u closed: %s%s%s", p->peer, p->host,
+                p->port, cl_strerror(err), cl_h2conn_error_detail(c)[0] ? ": " : "",
+                cl_h2conn_error_detail(c));
+    p->c = NULL;
+    p->dead = true;
+    cl_list_remove(&p->link);
+    if (!p->resolving)
+        cl_mem_free(p);
+}
+
+static const struct cl_h2conn_cbs pconn_cbs = {
+    .on_close = on_pconn_close,
+};
+
+static void on_pconn_resolved(uv_getaddrinfo_t *gai, int status, struct addrinfo *res)
+{
+    struct dp_pconn *p = CL_CONTAINER_OF(gai, struct dp_pconn, gai);
+    struct sockaddr_storage ss;
+
+    p->resolving = false;
+    if (p->dead) { /* closed while resolving */
+        uv_freeaddrinfo(res);
+        cl_mem_free(p);
+        return;
+    }
+    if (status < 0 || res == NULL) {
+        uv_freeaddrinfo(res);
+        cl_h2conn_close(p->c, status < 0 ? status : CL_ENOENT);
+        return;
+    }
+    memcpy(&ss, res->ai_addr, res->ai_addrlen);
+    uv_freeaddrinfo(res);
+    if (ss.ss_family == AF_INET)
+        ((struct sockaddr_in *)&ss)->sin_port = htons(p->port);
+    else
+        ((struct sockaddr_in6 *)&ss)->sin6_port = htons(p->port);
+    struct cl_h2conn *c = p->c;
+    if (cl_h2conn_connect(c, (struct sockaddr *)&ss) != 0) {
+        /* freed without on_close: fail what was queued on it ourselves is not possible, so
+         * mark dead; streams opened on it were freed with it (no callbacks) */
+        p->c = NULL;
+        p->dead = true;
+        cl_list_remove(&p->link);
+        cl_mem_free(p);
+    }
+}
+
+static struct dp_pconn *pool_get(const char *peer, const char *host, uint16_t port)
+{
+    struct cl_list *pos, *tmp;
+    struct dp_pconn *p;
+    char portstr[8];
+
+    cl_list_foreach_safe(pos, tmp, &dp_w->pool)
+    {
+        p = CL_CONTAINER_OF(pos, struct dp_pconn, link);
+        if (!p->dead && p->c != NULL && p->port == port && strcmp(p->peer, peer) == 0 &&
+            strcmp(p->host, host) == 0 && cl_h2conn_can_open(p->c))
+            return p;
+    }
+    if ((p = cl_calloc(1, sizeof(*p))) == NULL)
+        return NULL;
+    snprintf(p->peer, sizeof(p->peer), "%s", peer);
+    snprintf(p->host, sizeof(p->host), "%s", host);
+    p->port = port;
+    struct cl_h2conn_opts o = {
+        .server = false,
+        .tls = dp_w->cli_tls,
+        .server_name = peer, /* the peer's certificate must carry its name */
+        .handshake_timeout_ms = DIAL_TIMEOUT_MS,
+        .cbs = &pconn_cbs,
+        .ud = p,
+    };
+    if (cl_h2conn_new(dp_w->loop, &o, &p->c) != 0) {
+        cl_mem_free(p);
+        return NULL;
+    }
+    cl_list_insert_tail(&dp_w->pool, &p->link);
+    snprintf(portstr, sizeof(portstr), "%u", port);
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    p->resolving = true;
+    if (uv_getaddrinfo(dp_w->loop, &p->gai, on_pconn_resolved, host, portstr, &hints) != 0) {
+        p->resolving = false;
+        cl_h2conn_close(p->c, CL_ENOENT);
+        return NULL;
+    }
+    return p;
+}
+
+void dp_pool_shutdown(void)
+{
+    struct cl_list *pos, *tmp;
+
+    cl_list_foreach_safe(pos, tmp, &dp_w->pool)
+    {
+        struct dp_pconn *p = CL_CONTAINER_OF(pos, struct dp_pconn, link);
+        if (p->c != NULL)
+            cl_h2conn_shutdown(p->c);
+    }
+}
+
+/* ---- one client connection ------------------------------------------------------------ */
+
+static json_t *cur_cand(struct dp_tunnel *t)
+{
+    return json_array_get(t->cands, t->cand);
+}
+
+static void advance(struct dp_tunnel *t, bool whole_peer)
+{
+    json_t *gws = json_object_get(cur_cand(t), "gateways");
+
+    if (whole_peer || t->gw + 1 >= json_array_size(gws)) {
+        t->cand++;
+        t->gw = 0;
+    } else {
+        t->gw++;
+    }
+}
+
+static void pending_response(struct cl_h2stream *s, int status, const struct cl_h2_hdr *h, size_t n,
+                             void *ud)
+{
+    struct dp_tunnel *t = ud;
+    char gw[300];
+    json_t *g = json_array_get(json_object_get(cur_cand(t), "gateways"), t->gw);
+
+    (void)h;
+    (void)n;
+    if (status == 200) {
+        CL_DEBUG("dp.egress", "conn=%llu import=%s tunnel to peer %s open",
+                 (unsigned long long)t->id, t->name, t->peer);
+        dp_count("peers", t->peer, "total", 1);
+        dp_tunnel_start(t, s);
+        return;
+    }
+    snprintf(gw, sizeof(gw), "%s:%lld", json_string_value(json_object_get(g, "host")),
+             (long long)json_integer_value(json_object_get(g, "port")));
+    CL_INFO("dp.egress", "conn=%llu import=%s peer %s answered %d", (unsigned long long)t->id,
+            t->name, t->peer, status);
+    if (status == 502 || status == 503)
+        dp_peer_event(t->peer, gw, "status", status, "CONNECT refused");
+    if (status == 403)
+        dp_count("peers", t->peer, "denied", 1);
+    else
+        dp_count("peers", t->peer, "errors", 1);
+    cl_h2stream_set_cbs(s, NULL, NULL);
+    t->s = NULL;
+    cl_h2stream_reset(s, NGHTTP2_CANCEL);
+    /* 403/404 hold for every gateway of this peer; 502/503 may differ per gateway */
+    advance(t, status == 403 || status == 404);
+    try_next(t);
+}
+
+static void pending_close(struct cl_h2stream *s, int err, void *ud)
+{
+    struct dp_tunnel *t = ud;
+    char gw[300];
+    json_t *g = json_array_get(json_object_get(cur_cand(t), "gateways"), t->gw);
+
+    (void)s;
+    t->s = NULL;
+    if (t->state == DP_TUNNEL_ST_CLOSING)
+        return;
+    snprintf(gw, sizeof(gw), "%s:%lld", json_string_value(json_object_get(g, "host")),
+             (long long)json_integer_value(json_object_get(g, "port")));
+    CL_INFO("dp.egress", "conn=%llu import=%s peer %s at %s failed: %s", (unsigned long long)t->id,
+            t->name, t->peer, gw, cl_strerror(err));
+    dp_peer_event(t->peer, gw,
+                  err == CL_ETIMEDOUT                               ? "timeout"
+                  : (err <= CL_ETLS && err >= CL_ETLS_KEY_MISMATCH) ? "tls"
+                                                                    : "connect",
+                  0, cl_strerror(err));
+    dp_count("peers", t->peer, "errors", 1);
+    advance(t, false);
+    try_next(t);
+}
+
+static const struct cl_h2stream_cbs pending_cbs = {
+    .on_response = pending_response,
+    .on_close = pending_close,
+};
+
+static void try_next(struct dp_tunnel *t)
+{
+    while (t->state != DP_TUNNEL_ST_CLOSING) {
+        json_t *cand = cur_cand(t), *g;
+        char auth[80], *attrs = NULL;
+        const char *host;
+        long long port;
+        struct dp_pconn *p;
+
+        if (cand == NULL || cl_now_ms() > t->deadline_ms) {
+            CL_INFO("dp.egress", "conn=%llu import=%s: no candidate left, resetting the client",
+                    (unsigned long long)t->id, t->name);
+            dp_count("imports", t->name, "errors", 1);
+            dp_tunnel_abort(t, CL_ENOPEER);
+            return;
+        }
+        g = json_array_get(json_object_get(cand, "gateways"), t->gw);
+        host = json_string_value(json_object_get(g, "host"));
+        port = json_integer_value(json_object_get(g, "port"));
+        snprintf(t->peer, sizeof(t->peer), "%s", json_string_value(json_object_get(cand, "peer")));
+        if (host == NULL || port <= 0 || port > 65535 ||
+            (p = pool_get(t->peer, host, (uint16_t)port)) == NULL) {
+            advance(t, false);
+            continue;
+        }
+        const char *exp = json_string_value(json_object_get(cand, "export"));
+        const char *ns = json_string_value(json_object_get(cand, "namespace"));
+        snprintf(auth, sizeof(auth), "%s:443", exp != NULL ? exp : "");
+        attrs = t->attrs != NULL ? cl_json_dumps(t->attrs) : NULL;
+        struct cl_h2_hdr h[] = {
+            {":method", "CONNECT", 7, 7},
+            {":authority", auth, 10, strlen(auth)},
+            {"cl-export-namespace", ns != NULL ? ns : "", 19, strlen(ns != NULL ? ns : "")},
+            {"cl-client-attrs", attrs != NULL ? attrs : "{}", 15,
+             strlen(attrs != NULL ? attrs : "{}")},
+        };
+        t->s = cl_h2conn_open(p->c, h, 4, false, &pending_cbs, t);
+        cl_mem_free(attrs);
+        if (t->s != NULL)
+            return;
+        advance(t, false);
+    }
+}
+
+static void on_authz_egress(int err, const struct cl_ipc_msg *m, void *ud)
+{
+    struct dp_tunnel *t = ud;
+
+    t->pending = NULL;
+    if (t->state == DP_TUNNEL_ST_CLOSING)
+        return;
+    if (err != 0 || m == NULL || !json_is_true(json_object_get(m->body, "allow"))) {
+        const char *why = m != NULL ? json_string_value(json_object_get(m->body, "reason")) : NULL;
+        CL_INFO("dp.egress", "conn=%llu import=%s denied: %s", (unsigned long long)t->id, t->name,
+                err != 0 ? cl_strerror(err) : (why != NULL ? why : "denied"));
+        dp_count("imports", t->name, err != 0 ? "errors" : "denied", 1);
+        dp_tunnel_abort(t, err != 0 ? err : CL_EPOLICY_DENY);
+        return;
+    }
+    t->cands = json_incref(json_object_get(m->body, "candidates"));
+    t->attrs = json_incref(json_object_get(m->body, "attrs"));
+    t->cand = 0;
+    t->gw = 0;
+    t->deadline_ms = cl_now_ms() + FAILOVER_BUDGET_MS;
+    try_next(t);
+}
+
+void dp_egress_on_accept(uv_stream_t *server, int status)
+{
+    struct dp_import *imp = CL_CONTAINER_OF((uv_tcp_t *)server, struct dp_import, tcp);
+    struct sockaddr_storage ss;
+    char client[CL_ADDRSTRLEN];
+    int len = sizeof(ss);
+    struct dp_tunnel *t;
+    json_t *q;
+
+    if (status < 0 || (t = dp_tunnel_new(true)) == NULL)
+        return;
+    snprintf(t->name, sizeof(t->name), "%s", imp->name);
+    if (uv_accept(server, (uv_stream_t *)&t->tcp) != 0) {
+        dp_tunnel_abort(t, CL_ECLOSED);
+        return;
+    }
+    t->state = DP_TUNNEL_ST_CONNECTING;
+    uv_tcp_getpeername(&t->tcp, (struct sockaddr *)&ss, &len);
+    cl_sockaddr_fmt((struct sockaddr *)&ss, client, sizeof(client));
+    q = json_pack("{s:s,s:s}", "import", imp->name, "client", client);
+    int rc = dp_w->ipc_up ? cl_ipc_request(dp_w->ipc, CL_IPC_AUTHZ_EGRESS, q, AUTHZ_TIMEOUT_MS,
+                                           on_authz_egress, t)
+                          : CL_ECLOSED;
+    json_decref(q);
+    if (rc != 0) {
+        CL_INFO("dp.egress", "import=%s: controlplane unavailable, resetting the client",
+                imp->name);
+        dp_count("imports", imp->name, "errors", 1);
+        dp_tunnel_abort(t, rc);
+    }
+}

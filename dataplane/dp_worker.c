@@ -1,0 +1,326 @@
+/* One worker process: IPC with the controlplane, configuration, listeners, stats, drain. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cl/err.h"
+#include "cl/log.h"
+#include "cl/mem.h"
+#include "cl/sockaddr.h"
+#include "cl/uvx.h"
+#include "dp.h"
+
+struct dp_worker *dp_w;
+
+#define IPC_BACKOFF_MIN 50
+#define IPC_BACKOFF_MAX 2000
+
+/* ---- counters -------------------------------------------------------------------------- */
+
+void dp_count(const char *group, const char *name, const char *key, int64_t delta)
+{
+    json_t *g, *o;
+
+    if (name == NULL || name[0] == '\0')
+        return;
+    g = json_object_get(dp_w->stats, group);
+    if ((o = json_object_get(g, name)) == NULL) {
+        o = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "open", (json_int_t)0, "total", (json_int_t)0,
+                      "bytesIn", (json_int_t)0, "bytesOut", (json_int_t)0, "denied", (json_int_t)0,
+                      "errors", (json_int_t)0);
+        json_object_set_new(g, name, o);
+    }
+    json_object_set_new(o, key, json_integer(json_integer_value(json_object_get(o, key)) + delta));
+}
+
+static void on_stats_timer(uv_timer_t *t)
+{
+    json_t *b;
+
+    (void)t;
+    if (!dp_w->ipc_up || cl_ipc_conn_queued(dp_w->ipc) > (1u << 20))
+        return;
+    b = json_deep_copy(dp_w->stats);
+    json_object_set_new(b, "worker", json_integer(dp_w->o.worker_id));
+    cl_ipc_send(dp_w->ipc, CL_IPC_STATS, 0, 0, b);
+    json_decref(b);
+}
+
+void dp_peer_event(const char *peer, const char *gateway, const char *event, int status,
+                   const char *error)
+{
+    json_t *b;
+
+    if (!dp_w->ipc_up)
+        return;
+    b = json_pack("{s:s,s:s,s:s,s:i,s:s}", "peer", peer, "gateway", gateway, "event", event,
+                  "status", status, "error", error != NULL ? error : "");
+    cl_ipc_send(dp_w->ipc, CL_IPC_PEER_EVENT, 0, 0, b);
+    json_decref(b);
+}
+
+/* ---- import listeners ------------------------------------------------------------------ */
+
+static void on_import_close(uv_handle_t *h)
+{
+    cl_mem_free(CL_CONTAINER_OF((uv_tcp_t *)h, struct dp_import, tcp));
+}
+
+static void import_close(struct dp_import *imp)
+{
+    cl_list_remove(&imp->link);
+    imp->closing = true;
+    uv_close((uv_handle_t *)&imp->tcp, on_import_close);
+}
+
+static void import_open(const char *name, int port)
+{
+    struct sockaddr_storage ss;
+    struct dp_import *imp;
+    int rc;
+
+    if (cl_sockaddr_from_ip(dp_w->o.import_bind, (uint16_t)port, &ss) != 0)
+        return;
+    if ((imp = cl_calloc(1, sizeof(*imp))) == NULL)
+        return;
+    snprintf(imp->name, sizeof(imp->name), "%s", name);
+    imp->port = port;
+    uv_tcp_init(dp_w->loop, &imp->tcp);
+    if ((rc = cl_uv_listen_reuseport(&imp->tcp, (struct sockaddr *)&ss, 1024,
+                                     dp_egress_on_accept)) != 0) {
+        CL_WARN("dp.worker", "import %s: cannot listen on %s:%d: %s", name, dp_w->o.import_bind,
+                port, uv_strerror(rc));
+        uv_close((uv_handle_t *)&imp->tcp, on_import_close);
+        return;
+    }
+    cl_list_insert_tail(&dp_w->imports, &imp->link);
+    CL_INFO("dp.worker", "import %s listening on %s:%d", name, dp_w->o.import_bind, port);
+}
+
+/* Opens listeners for new imports, closes those of removed ones; others are untouched. */
+static void apply_imports(const json_t *imports)
+{
+    struct cl_list *pos, *tmp;
+    json_t *imp;
+    size_t i;
+
+    cl_list_foreach_safe(pos, tmp, &dp_w->imports)
+    {
+        struct dp_import *d = CL_CONTAINER_OF(pos, struct dp_import, link);
+        bool keep = false;
+        json_array_foreach(imports, i, imp)
+        {
+            if (strcmp(json_string_value(json_object_get(imp, "name")), d->name) == 0 &&
+                json_integer_value(json_object_get(imp, "listenPort")) == d->port)
+                keep = true;
+        }
+        if (!keep) {
+            CL_INFO("dp.worker", "import %s: closing listener on port %d", d->name, d->port);
+            import_close(d);
+        }
+    }
+    json_array_foreach(imports, i, imp)
+    {
+        const char *name = json_string_value(json_object_get(imp, "name"));
+        int port = (int)json_integer_value(json_object_get(imp, "listenPort"));
+        bool have = false;
+        cl_list_foreach_safe(pos, tmp, &dp_w->imports)
+        {
+            struct dp_import *d = CL_CONTAINER_OF(pos, struct dp_import, link);
+            if (strcmp(d->name, name) == 0 && d->port == port)
+                have = true;
+        }
+        if (!have && name != NULL && port > 0 && port <= 65535 && !dp_w->draining)
+            import_open(name, port);
+    }
+}
+
+/* ---- IPC ------------------------------------------------------------------------------- */
+
+static void ipc_connect(void);
+
+static void on_ipc_msg(struct cl_ipc_conn *c, const struct cl_ipc_msg *m, void *ud)
+{
+    (void)ud;
+    if (m->type == CL_IPC_CONFIG) {
+        json_t *rev = json_object_get(m->body, "revision");
+        json_t *imports = json_object_get(m->body, "imports");
+        if (!json_is_integer(rev) || !json_is_array(imports)) {
+            CL_WARN("dp.worker", "ignoring a malformed CONFIG");
+            return;
+        }
+        json_decref(dp_w->config);
+        dp_w->config = json_incref(m->body);
+        apply_imports(imports);
+        CL_DEBUG("dp.worker", "applied config revision %lld", (long long)json_integer_value(rev));
+        json_t *ack = json_pack("{s:O}", "revision", rev);
+        cl_ipc_send(c, CL_IPC_ACK, 0, 0, ack);
+        json_decref(ack);
+    }
+}
+
+static void on_welcome(int err, const struct cl_ipc_msg *m, void *ud)
+{
+    (void)ud;
+    (void)m;
+    if (err != 0) {
+        CL_WARN("dp.worker", "controlplane refused HELLO: %s", cl_strerror(err));
+        if (dp_w->ipc != NULL)
+            cl_ipc_conn_close(dp_w->ipc, err);
+        return;
+    }
+    dp_w->ipc_up = true;
+    dp_w->ipc_backoff = IPC_BACKOFF_MIN;
+    CL_INFO("dp.worker", "connected to the controlplane");
+}
+
+static void on_ipc_connect(struct cl_ipc_conn *c, int err, void *ud)
+{
+    json_t *hello;
+
+    (void)ud;
+    if (err != 0)
+        return; /* on_close follows */
+    hello = json_pack("{s:i,s:i,s:i}", "version", CL_IPC_VERSION, "worker", dp_w->o.worker_id,
+                      "pid", (int)getpid());
+    cl_ipc_request(c, CL_IPC_HELLO, hello, 5000, on_welcome, NULL);
+    json_decref(hello);
+}
+
+static void on_ipc_timer(uv_timer_t *t)
+{
+    (void)t;
+    ipc_connect();
+}
+
+static void on_ipc_close(struct cl_ipc_conn *c, int err, void *ud)
+{
+    (void)c;
+    (void)ud;
+    if (dp_w->ipc_up)
+        CL_WARN("dp.worker",
+                "controlplane connection lost (%s); serving with the last "
+                "configuration",
+                cl_strerror(err));
+    dp_w->ipc_up = false;
+    dp_w->ipc = NULL;
+    if (dp_w->draining)
+        return;
+    uv_timer_start(&dp_w->ipc_timer, on_ipc_timer, dp_w->ipc_backoff, 0);
+    dp_w->ipc_backoff =
+        dp_w->ipc_backoff * 2 > IPC_BACKOFF_MAX ? IPC_BACKOFF_MAX : dp_w->ipc_backoff * 2;
+}
+
+static const struct cl_ipc_conn_cbs ipc_cbs = {
+    .on_connect = on_ipc_connect,
+    .on_msg = on_ipc_msg,
+    .on_close = on_ipc_close,
+};
+
+static void ipc_connect(void)
+{
+    if (cl_ipc_conn_new(dp_w->loop, &ipc_cbs, NULL, &dp_w->ipc) != 0) {
+        uv_timer_start(&dp_w->ipc_timer, on_ipc_timer, IPC_BACKOFF_MAX, 0);
+        return;
+    }
+    cl_ipc_conn_connect(dp_w->ipc, dp_w->o.socket);
+}
+
+/* ---- drain ----------------------------------------------------------------------------- */
+
+static void on_drain_timer(uv_timer_t *t)
+{
+    struct cl_list *pos, *tmp;
+
+    (void)t;
+    CL_INFO("dp.worker", "drain deadline: aborting the remaining tunnels");
+    cl_list_foreach_safe(pos, tmp, &dp_w->tunnels)
+    {
+        dp_tunnel_abort(CL_CONTAINER_OF(pos, struct dp_tunnel, link), CL_ECLOSED);
+    }
+    exit(0);
+}
+
+static void on_drain_check(uv_timer_t *t)
+{
+    (void)t;
+    if (cl_list_is_empty(&dp_w->tunnels)) {
+        uv_stop(dp_w->loop);
+    }
+}
+
+static uv_timer_t drain_check;
+
+static void on_sigterm(uv_signal_t *s, int signum)
+{
+    struct cl_list *pos, *tmp;
+
+    (void)signum;
+    if (dp_w->draining)
+        return;
+    dp_w->draining = true;
+    CL_INFO("dp.worker", "draining: no new connections");
+    uv_signal_stop(s);
+    uv_close((uv_handle_t *)&dp_w->public_tcp, NULL);
+    cl_list_foreach_safe(pos, tmp, &dp_w->imports)
+    {
+        import_close(CL_CONTAINER_OF(pos, struct dp_import, link));
+    }
+    dp_ingress_shutdown();
+    uv_timer_start(&dp_w->drain_timer, on_drain_timer, dp_w->o.drain_ms, 0);
+    uv_timer_start(&drain_check, on_drain_check, 0, 50);
+}
+
+int dp_worker_run(const struct dp_opts *o)
+{
+    static struct dp_worker w;
+    struct sockaddr_storage ss;
+    char err[256];
+    int rc;
+
+    dp_w = &w;
+    w.loop = uv_default_loop();
+    w.o = *o;
+    w.ipc_backoff = IPC_BACKOFF_MIN;
+    w.stats = json_pack("{s:{},s:{},s:{}}", "imports", "exports", "peers");
+    cl_list_init(&w.imports);
+    cl_list_init(&w.pool);
+    cl_list_init(&w.servers);
+    cl_list_init(&w.tunnels);
+    struct cl_tls_ctx_opts so = {
+        .server = true, .cert_file = o->cert, .key_file = o->key, .ca_file = o->ca};
+    struct cl_tls_ctx_opts co = so;
+    co.server = false;
+    if ((rc = cl_tls_ctx_new(&so, &w.srv_tls, err, sizeof(err))) != 0 ||
+        (rc = cl_tls_ctx_new(&co, &w.cli_tls, err, sizeof(err))) != 0) {
+        fprintf(stderr, "cl-dataplane: %s\n", err);
+        return 1;
+    }
+    if (cl_sockaddr_from_ip(o->listen_host, o->listen_port, &ss) != 0) {
+        fprintf(stderr, "cl-dataplane: bad listen address %s\n", o->listen_host);
+        return 1;
+    }
+    uv_tcp_init(w.loop, &w.public_tcp);
+    if ((rc = cl_uv_listen_reuseport(&w.public_tcp, (struct sockaddr *)&ss, 4096,
+                                     dp_ingress_on_accept)) != 0) {
+        fprintf(stderr, "cl-dataplane: cannot listen on %s:%u: %s\n", o->listen_host,
+                o->listen_port, uv_strerror(rc));
+        return 1;
+    }
+    uv_timer_init(w.loop, &w.ipc_timer);
+    uv_timer_init(w.loop, &w.stats_timer);
+    uv_timer_init(w.loop, &w.drain_timer);
+    uv_timer_init(w.loop, &drain_check);
+    uv_timer_start(&w.stats_timer, on_stats_timer, 1000, 1000);
+    uv_signal_init(w.loop, &w.sigterm);
+    uv_signal_start(&w.sigterm, on_sigterm, SIGTERM);
+    ipc_connect();
+    /* tell the master we listen */
+    if (write(STDOUT_FILENO, "ready\n", 6) != 6)
+        CL_WARN("dp.worker", "cannot report readiness to the master");
+    CL_INFO("dp.worker", "listening on %s:%u", o->listen_host, o->listen_port);
+    uv_run(w.loop, UV_RUN_DEFAULT);
+    CL_INFO("dp.worker", "drained, exiting");
+    return 0;
+}
