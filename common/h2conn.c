@@ -894,7 +894,7 @@ static void on_connect(uv_connect_t *req, int status)
     if (c->state == ST_CLOSING)
         return;
     if (status < 0) {
-        snprintf(c->detail, sizeof(c->detail), "connect: %s", uv_strerror(status));
+        snprintf(c->detail, sizeof(c->detail), "%s", uv_strerror(status));
         conn_close_now(c, status);
         return;
     }
@@ -1076,7 +1076,7 @@ static void data_available(struct cl_h2stream *s)
 
     /* the owner may have filled the queue exactly (reads sized to the room left): it will
      * wait for on_writable either way */
-    if (cl_bufq_len(&s->sendq) >= s->sendq_max)
+    if (cl_h2stream_space(s) < CL_BUFQ_CHUNK)
         s->above_hiwat = true;
     if (s->deferred && c->ng != NULL && s->id > 0) {
         s->deferred = false;
@@ -1126,6 +1126,14 @@ ssize_t cl_h2stream_write(struct cl_h2stream *s, const void *data, size_t len)
     if (done > 0)
         data_available(s);
     return (ssize_t)done;
+}
+
+size_t cl_h2stream_space(const struct cl_h2stream *s)
+{
+    if (s->c->state == ST_CLOSING || s->closed || s->end_queued ||
+        cl_bufq_len(&s->sendq) >= s->sendq_max)
+        return 0;
+    return cl_bufq_space(&s->sendq);
 }
 
 size_t cl_h2stream_sendq_len(const struct cl_h2stream *s)

@@ -20,7 +20,6 @@
 #include "dp.h"
 
 #define SCRATCH      (64 * 1024)
-#define STREAM_SENDQ (256 * 1024) /* must match cl_h2conn_opts.stream_sendq (default) */
 #define DOWNQ_CHUNKS 72           /* > 1 MiB stream window / 16 KiB */
 #define MAX_IOV      16
 
@@ -119,8 +118,7 @@ static void on_tcp_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
 static void on_tcp_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
     struct dp_tunnel *t = h->data;
-    size_t q = t->s != NULL ? cl_h2stream_sendq_len(t->s) : STREAM_SENDQ;
-    size_t room = q < STREAM_SENDQ ? STREAM_SENDQ - q : 0;
+    size_t room = t->s != NULL ? cl_h2stream_space(t->s) : 0;
 
     (void)hint;
     buf->base = (char *)scratch;
@@ -173,10 +171,13 @@ static void on_tcp_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     }
     if (nread == 0 || t->s == NULL)
         return;
-    cl_h2stream_write(t->s, scratch, (size_t)nread); /* fits: the read was sized to the room */
+    if (cl_h2stream_write(t->s, scratch, (size_t)nread) != nread) { /* sized to fit: cannot */
+        dp_tunnel_abort(t, CL_EBUSY);
+        return;
+    }
     dp_count(t->egress ? "imports" : "exports", t->name, t->egress ? "bytesOut" : "bytesIn", nread);
-    if (cl_h2stream_sendq_len(t->s) >= STREAM_SENDQ)
-        read_stop(t, true);
+    if (cl_h2stream_space(t->s) < CL_BUFQ_CHUNK)
+        read_stop(t, true); /* resumed by on_writable */
 }
 
 static void flush_down(struct dp_tunnel *t);

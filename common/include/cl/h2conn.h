@@ -164,6 +164,9 @@ ssize_t cl_h2stream_write(struct cl_h2stream *s, const void *data, size_t len);
 /* Outbound body, zero-copy: writable region of the send queue (0 if full), then commit. */
 size_t cl_h2stream_reserve(struct cl_h2stream *s, uint8_t **p);
 void cl_h2stream_commit(struct cl_h2stream *s, size_t n);
+/* Bytes that can be queued now without loss (0 when full, ended or closed). A writer that
+ * reads from a socket sizes its reads with this. */
+size_t cl_h2stream_space(const struct cl_h2stream *s);
 /* Bytes queued and not yet handed to TLS. */
 size_t cl_h2stream_sendq_len(const struct cl_h2stream *s);
 /* END_STREAM after the queued bytes (half-close). */
