@@ -179,9 +179,9 @@ static json_t *status_body(struct cp *cp)
 
     json_object_foreach(cp->objs[CP_KIND_PEER], n, o)
     {
-        json_t *st = json_object_get(cp->peer_status, n);
-        json_array_append_new(
-            peers, json_pack("{s:s,s:O}", "name", n, "status", st != NULL ? st : json_object()));
+        json_t *e = json_pack("{s:s}", "name", n);
+        json_object_update(e, json_object_get(cp->peer_status, n)); /* reachable, since, ... */
+        json_array_append_new(peers, e);
     }
     return json_pack(
         "{s:s,s:s,s:I,s:I,s:o,s:o,s:O,s:{s:i,s:i,s:i,s:i}}", "name", cp->name, "version",

@@ -334,6 +334,39 @@ static int status_peer_row(struct ctl_table *t, const json_t *p)
     return ctl_table_add(t, cells);
 }
 
+/* counters: {"imports":{name:{open,total,bytesIn,bytesOut,denied,errors}},"exports":..,"peers":..}
+ */
+static int print_counters(FILE *out, const json_t *counters)
+{
+    static const char *const hdr[] = {"COUNTERS", "NAME",      "OPEN",   "TOTAL",
+                                      "BYTES IN", "BYTES OUT", "DENIED", "ERRORS"};
+    static const char *const keys[] = {"open", "total", "bytesIn", "bytesOut", "denied", "errors"};
+    struct ctl_table t;
+    const char *group, *name;
+    const json_t *g, *o;
+    int rc = 0;
+
+    ctl_table_init(&t, 8, hdr);
+    json_object_foreach((json_t *)counters, group, g)
+    {
+        json_object_foreach((json_t *)g, name, o)
+        {
+            char b[6][32];
+            const char *cells[8] = {group, name};
+            for (size_t i = 0; i < 6; i++)
+                cells[i + 2] = jtext(json_object_get(o, keys[i]), b[i], sizeof(b[i]));
+            if ((rc = ctl_table_add(&t, cells)) != 0)
+                break;
+        }
+    }
+    if (rc == 0 && t.nrows > 0) {
+        fprintf(out, "\n");
+        ctl_table_print(&t, out);
+    }
+    ctl_table_deinit(&t);
+    return rc;
+}
+
 int ctl_out_status(FILE *out, const json_t *st)
 {
     static const char *const phdr[] = {"PEER", "REACHABLE", "SINCE", "LAST ERROR"};
@@ -371,16 +404,7 @@ int ctl_out_status(FILE *out, const json_t *st)
             ctl_table_print(&t, out);
         ctl_table_deinit(&t);
     }
-    if (rc == 0 && json_is_object(counters) && json_object_size(counters) > 0) {
-        size_t w = 0;
-        fprintf(out, "\nCOUNTERS\n");
-        json_object_foreach((json_t *)counters, key, v)
-        {
-            if (strlen(key) > w)
-                w = strlen(key);
-        }
-        json_object_foreach((json_t *)counters, key, v)
-            fprintf(out, "  %-*s   %s\n", (int)w, key, jtext(v, buf, sizeof(buf)));
-    }
+    if (rc == 0 && json_is_object(counters))
+        rc = print_counters(out, counters);
     return rc;
 }

@@ -145,7 +145,8 @@ static void status_view(void **state)
           "{\"name\":\"east\",\"version\":\"0.1.0\",\"workers\":2,\"uptime\":12.5,"
           "\"peers\":[{\"name\":\"west\",\"reachable\":true},{\"name\":\"north\","
           "\"reachable\":false,\"lastError\":\"timeout\"}],"
-          "\"counters\":{\"tunnels_open\":3,\"bytes_in\":1024}}",
+          "\"counters\":{\"imports\":{\"web\":{\"open\":3,\"total\":9,\"bytesIn\":1024,"
+          "\"bytesOut\":20,\"denied\":1,\"errors\":0}},\"exports\":{}}}",
           "name         east\n"
           "version      0.1.0\n"
           "workers      2\n"
@@ -155,9 +156,8 @@ static void status_view(void **state)
           "west    yes         -       -\n"
           "north   no          -       timeout\n"
           "\n"
-          "COUNTERS\n"
-          "  tunnels_open   3\n"
-          "  bytes_in       1024\n");
+          "COUNTERS   NAME   OPEN   TOTAL   BYTES IN   BYTES OUT   DENIED   ERRORS\n"
+          "imports    web    3      9       1024       20          1        0\n");
     check(ctl_out_status, "{\"name\":\"east\"}", "name         east\n");
     check(ctl_out_status, "{\"name\":\"e\",\"workers\":[{\"id\":1},{\"id\":2}]}",
           "name         e\nworkers      2\n");
