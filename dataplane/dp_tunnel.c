@@ -20,7 +20,7 @@
 #include "dp.h"
 
 #define SCRATCH      (64 * 1024)
-#define DOWNQ_CHUNKS 72           /* > 1 MiB stream window / 16 KiB */
+#define DOWNQ_CHUNKS 72 /* > 1 MiB stream window / 16 KiB */
 #define MAX_IOV      16
 
 static uint8_t scratch[SCRATCH];
