@@ -1,0 +1,380 @@
+/*
+ * HTTP/2 client and server (cl_h2conn over TLS) wired back to back in memory: the bytes each
+ * side writes are queued and fed to the other by the test loop, so every code path but the
+ * socket runs.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cl/buf.h"
+#include "cl/err.h"
+#include "cl/h2conn.h"
+#include "cl/mem.h"
+#include "cm.h"
+#include "pki.h"
+
+static struct cl_test_pki pki;
+static uv_loop_t loop;
+static struct cl_buf to_srv, to_cli;
+static struct cl_h2conn *cli, *srv;
+static struct cl_tls_ctx *cctx, *sctx;
+static bool cli_ready, srv_closed, cli_closed;
+
+/* ---- wiring ---- */
+
+static void on_write(struct cl_h2conn *c, const uint8_t *data, size_t len, void *wud)
+{
+    (void)c;
+    assert_int_equal(cl_buf_append(wud, data, len), 0);
+}
+
+static void pump(void)
+{
+    for (int i = 0; i < 4; i++) {
+        uv_run(&loop, UV_RUN_NOWAIT);
+        if (to_srv.len > 0 && srv != NULL) {
+            struct cl_buf b = to_srv;
+            cl_buf_init(&to_srv, 64u << 20);
+            cl_h2conn_feed(srv, cl_buf_ptr(&b), b.len);
+            cl_buf_deinit(&b);
+        }
+        if (to_cli.len > 0 && cli != NULL) {
+            struct cl_buf b = to_cli;
+            cl_buf_init(&to_cli, 64u << 20);
+            cl_h2conn_feed(cli, cl_buf_ptr(&b), b.len);
+            cl_buf_deinit(&b);
+        }
+    }
+}
+
+#define PUMP_UNTIL(cond)                             \
+    do {                                             \
+        for (int _i = 0; _i < 2000 && !(cond); _i++) \
+            pump();                                  \
+        assert_true(cond);                           \
+    } while (0)
+
+/* ---- server: echo for CONNECT (optionally not consuming), fixed body for GET/POST ---- */
+
+struct sstream {
+    struct cl_h2stream *s;
+    bool connect;
+    bool hold; /* do not return flow-control credit */
+    size_t received;
+    struct cl_buf body;
+    bool ended;
+};
+
+static struct sstream sstreams[8];
+static size_t nsstreams;
+static bool hold_next;
+
+static void s_on_data(struct cl_h2stream *s, const uint8_t *data, size_t len, void *ud)
+{
+    struct sstream *ss = ud;
+
+    ss->received += len;
+    if (ss->connect) {
+        if (!ss->hold) {
+            assert_int_equal(cl_h2stream_write(s, data, len), (ssize_t)len);
+            cl_h2stream_consume(s, len);
+        }
+    } else {
+        cl_buf_append(&ss->body, data, len);
+        cl_h2stream_consume(s, len);
+    }
+}
+
+static void s_on_end(struct cl_h2stream *s, void *ud)
+{
+    struct sstream *ss = ud;
+    char reply[256];
+
+    ss->ended = true;
+    if (ss->connect) {
+        cl_h2stream_end(s); /* half-close echoed */
+        return;
+    }
+    snprintf(reply, sizeof(reply), "got %zu bytes: %.*s", ss->body.len, (int)ss->body.len,
+             (const char *)cl_buf_ptr(&ss->body));
+    cl_h2stream_respond(s, 200, NULL, 0, false);
+    cl_h2stream_write(s, reply, strlen(reply));
+    cl_h2stream_end(s);
+}
+
+static void s_on_close(struct cl_h2stream *s, int err, void *ud)
+{
+    struct sstream *ss = ud;
+
+    (void)s;
+    (void)err;
+    ss->s = NULL;
+    cl_buf_deinit(&ss->body);
+}
+
+static const struct cl_h2stream_cbs s_cbs = {
+    .on_data = s_on_data, .on_end = s_on_end, .on_close = s_on_close};
+
+static void on_request(struct cl_h2conn *c, struct cl_h2stream *s, const struct cl_h2_req *req,
+                       void *ud)
+{
+    struct sstream *ss = &sstreams[nsstreams++];
+
+    (void)c;
+    (void)ud;
+    memset(ss, 0, sizeof(*ss));
+    ss->s = s;
+    ss->connect = strcmp(req->method, "CONNECT") == 0;
+    ss->hold = hold_next;
+    cl_buf_init(&ss->body, 1 << 20);
+    cl_h2stream_set_cbs(s, &s_cbs, ss);
+    if (ss->connect) {
+        assert_string_equal(req->authority, "web:443");
+        assert_null(req->path);
+        cl_h2stream_respond(s, 200, NULL, 0, false);
+    } else {
+        assert_string_equal(req->path, "/api/v1/status");
+    }
+}
+
+static void srv_on_close(struct cl_h2conn *c, int err, void *ud)
+{
+    (void)c;
+    (void)err;
+    (void)ud;
+    srv_closed = true;
+    srv = NULL;
+}
+
+static void cli_on_ready(struct cl_h2conn *c, void *ud)
+{
+    (void)c;
+    (void)ud;
+    cli_ready = true;
+}
+
+static void cli_on_close(struct cl_h2conn *c, int err, void *ud)
+{
+    (void)c;
+    (void)err;
+    (void)ud;
+    cli_closed = true;
+    cli = NULL;
+}
+
+static const struct cl_h2conn_cbs srv_cbs = {.on_request = on_request, .on_close = srv_on_close};
+static const struct cl_h2conn_cbs cli_cbs = {.on_ready = cli_on_ready, .on_close = cli_on_close};
+
+static int setup(void **state)
+{
+    struct cl_tls_ctx_opts so = {
+        .server = true, .cert_pem = pki.srv.cert, .key_pem = pki.srv.key, .ca_pem = pki.ca};
+    struct cl_tls_ctx_opts co = {
+        .server = false, .cert_pem = pki.cli.cert, .key_pem = pki.cli.key, .ca_pem = pki.ca};
+    (void)state;
+
+    uv_loop_init(&loop);
+    cl_buf_init(&to_srv, 64u << 20);
+    cl_buf_init(&to_cli, 64u << 20);
+    assert_int_equal(cl_tls_ctx_new(&so, &sctx, NULL, 0), 0);
+    assert_int_equal(cl_tls_ctx_new(&co, &cctx, NULL, 0), 0);
+    struct cl_h2conn_opts s = {.server = true, .tls = sctx, .cbs = &srv_cbs};
+    struct cl_h2conn_opts c = {.server = false, .tls = cctx, .server_name = "srv", .cbs = &cli_cbs};
+    cli_ready = srv_closed = cli_closed = false;
+    nsstreams = 0;
+    hold_next = false;
+    assert_int_equal(cl_h2conn_new_mem(&loop, &s, on_write, &to_cli, &srv), 0);
+    assert_int_equal(cl_h2conn_new_mem(&loop, &c, on_write, &to_srv, &cli), 0);
+    PUMP_UNTIL(cli_ready);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    if (cli != NULL)
+        cl_h2conn_close(cli, 0);
+    if (srv != NULL)
+        cl_h2conn_close(srv, 0);
+    for (int i = 0; i < 100 && (!cli_closed || !srv_closed); i++)
+        uv_run(&loop, UV_RUN_NOWAIT);
+    assert_true(cli_closed && srv_closed);
+    cl_tls_ctx_unref(cctx);
+    cl_tls_ctx_unref(sctx);
+    cl_buf_deinit(&to_srv);
+    cl_buf_deinit(&to_cli);
+    assert_int_equal(uv_loop_close(&loop), 0); /* no leaked handles */
+    return 0;
+}
+
+/* ---- tests ---- */
+
+struct fetched {
+    bool done;
+    int err, status;
+    char body[256];
+};
+
+static void on_fetch(int err, int status, const uint8_t *body, size_t len, void *ud)
+{
+    struct fetched *f = ud;
+
+    f->done = true;
+    f->err = err;
+    f->status = status;
+    snprintf(f->body, sizeof(f->body), "%.*s", (int)len, (const char *)body);
+}
+
+static void fetch_get_and_post(void **state)
+{
+    struct fetched f = {0}, g = {0};
+    (void)state;
+
+    assert_int_equal(cl_h2_fetch(cli, "GET", "srv", "/api/v1/status", NULL, 0, NULL, 0, 4096, 5000,
+                                 on_fetch, &f),
+                     0);
+    assert_int_equal(cl_h2_fetch(cli, "POST", "srv", "/api/v1/status", NULL, 0, "hello", 5, 4096,
+                                 5000, on_fetch, &g),
+                     0);
+    PUMP_UNTIL(f.done && g.done);
+    assert_int_equal(f.err, 0);
+    assert_int_equal(f.status, 200);
+    assert_string_equal(f.body, "got 0 bytes: ");
+    assert_int_equal(g.err, 0);
+    assert_string_equal(g.body, "got 5 bytes: hello");
+}
+
+struct cstream {
+    struct cl_h2stream *s;
+    int status;
+    size_t got;
+    uint8_t *buf;
+    size_t cap;
+    bool ended, closed;
+    int err;
+};
+
+static void c_on_response(struct cl_h2stream *s, int status, const struct cl_h2_hdr *h, size_t n,
+                          void *ud)
+{
+    (void)s;
+    (void)h;
+    (void)n;
+    ((struct cstream *)ud)->status = status;
+}
+
+static void c_on_data(struct cl_h2stream *s, const uint8_t *data, size_t len, void *ud)
+{
+    struct cstream *cs = ud;
+
+    assert_true(cs->got + len <= cs->cap);
+    memcpy(cs->buf + cs->got, data, len);
+    cs->got += len;
+    cl_h2stream_consume(s, len);
+}
+
+static void c_on_end(struct cl_h2stream *s, void *ud)
+{
+    (void)s;
+    ((struct cstream *)ud)->ended = true;
+}
+
+static void c_on_close(struct cl_h2stream *s, int err, void *ud)
+{
+    struct cstream *cs = ud;
+
+    (void)s;
+    cs->err = err;
+    cs->closed = true;
+    cs->s = NULL;
+}
+
+static const struct cl_h2stream_cbs c_cbs = {
+    .on_response = c_on_response, .on_data = c_on_data, .on_end = c_on_end, .on_close = c_on_close};
+
+static struct cl_h2stream *open_connect(struct cstream *cs)
+{
+    struct cl_h2_hdr h[] = {{":method", "CONNECT", 7, 7}, {":authority", "web:443", 10, 7}};
+
+    return cs->s = cl_h2conn_open(cli, h, 2, false, &c_cbs, cs);
+}
+
+static void connect_echo_with_half_close(void **state)
+{
+    size_t len = 3u << 20, sent = 0;
+    uint8_t *src = malloc(len);
+    struct cstream cs = {.buf = malloc(len), .cap = len};
+    (void)state;
+
+    for (size_t i = 0; i < len; i++)
+        src[i] = (uint8_t)(i % 251);
+    assert_non_null(open_connect(&cs));
+    PUMP_UNTIL(cs.status == 200);
+    while (sent < len) { /* the send queue is bounded: write as room appears */
+        ssize_t n = cl_h2stream_write(cs.s, src + sent, len - sent);
+        assert_true(n >= 0);
+        sent += (size_t)n;
+        pump();
+    }
+    cl_h2stream_end(cs.s); /* half-close: the echo keeps flowing back */
+    PUMP_UNTIL(cs.closed);
+    assert_int_equal(cs.err, 0);
+    assert_true(cs.ended);
+    assert_int_equal(cs.got, len);
+    assert_memory_equal(cs.buf, src, len);
+    free(src);
+    free(cs.buf);
+}
+
+static void backpressure_per_stream(void **state)
+{
+    static uint8_t chunk[64 * 1024];
+    struct cstream slow = {.buf = malloc(1), .cap = 1},
+                   fast = {.buf = malloc(1 << 20), .cap = 1 << 20};
+    size_t pushed = 0;
+    (void)state;
+
+    hold_next = true; /* the first stream's server side never returns credit */
+    assert_non_null(open_connect(&slow));
+    PUMP_UNTIL(slow.status == 200);
+    hold_next = false;
+    for (int i = 0; i < 200; i++) { /* offer 12 MiB; the 1 MiB window must stop it */
+        ssize_t n = cl_h2stream_write(slow.s, chunk, sizeof(chunk));
+        pushed += (size_t)(n > 0 ? n : 0);
+        pump();
+    }
+    assert_true(sstreams[0].received <= (1u << 20));
+    assert_true(sstreams[0].received >= (1u << 19));
+    assert_true(pushed < (2u << 20)); /* the sender's queue filled and stayed full */
+    /* a second stream on the same connection still flows */
+    assert_non_null(open_connect(&fast));
+    PUMP_UNTIL(fast.status == 200);
+    assert_int_equal(cl_h2stream_write(fast.s, "xyz", 3), 3);
+    cl_h2stream_end(fast.s);
+    PUMP_UNTIL(fast.closed);
+    assert_int_equal(fast.err, 0);
+    assert_int_equal(fast.got, 3);
+    cl_h2stream_reset(slow.s, 8); /* CANCEL */
+    PUMP_UNTIL(slow.closed && sstreams[0].s == NULL);
+    assert_int_equal(slow.err, CL_EH2_RESET);
+    free(slow.buf);
+    free(fast.buf);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(fetch_get_and_post, setup, teardown),
+        cmocka_unit_test_setup_teardown(connect_echo_with_half_close, setup, teardown),
+        cmocka_unit_test_setup_teardown(backpressure_per_stream, setup, teardown),
+    };
+    int rc;
+
+    cl_tls_global_init();
+    if (cl_test_pki_make(&pki) != 0)
+        return 1;
+    rc = cmocka_run_group_tests(tests, NULL, NULL);
+    cl_test_pki_free(&pki);
+    cl_tls_global_cleanup();
+    return rc;
+}
