@@ -1,0 +1,168 @@
+"""Dataplane system tests: two real gateways on loopback, real sockets, real certificates."""
+import hashlib
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import threading
+import time
+
+import pytest
+
+import clharness as h
+from test_e2e_basic import link
+
+
+def children(pid):
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True,
+                         text=True).stdout
+    return sorted(int(x) for x in out.split())
+
+
+def stream_hash(port, nbytes, chunk=1 << 20):
+    """Sends nbytes of pseudo-random data through an echo, hashing both directions."""
+    s = h.connect(port, timeout=60)
+    sent, got = hashlib.sha256(), hashlib.sha256()
+    block = os.urandom(chunk)
+    total = [0]
+
+    def send():
+        left = nbytes
+        while left > 0:
+            b = block[:min(chunk, left)]
+            s.sendall(b)
+            sent.update(b)
+            left -= len(b)
+        s.shutdown(socket.SHUT_WR)
+    t = threading.Thread(target=send, daemon=True)
+    t.start()
+    while True:
+        d = s.recv(1 << 20)
+        if not d:
+            break
+        got.update(d)
+        total[0] += len(d)
+    t.join(60)
+    s.close()
+    return total[0], sent.hexdigest(), got.hexdigest()
+
+
+@pytest.fixture
+def pair(gateways, echo):
+    a, b = gateways("gw-a", "gw-b")
+    srv = echo()
+    port = h.free_port()
+    link(a, b, srv.port, port)
+    h.wait_for(lambda: h.echo_roundtrip(port, b"x") == b"x", 10, "tunnel up")
+    return a, b, srv, port
+
+
+def test_100mib_byte_exact_both_ways(pair):
+    _, _, _, port = pair
+    n, sent, got = stream_hash(port, 100 << 20)
+    assert n == 100 << 20
+    assert sent == got
+
+
+def test_1000_concurrent_connections(pair):
+    _, _, _, port = pair
+    socks = []
+    try:
+        for i in range(1000):
+            socks.append(h.connect(port, timeout=30))
+        for i, s in enumerate(socks):
+            s.sendall(b"%06d" % i)
+        for i, s in enumerate(socks):
+            got = b""
+            while len(got) < 6:
+                d = s.recv(6 - len(got))
+                assert d, "connection %d closed early" % i
+                got += d
+            assert got == b"%06d" % i
+    finally:
+        for s in socks:
+            s.close()
+
+
+def test_backend_refusing_resets_client(gateways):
+    a, b = gateways("gw-a", "gw-b")
+    dead = h.free_port()  # nothing listens there
+    port = h.free_port()
+    link(a, b, dead, port)
+    h.wait_for(lambda: h.connect(port) is not None, 5, "import listening")
+    s = h.connect(port)
+    s.sendall(b"hello")
+    with pytest.raises((ConnectionResetError, ConnectionAbortedError)):
+        while s.recv(100):
+            pass
+    s.close()
+
+
+def tls_client(fabric, gw, certdir, server_name):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(fabric.ca)
+    if certdir is not None:
+        ctx.load_cert_chain(os.path.join(certdir, "cert.pem"), os.path.join(certdir, "key.pem"))
+    ctx.set_alpn_protocols(["h2"])
+    raw = socket.create_connection(("127.0.0.1", gw.port), timeout=5)
+    s = ctx.wrap_socket(raw, server_hostname=server_name)
+    # TLS 1.3: a rejected client certificate shows on the first read
+    s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+    s.recv(100)
+    return s
+
+
+def test_tls_refusals(gateways, fabric, workdir):
+    a = gateways("gw-a")
+    good = fabric.peer("gw-b")
+    s = tls_client(fabric, a, good, "gw-a")  # a proper client is accepted
+    s.close()
+    other = h.Fabric(workdir, name="other")
+    with pytest.raises((ssl.SSLError, ConnectionResetError, BrokenPipeError)):
+        tls_client(fabric, a, other.peer("gw-x"), "gw-a")  # client from another CA
+    with pytest.raises((ssl.SSLError, ConnectionResetError, BrokenPipeError)):
+        tls_client(fabric, a, None, "gw-a")  # no client certificate
+    with pytest.raises(ssl.SSLCertVerificationError):
+        tls_client(fabric, a, good, "gw-z")  # the gateway is not gw-z
+
+
+def test_worker_killed_others_serve_and_master_restarts(fabric, workdir, echo):
+    a = h.Gateway(fabric, "gw-a", workdir, workers=2).start()
+    b = h.Gateway(fabric, "gw-b", workdir, workers=2).start()
+    try:
+        srv = echo()
+        port = h.free_port()
+        link(a, b, srv.port, port)
+        h.wait_for(lambda: h.echo_roundtrip(port, b"x") == b"x", 10, "tunnel up")
+        kids = h.wait_for(lambda: len(children(a.dp.pid)) == 2 and children(a.dp.pid), 10,
+                          "two workers")
+        os.kill(kids[0], signal.SIGKILL)
+        # the remaining worker keeps serving while the master restarts the dead one
+        for _ in range(20):
+            assert h.echo_roundtrip(port, b"still here") == b"still here"
+        h.wait_for(lambda: len(children(a.dp.pid)) == 2 and kids[0] not in children(a.dp.pid),
+                   10, "worker restarted")
+        for _ in range(20):
+            assert h.echo_roundtrip(port, b"again") == b"again"
+    finally:
+        assert a.stop() == {"gw-a-dp": 0, "gw-a-cp": 0}
+        assert b.stop() == {"gw-b-dp": 0, "gw-b-cp": 0}
+
+
+def test_controlplane_restart_keeps_open_tunnels(pair):
+    a, b, _, port = pair
+    s = h.connect(port)
+    s.sendall(b"before")
+    assert s.recv(100) == b"before"
+    for g in (a, b):
+        g.cp.kill(signal.SIGKILL)
+    s.sendall(b"during")  # both controlplanes are gone: the open tunnel still carries bytes
+    assert s.recv(100) == b"during"
+    for g in (a, b):
+        g.start_cp()
+    s.sendall(b"after")
+    assert s.recv(100) == b"after"
+    s.close()
+    # new connections work again once the workers have reconnected
+    assert h.wait_for(lambda: h.echo_roundtrip(port, b"new") == b"new", 10, "new connection")
