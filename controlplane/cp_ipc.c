@@ -224,7 +224,10 @@ void cp_ipc_stop(struct cp_ipc *ipc)
     ipc->stopping = true;
     cl_list_foreach_safe(pos, tmp, &ipc->workers)
     {
-        cl_ipc_conn_close(CL_CONTAINER_OF(pos, struct worker, link)->conn, 0);
+        struct worker *w = CL_CONTAINER_OF(pos, struct worker, link);
+        /* unlink now: the list head is freed with ipc before the workers' close callbacks */
+        cl_list_remove(&w->link);
+        cl_ipc_conn_close(w->conn, 0);
     }
     uv_close((uv_handle_t *)&ipc->server, on_server_close);
 }

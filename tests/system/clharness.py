@@ -85,6 +85,9 @@ class Proc:
                 self.log.close()
                 raise AssertionError("%s did not stop on SIGTERM" % self.name)
         self.log.close()
+        if self.p.returncode != 0:  # shown by pytest when the test fails
+            print("---- %s exited %s; last log lines:\n%s" % (self.name, self.p.returncode,
+                                                            self.tail(60)))
         return self.p.returncode
 
     def tail(self, n=40):

@@ -1,0 +1,259 @@
+/* The REST handlers: every status code for every object type, validation messages, access. */
+#include <string.h>
+
+#include "cl/err.h"
+#include "cl/mem.h"
+#include "cm.h"
+#include "cp.h"
+#include "testutil.h"
+
+static struct cp cp;
+static char *dir;
+static char *admins[] = {"gwctl.east"};
+
+static int setup(void **state)
+{
+    (void)state;
+    memset(&cp, 0, sizeof(cp));
+    dir = cl_test_mkdtemp("api");
+    cp.name = "east";
+    cp.admins = admins;
+    cp.nadmins = 1;
+    if (cp_store_open(dir, &cp.store) != 0 || cp_state_load(&cp) != 0)
+        return -1;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    cp_state_free(&cp);
+    cp_store_close(cp.store);
+    cl_test_rmtree(dir);
+    cl_free(&dir);
+    return 0;
+}
+
+/* Calls the handler; returns the status, and the body as compact text in out (may be NULL). */
+static int call(const char *method, const char *path, const char *body, const char *who, char **out)
+{
+    struct cp_http_resp r = {0, NULL};
+
+    cp_api_handle(&cp, method, path, who != NULL ? who : "gwctl.east", body,
+                  body != NULL ? strlen(body) : 0, &r);
+    if (out != NULL)
+        *out = r.body != NULL ? cl_json_dumps(r.body) : NULL;
+    json_decref(r.body);
+    return r.status;
+}
+
+static void expect_400(const char *path, const char *body, const char *field, const char *msg)
+{
+    char *out = NULL;
+
+    assert_int_equal(call("POST", path, body, NULL, &out), 400);
+    assert_non_null(out);
+    if (field != NULL) {
+        char f[256];
+        snprintf(f, sizeof(f), "\"field\":\"%s\"", field);
+        if (strstr(out, f) == NULL)
+            fail_msg("expected field %s in %s", field, out);
+    }
+    if (msg != NULL && strstr(out, msg) == NULL)
+        fail_msg("expected '%s' in %s", msg, out);
+    cl_free(&out);
+}
+
+static const struct {
+    const char *type;
+    const char *obj;
+    const char *updated;
+} kinds[] = {
+    {"peers",
+     "{\"metadata\":{\"name\":\"west\"},\"spec\":{\"gateways\":[{\"host\":\"10.0.0.2\","
+     "\"port\":443}]}}",
+     "{\"metadata\":{\"name\":\"west\"},\"spec\":{\"gateways\":[{\"host\":\"10.0.0.3\","
+     "\"port\":8443}]}}"},
+    {"exports", "{\"metadata\":{\"name\":\"web\"},\"spec\":{\"host\":\"127.0.0.1\",\"port\":80}}",
+     "{\"metadata\":{\"name\":\"web\"},\"spec\":{\"host\":\"backend.local\",\"port\":8080}}"},
+    {"imports",
+     "{\"metadata\":{\"name\":\"web\"},\"spec\":{\"port\":8080,\"sources\":[{\"peer\":\"west\"}]}}",
+     "{\"metadata\":{\"name\":\"web\"},\"spec\":{\"port\":8081,\"sources\":[{\"peer\":\"west\"},"
+     "{\"peer\":\"north\"}],\"lbScheme\":\"static\"}}"},
+    {"policies",
+     "{\"kind\":\"AccessPolicy\",\"metadata\":{\"name\":\"allow-all\"},\"spec\":{\"action\":"
+     "\"allow\",\"from\":[{\"workloadSelector\":{}}],\"to\":[{\"workloadSelector\":{}}]}}",
+     "{\"kind\":\"PrivilegedAccessPolicy\",\"metadata\":{\"name\":\"allow-all\"},\"spec\":{"
+     "\"action\":\"deny\"}}"},
+};
+
+static void lifecycle_every_type(void **state)
+{
+    (void)state;
+    for (size_t k = 0; k < CL_ARRAY_SIZE(kinds); k++) {
+        char path[64], one[96], *out = NULL;
+        const char *name = strstr(kinds[k].obj, "\"name\":\"") + 8;
+        snprintf(path, sizeof(path), "/api/v1/%s", kinds[k].type);
+        snprintf(one, sizeof(one), "%s/%.*s", path, (int)(strchr(name, '"') - name), name);
+
+        assert_int_equal(call("GET", path, NULL, NULL, &out), 200);
+        assert_string_equal(out, "[]");
+        cl_free(&out);
+        assert_int_equal(call("GET", one, NULL, NULL, NULL), 404);
+        assert_int_equal(call("PUT", one, kinds[k].obj, NULL, NULL), 404);
+        assert_int_equal(call("DELETE", one, NULL, NULL, NULL), 404);
+        assert_int_equal(call("POST", path, kinds[k].obj, NULL, NULL), 201);
+        assert_int_equal(call("POST", path, kinds[k].obj, NULL, &out), 409);
+        assert_non_null(strstr(out, "already exists"));
+        cl_free(&out);
+        /* get returns what was sent (plus defaults and, for peers, status) */
+        assert_int_equal(call("GET", one, NULL, NULL, &out), 200);
+        json_t *got = json_loads(out, 0, NULL), *sent = json_loads(kinds[k].obj, 0, NULL);
+        json_object_del(got, "status");
+        if (strcmp(kinds[k].type, "imports") == 0) {
+            json_t *spec = json_object_get(got, "spec");
+            assert_int_equal(json_integer_value(json_object_get(spec, "targetPort")), 8080);
+            assert_string_equal(json_string_value(json_object_get(spec, "lbScheme")),
+                                "round-robin");
+            assert_string_equal(
+                json_string_value(json_object_get(
+                    json_array_get(json_object_get(spec, "sources"), 0), "exportName")),
+                "web");
+        } else {
+            assert_true(json_equal(got, sent));
+        }
+        json_decref(got);
+        json_decref(sent);
+        cl_free(&out);
+        assert_int_equal(call("GET", path, NULL, NULL, &out), 200);
+        assert_true(out[0] == '[' && strlen(out) > 2);
+        cl_free(&out);
+        /* update: 204, and the body's name must match the path */
+        assert_int_equal(call("PUT", one, kinds[k].updated, NULL, NULL), 204);
+        char other[96];
+        snprintf(other, sizeof(other), "%s/other", path);
+        assert_int_equal(call("PUT", other, kinds[k].updated, NULL, &out), 400);
+        assert_non_null(strstr(out, "metadata.name"));
+        cl_free(&out);
+        assert_int_equal(call("DELETE", one, NULL, NULL, NULL), 204);
+        assert_int_equal(call("GET", one, NULL, NULL, NULL), 404);
+    }
+}
+
+static void bad_bodies_name_the_field(void **state)
+{
+    char n64[80];
+    (void)state;
+
+    expect_400("/api/v1/exports", "{not json", NULL, "invalid JSON");
+    expect_400("/api/v1/exports", "[]", NULL, "JSON object");
+    expect_400("/api/v1/exports",
+               "{\"metadata\":{\"name\":\"a\"},\"spec\":{\"host\":\"h\",\"port\":1},\"x\":1}", "x",
+               "unknown field");
+    expect_400("/api/v1/exports",
+               "{\"metadata\":{\"name\":\"a\"},\"spec\":{\"host\":\"h\",\"port\":1,\"y\":2}}",
+               "spec.y", "unknown field");
+    expect_400("/api/v1/exports", "{\"metadata\":{\"name\":\"Bad_Name\"},\"spec\":{}}",
+               "metadata.name", "DNS label");
+    memset(n64, 'a', 64);
+    n64[64] = '\0';
+    char body[256];
+    snprintf(body, sizeof(body), "{\"metadata\":{\"name\":\"%s\"},\"spec\":{}}", n64);
+    expect_400("/api/v1/exports", body, "metadata.name", "DNS label");
+    expect_400("/api/v1/exports", "{\"metadata\":{\"name\":\"a\"},\"spec\":{\"host\":\"h\"}}",
+               "spec.port", "required");
+    expect_400("/api/v1/exports",
+               "{\"metadata\":{\"name\":\"a\"},\"spec\":{\"host\":\"h\",\"port\":70000}}",
+               "spec.port", "between 1 and 65535");
+    expect_400("/api/v1/exports",
+               "{\"metadata\":{\"name\":\"a\"},\"spec\":{\"host\":\"bad host\",\"port\":1}}",
+               "spec.host", "hostname");
+    expect_400("/api/v1/peers", "{\"metadata\":{\"name\":\"a\"},\"spec\":{\"gateways\":[]}}",
+               "spec.gateways", "at least one");
+    expect_400("/api/v1/imports",
+               "{\"metadata\":{\"name\":\"a\"},\"spec\":{\"port\":1,\"sources\":[{\"peer\":\"p\"}],"
+               "\"lbScheme\":\"fastest\"}}",
+               "spec.lbScheme", "round-robin");
+    expect_400(
+        "/api/v1/imports",
+        "{\"metadata\":{\"name\":\"a\"},\"spec\":{\"port\":0,\"sources\":[{\"peer\":\"p\"}]}}",
+        "spec.port", NULL);
+    expect_400("/api/v1/policies",
+               "{\"kind\":\"AccessPolicy\",\"metadata\":{\"name\":\"p\"},\"spec\":{\"action\":"
+               "\"allow\",\"from\":[{\"workloadSelector\":{\"matchExpressions\":[{\"key\":\"k\","
+               "\"operator\":\"Like\"}]}}]}}",
+               "spec.from[0].workloadSelector.matchExpressions[0].operator", "In, NotIn");
+    expect_400("/api/v1/policies",
+               "{\"kind\":\"AccessPolicy\",\"metadata\":{\"name\":\"p\"},\"spec\":{\"action\":"
+               "\"allow\",\"to\":[{\"workloadSelector\":{\"matchExpressions\":[{\"key\":\"k\","
+               "\"operator\":\"In\"}]}}]}}",
+               "spec.to[0].workloadSelector.matchExpressions[0].values", "non-empty");
+    expect_400(
+        "/api/v1/policies",
+        "{\"kind\":\"Policy\",\"metadata\":{\"name\":\"p\"},\"spec\":{\"action\":\"allow\"}}",
+        "kind", "AccessPolicy");
+    expect_400("/api/v1/policies",
+               "{\"kind\":\"AccessPolicy\",\"metadata\":{\"name\":\"p\"},\"spec\":{\"action\":"
+               "\"maybe\"}}",
+               "spec.action", "allow or deny");
+    /* nothing was stored by any of them */
+    char *out = NULL;
+    assert_int_equal(call("GET", "/api/v1/exports", NULL, NULL, &out), 200);
+    assert_string_equal(out, "[]");
+    cl_free(&out);
+}
+
+static void access_and_routing(void **state)
+{
+    char *out = NULL;
+    (void)state;
+
+    assert_int_equal(call("GET", "/api/v1/exports", NULL, "west", &out), 403);
+    assert_non_null(strstr(out, "may not use the management API"));
+    cl_free(&out);
+    assert_int_equal(call("GET", "/api/v1/peer/health", NULL, "west", NULL), 403);
+    assert_int_equal(call("POST", "/api/v1/peers", kinds[0].obj, NULL, NULL), 201);
+    assert_int_equal(call("GET", "/api/v1/peer/health", NULL, "west", &out), 200);
+    assert_non_null(strstr(out, "\"name\":\"east\""));
+    cl_free(&out);
+    assert_int_equal(call("GET", "/api/v1/peer/exports", NULL, "west", &out), 200);
+    assert_string_equal(out, "[]"); /* default deny: nothing reachable */
+    cl_free(&out);
+    assert_int_equal(call("GET", "/api/v1/peers", NULL, "west", NULL), 403); /* peers no admin */
+    assert_int_equal(call("PATCH", "/api/v1/peers/west", NULL, NULL, NULL), 405);
+    assert_int_equal(call("DELETE", "/api/v1/peers", NULL, NULL, NULL), 405);
+    assert_int_equal(call("GET", "/api/v1/nothing", NULL, NULL, NULL), 404);
+    assert_int_equal(call("GET", "/api/v2/peers", NULL, NULL, NULL), 404);
+    assert_int_equal(call("GET", "/api/v1/peers/west/extra", NULL, NULL, NULL), 404);
+    assert_int_equal(call("GET", "/api/v1/status", NULL, NULL, &out), 200);
+    assert_non_null(strstr(out, "\"name\":\"east\""));
+    assert_non_null(strstr(out, "\"reachable\""));
+    cl_free(&out);
+}
+
+static void import_port_conflict(void **state)
+{
+    char *out = NULL;
+    (void)state;
+
+    assert_int_equal(call("POST", "/api/v1/imports", kinds[2].obj, NULL, NULL), 201);
+    const char *other = "{\"metadata\":{\"name\":\"db\"},\"spec\":{\"port\":8080,\"sources\":[{"
+                        "\"peer\":\"west\"}]}}";
+    assert_int_equal(call("POST", "/api/v1/imports", other, NULL, &out), 409);
+    assert_non_null(strstr(out, "spec.port"));
+    cl_free(&out);
+    /* updating an import to keep its own port is fine */
+    assert_int_equal(call("PUT", "/api/v1/imports/web", kinds[2].obj, NULL, NULL), 204);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(lifecycle_every_type, setup, teardown),
+        cmocka_unit_test_setup_teardown(bad_bodies_name_the_field, setup, teardown),
+        cmocka_unit_test_setup_teardown(access_and_routing, setup, teardown),
+        cmocka_unit_test_setup_teardown(import_port_conflict, setup, teardown),
+    };
+    cl_mem_install_jansson();
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
