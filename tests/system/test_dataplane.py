@@ -138,6 +138,9 @@ def test_worker_killed_others_serve_and_master_restarts(fabric, workdir, echo):
         kids = h.wait_for(lambda: len(children(a.dp.pid)) == 2 and children(a.dp.pid), 10,
                           "two workers")
         os.kill(kids[0], signal.SIGKILL)
+        # until the kernel has closed the dead worker's sockets, SO_REUSEPORT may still queue a
+        # new connection on them (and that one is reset): wait until the master reaped it
+        h.wait_for(lambda: kids[0] not in children(a.dp.pid), 10, "worker reaped")
         # the remaining worker keeps serving while the master restarts the dead one
         for _ in range(20):
             assert h.echo_roundtrip(port, b"still here") == b"still here"
