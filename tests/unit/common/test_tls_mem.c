@@ -240,10 +240,12 @@ static void bad_files(void **state)
     o.ca_file = garbage;
     assert_int_equal(cl_tls_ctx_new(&o, &c, err, sizeof(err)), CL_ETLS_BAD_FILE);
     o.ca_file = ca;
+#ifndef CL_SYSTEM_WOLFSSL /* Debian's build does not compare key and certificate at load time */
     /* the client's key with the server's certificate */
     cl_test_write_file(key, pki.cli.key, strlen(pki.cli.key));
     assert_int_equal(cl_tls_ctx_new(&o, &c, err, sizeof(err)), CL_ETLS_KEY_MISMATCH);
     assert_non_null(strstr(err, "does not match"));
+#endif
     cl_test_rmtree(dir);
     cl_free(&dir);
 }
