@@ -1,9 +1,11 @@
 /* libuv wrapper for the IPC framing: one uv_pipe_t, request/reply matching with timeouts. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cl/err.h"
 #include "cl/ipc.h"
+#include "cl/json.h"
 #include "cl/list.h"
 #include "cl/log.h"
 #include "cl/mem.h"
@@ -128,16 +130,30 @@ static int on_frame(const struct cl_ipc_msg *m, void *ud)
 {
     struct cl_ipc_conn *c = ud;
 
+    struct cl_jerr e;
+    int verr;
+
     if (c->closing)
         return 1;
+    if ((verr = cl_ipc_msg_validate(m->type, m->flags, m->body, &e)) != 0) {
+        char msg[400];
+        snprintf(msg, sizeof(msg), "%s%s%s", e.field, e.field[0] ? ": " : "", e.msg);
+        CL_WARN("ipc", "invalid %s%s: %s", cl_ipc_type_name(m->type),
+                (m->flags & CL_IPC_F_REPLY) ? " reply" : "", msg);
+        if (!(m->flags & CL_IPC_F_REPLY)) {
+            if (m->req_id != 0)
+                cl_ipc_reply_error(c, m, CL_ESCHEMA, msg);
+            return 0;
+        }
+    }
     if (m->flags & CL_IPC_F_REPLY) {
         struct cl_list *pos, *tmp;
         cl_list_foreach_safe(pos, tmp, &c->pending)
         {
             struct preq *p = CL_CONTAINER_OF(pos, struct preq, link);
             if (p->id == m->req_id) {
-                int err = 0;
-                if (m->flags & CL_IPC_F_ERROR)
+                int err = verr;
+                if (err == 0 && (m->flags & CL_IPC_F_ERROR))
                     err = cl_ipc_error_code(m->body, NULL);
                 preq_finish(p, err, m);
                 break;

@@ -104,6 +104,14 @@ void cl_ipc_conn_set_ud(struct cl_ipc_conn *c, void *ud);
 
 /* ---- small body helpers (ipc_msg.c) ------------------------------------------------ */
 
+/*
+ * Validates a body against proto/PROTOCOL.md for its type and flags (request, reply or ERROR):
+ * required fields, types, ranges, no unknown fields. Returns 0 or CL_ESCHEMA with e naming the
+ * field. cl_ipc_conn runs it on every received frame.
+ */
+struct cl_jerr;
+int cl_ipc_msg_validate(uint16_t type, uint16_t flags, const json_t *body, struct cl_jerr *e);
+
 /* {"code":int,"message":str} from an ERROR reply, with defaults when malformed. */
 int cl_ipc_error_code(const json_t *body, const char **message);
 
