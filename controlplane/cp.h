@@ -26,7 +26,26 @@ struct cp {
     uint64_t revision;
     uint64_t started_ms;
     struct cp_ipc *ipc;
+    struct cp_peers *peers;
 };
+
+/* ---- cp_peers.c: peer health ---- */
+struct cp_health_opts {
+    uint64_t interval_ms; /* probe period per gateway (default 1000) */
+    uint64_t timeout_ms;  /* per probe, connect + TLS + request (default 1000) */
+    int fail_threshold;   /* consecutive failures before a gateway is down (default 2) */
+    int ok_threshold;     /* consecutive successes before it is up again (default 1) */
+};
+struct cl_tls_ctx;
+struct cp_peers;
+int cp_peers_start(struct cp *cp, struct cl_tls_ctx *tls, const struct cp_health_opts *o,
+                   struct cp_peers **out);
+void cp_peers_stop(struct cp_peers *pp);
+/* Reconciles probes with the peer objects (after any change). */
+void cp_peers_sync(struct cp_peers *pp);
+/* A worker saw this peer fail: probe at once. */
+void cp_peers_evidence(struct cp_peers *pp, const char *peer, const char *gateway,
+                       const char *error);
 
 /* ---- cp_model.c: validation of REST bodies (strict, field-named errors) ---- */
 int cp_model_validate(enum cp_kind k, const json_t *obj, struct cl_jerr *e);

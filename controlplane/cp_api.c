@@ -48,7 +48,9 @@ static json_t *present(struct cp *cp, enum cp_kind k, const char *name, json_t *
 
     if (o != NULL && k == CP_KIND_PEER) {
         json_t *st = json_object_get(cp->peer_status, name);
-        json_object_set_new(o, "status", st != NULL ? json_deep_copy(st) : json_object());
+        /* not probed yet: reachability unknown */
+        json_object_set_new(o, "status",
+                            st != NULL ? json_deep_copy(st) : json_pack("{s:n}", "reachable"));
     }
     return o;
 }
@@ -179,7 +181,7 @@ static json_t *status_body(struct cp *cp)
 
     json_object_foreach(cp->objs[CP_KIND_PEER], n, o)
     {
-        json_t *e = json_pack("{s:s}", "name", n);
+        json_t *e = json_pack("{s:s,s:n}", "name", n, "reachable");
         json_object_update(e, json_object_get(cp->peer_status, n)); /* reachable, since, ... */
         json_array_append_new(peers, e);
     }

@@ -84,7 +84,7 @@ json_t *cp_authz_egress(struct cp *cp, const json_t *req)
                               json_pack("{s:s,s:s,s:s,s:O,s:b}", "peer", peer, "export", en,
                                         "namespace", ens != NULL ? ens : "", "gateways",
                                         json_object_get(json_object_get(p, "spec"), "gateways"),
-                                        "reachable", reach == NULL || json_is_true(reach)));
+                                        "reachable", !json_is_false(reach))); /* unknown = up */
     }
     if (json_array_size(cands) == 0) {
         json_decref(cands);

@@ -138,11 +138,13 @@ static void on_msg(struct cl_ipc_conn *c, const struct cl_ipc_msg *m, void *ud)
         break;
     }
     case CL_IPC_PEER_EVENT:
-        /* TODO(#6): evidence for the health prober */
-        CL_INFO("cp.ipc", "peer event: peer=%s gateway=%s event=%s",
-                json_string_value(json_object_get(m->body, "peer")),
-                json_string_value(json_object_get(m->body, "gateway")),
-                json_string_value(json_object_get(m->body, "event")));
+        cp_peers_evidence(cp->peers, json_string_value(json_object_get(m->body, "peer")),
+                          json_string_value(json_object_get(m->body, "gateway")),
+                          json_string_value(json_object_get(m->body, "error")));
+        CL_DEBUG("cp.ipc", "peer event: peer=%s gateway=%s event=%s",
+                 json_string_value(json_object_get(m->body, "peer")),
+                 json_string_value(json_object_get(m->body, "gateway")),
+                 json_string_value(json_object_get(m->body, "event")));
         break;
     default:
         if (!(m->flags & CL_IPC_F_REPLY))

@@ -57,8 +57,8 @@ int cp_state_put(struct cp *cp, enum cp_kind k, const char *name, json_t *obj)
     if (rc != 0)
         return rc;
     json_object_set(cp->objs[k], name, obj);
-    if (k == CP_KIND_PEER && json_object_get(cp->peer_status, name) == NULL)
-        json_object_set_new(cp->peer_status, name, json_pack("{s:b}", "reachable", 1));
+    if (k == CP_KIND_PEER)
+        cp_peers_sync(cp->peers);
     if (k == CP_KIND_IMPORT)
         json_object_del(cp->lb_state, name);
     CL_INFO("cp.state", "stored %s %s (revision %llu)", cp_kind_name(k), name,
@@ -74,8 +74,10 @@ int cp_state_del(struct cp *cp, enum cp_kind k, const char *name)
     if (rc != 0 && rc != CL_ENOTFOUND)
         return rc;
     json_object_del(cp->objs[k], name);
-    if (k == CP_KIND_PEER)
+    if (k == CP_KIND_PEER) {
         json_object_del(cp->peer_status, name);
+        cp_peers_sync(cp->peers); /* stops its probes and closes its connection */
+    }
     CL_INFO("cp.state", "deleted %s %s (revision %llu)", cp_kind_name(k), name,
             (unsigned long long)cp->revision + 1);
     changed(cp);

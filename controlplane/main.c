@@ -29,6 +29,10 @@ static const char usage[] =
     "  --ca <pem>           the fabric CA bundle\n"
     "  --admin <identity>   certificate identity allowed to use the management API; repeat for\n"
     "                       several (default: gwctl.<name>)\n"
+    "  --health-interval <ms>        peer health probe period (default 1000)\n"
+    "  --health-timeout <ms>         per probe: connect, TLS and answer (default 1000)\n"
+    "  --health-fail-threshold <n>   failures before a peer gateway is down (default 2)\n"
+    "  --health-ok-threshold <n>     successes before it is up again (default 1)\n"
     "  --log-level <lvl>    error, warn, info (default), debug, trace\n"
     "  --ready-file <path>  written once the socket listens (for scripts and tests)\n"
     "  -h, --help           this text\n";
@@ -42,6 +46,8 @@ static void on_signal(uv_signal_t *s, int signum)
     (void)s;
     cp_ipc_stop(cp.ipc);
     cp.ipc = NULL;
+    cp_peers_stop(cp.peers);
+    cp.peers = NULL;
     uv_close((uv_handle_t *)&sigterm, NULL);
     uv_close((uv_handle_t *)&sigint, NULL);
 }
@@ -68,6 +74,9 @@ int main(int argc, char **argv)
     enum cl_log_level lvl;
     char err[256];
     int o, rc;
+    long v;
+    struct cp_health_opts health = {
+        .interval_ms = 1000, .timeout_ms = 1000, .fail_threshold = 2, .ok_threshold = 1};
 
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (o) {
@@ -104,6 +113,24 @@ int main(int argc, char **argv)
             break;
         case 'r':
             ready = optarg;
+            break;
+        case 'I':
+        case 'T':
+            if (cl_parse_long(optarg, 10, 3600000, &v) != 0) {
+                fprintf(stderr, "cl-controlplane: --health-%s must be 10..3600000 ms\n",
+                        o == 'I' ? "interval" : "timeout");
+                return 2;
+            }
+            *(o == 'I' ? &health.interval_ms : &health.timeout_ms) = (uint64_t)v;
+            break;
+        case 'F':
+        case 'O':
+            if (cl_parse_long(optarg, 1, 100, &v) != 0) {
+                fprintf(stderr, "cl-controlplane: --health-%s-threshold must be 1..100\n",
+                        o == 'F' ? "fail" : "ok");
+                return 2;
+            }
+            *(o == 'F' ? &health.fail_threshold : &health.ok_threshold) = (int)v;
             break;
         case 'h':
             fputs(usage, stdout);
@@ -155,9 +182,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "cl-controlplane: cannot load state: %s\n", cl_strerror(rc));
         return 1;
     }
+    if ((rc = cp_peers_start(&cp, tls, &health, &cp.peers)) != 0) {
+        fprintf(stderr, "cl-controlplane: cannot start the health prober: %s\n", cl_strerror(rc));
+        return 1;
+    }
     if ((rc = cp_ipc_start(&cp, sock, &cp.ipc)) != 0) {
         fprintf(stderr, "cl-controlplane: cannot listen on %s: %s\n", sock, cl_strerror(rc));
         cp_ipc_stop(cp.ipc);
+        cp_peers_stop(cp.peers);
         uv_run(cp.loop, UV_RUN_DEFAULT);
         return 1;
     }

@@ -1,0 +1,121 @@
+"""Peer health, reachability, failover (three gateways, loopback, real binaries)."""
+import json
+import os
+import signal
+import time
+
+import clharness as h
+
+
+def reachable(g, peer):
+    for p in g.ctl_json("get", "peer"):
+        if p["metadata"]["name"] == peer:
+            return p.get("status", {}).get("reachable")
+    return None
+
+
+def kill_dataplane(g):
+    os.killpg(g.dp.pid, signal.SIGKILL)  # master and workers: the gateway is gone
+    g.dp.p.wait()
+
+
+def test_reachability_down_and_up_with_detection_times(gateways):
+    a, b = gateways("gw-a", "gw-b")
+    a.add_peer(b)
+    b.add_peer(a)
+    h.wait_for(lambda: reachable(a, "gw-b") is True, 10, "gw-b reachable")
+    st = [p for p in a.ctl_json("get", "peer") if p["metadata"]["name"] == "gw-b"][0]["status"]
+    assert st["gateways"][0]["rttMs"] > 0 and st["lastError"] == ""
+    t0 = time.monotonic()
+    kill_dataplane(b)
+    h.wait_for(lambda: reachable(a, "gw-b") is False, 10, "gw-b unreachable", interval=0.01)
+    down = time.monotonic() - t0
+    st = [p for p in a.ctl_json("get", "peer") if p["metadata"]["name"] == "gw-b"][0]["status"]
+    assert st["lastError"] != "" and st["since"] != ""
+    t0 = time.monotonic()
+    b.start_dp(port=b.port)
+    h.wait_for(lambda: reachable(a, "gw-b") is True, 10, "gw-b back", interval=0.01)
+    up = time.monotonic() - t0
+    print("detection: dead peer noticed in %.2f s, recovered peer in %.2f s" % (down, up))
+    assert down < 4 and up < 3  # defaults: 1 s interval, down after 2 failures, up after 1
+
+
+def test_traffic_is_evidence(gateways, echo):
+    a, b = gateways("gw-a", "gw-b")
+    srv = echo()
+    port = h.free_port()
+    from test_e2e_basic import link
+    link(a, b, srv.port, port)
+    h.wait_for(lambda: h.echo_roundtrip(port, b"x") == b"x", 10, "tunnel")
+    h.wait_for(lambda: reachable(a, "gw-b") is True, 10, "gw-b reachable")
+    t0 = time.monotonic()
+    kill_dataplane(b)
+    assert h.echo_roundtrip(port, b"x") in (b"", None)  # fails: a worker reports PEER_EVENT
+    h.wait_for(lambda: reachable(a, "gw-b") is False, 10, "gw-b unreachable", interval=0.01)
+    print("with traffic as evidence, dead peer noticed in %.2f s" % (time.monotonic() - t0))
+    b.start_dp(port=b.port)
+
+
+def test_gateways_dead_then_alive_serve_every_connection(gateways, echo):
+    a, b = gateways("gw-a", "gw-b")
+    srv = echo()
+    port = h.free_port()
+    b.ctl("create", "export", "--name", "echo", "--host", "127.0.0.1", "--port", srv.port)
+    b.add_peer(a)
+    b.allow_all()
+    a.ctl("create", "peer", "--name", "gw-b", "--host", "127.0.0.1", "--port", h.free_port(),
+          "--host", "127.0.0.1", "--port", b.port)  # [dead, alive]
+    a.allow_all()
+    a.ctl("create", "import", "--name", "echo", "--port", port, "--peer", "gw-b")
+    h.wait_for(lambda: h.echo_roundtrip(port, b"x") == b"x", 10, "tunnel")
+    assert sum(h.echo_roundtrip(port, b"%d" % i) == b"%d" % i for i in range(100)) == 100
+    assert reachable(a, "gw-b") is True  # any gateway answering makes the peer reachable
+
+
+def test_failover_in_each_case(gateways, echo):
+    a, b, c = gateways("gw-a", "gw-b", "gw-c")
+    port = h.free_port()
+    srvs = {}
+    for g in (b, c):
+        srvs[g.name] = echo(tag=g.name.encode() + b":")
+        g.ctl("create", "export", "--name", "echo", "--host", "127.0.0.1", "--port",
+              srvs[g.name].port)
+        g.add_peer(a)
+        g.allow_all()
+        a.add_peer(g)
+    a.allow_all()
+    a.ctl("create", "import", "--name", "echo", "--port", port, "--peer", "gw-b", "--peer",
+          "gw-c", "--lb", "static")
+
+    def who():
+        return h.echo_roundtrip(port, b"").split(b":")[0].decode()
+    assert h.wait_for(lambda: h.echo_roundtrip(port, b"") != b"", 10, "tunnel") and who() == "gw-b"
+    deny = {"kind": "AccessPolicy", "metadata": {"name": "deny-a"},
+            "spec": {"action": "deny", "from": [{"workloadSelector": {"matchLabels": {
+                "peer.clusterlink.net/name": "gw-a"}}}], "to": [{"workloadSelector": {}}]}}
+    b.ctl("create", "policy", "--file", "-", input=json.dumps(deny))      # 403 from gw-b
+    assert [who() for _ in range(5)] == ["gw-c"] * 5
+    b.ctl("delete", "policy", "--name", "deny-a")
+    assert who() == "gw-b"
+    b.ctl("update", "export", "--name", "echo", "--host", "127.0.0.1", "--port", h.free_port())
+    assert [who() for _ in range(5)] == ["gw-c"] * 5                      # 502 from gw-b
+    b.ctl("delete", "export", "--name", "echo")
+    assert [who() for _ in range(5)] == ["gw-c"] * 5                      # 404 from gw-b
+    b.ctl("create", "export", "--name", "echo", "--host", "127.0.0.1", "--port",
+          srvs["gw-b"].port)
+    assert who() == "gw-b"
+    kill_dataplane(b)
+    assert [who() for _ in range(5)] == ["gw-c"] * 5                      # gw-b is down
+    b.start_dp(port=b.port)
+
+
+def test_peer_deleted_while_probes_in_flight(gateways):
+    a, b = gateways("gw-a", "gw-b")
+    for i in range(20):
+        a.ctl("create", "peer", "--name", "p%d" % i, "--host", "127.0.0.1", "--port", b.port)
+    for i in range(20):
+        a.ctl("delete", "peer", "--name", "p%d" % i)
+    a.add_peer(b)
+    b.add_peer(a)
+    h.wait_for(lambda: reachable(a, "gw-b") is True, 10, "gw-b reachable")
+    assert [p["metadata"]["name"] for p in a.ctl_json("get", "peer")] == ["gw-b"]
