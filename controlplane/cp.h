@@ -7,6 +7,7 @@
 #include <jansson.h>
 #include <uv.h>
 
+#include "cl/h2conn.h"
 #include "cl/json.h"
 #include "cp_store.h"
 
@@ -43,6 +44,10 @@ int cp_peers_start(struct cp *cp, struct cl_tls_ctx *tls, const struct cp_health
 void cp_peers_stop(struct cp_peers *pp);
 /* Reconciles probes with the peer objects (after any change). */
 void cp_peers_sync(struct cp_peers *pp);
+/* GET `path` on the peer's pooled health connection (a gateway that is up, if any). Returns 0
+ * (cb follows), CL_ENOTFOUND (no such peer) or CL_ENOPEER (no connection up). */
+int cp_peers_fetch(struct cp_peers *pp, const char *peer, const char *path, uint64_t timeout_ms,
+                   cl_h2_fetch_cb cb, void *ud);
 /* A worker saw this peer fail: probe at once. */
 void cp_peers_evidence(struct cp_peers *pp, const char *peer, const char *gateway,
                        const char *error);

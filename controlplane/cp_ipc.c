@@ -12,6 +12,7 @@
 
 struct worker {
     struct cl_list link;
+    int refs; /* the connection, plus one per deferred reply in flight */
     struct cp_ipc *ipc;
     struct cl_ipc_conn *conn;
     long long id;
@@ -66,6 +67,99 @@ static void sum_counters(struct cp *cp)
     cp->counters = tot;
 }
 
+static void worker_unref(struct worker *w)
+{
+    if (--w->refs == 0)
+        cl_mem_free(w);
+}
+
+/* A REST answer that needs another gateway: the reply is sent when it arrives. */
+struct deferred {
+    struct worker *w;
+    uint32_t req_id;
+    char peer[64];
+};
+
+static void send_http(struct worker *w, uint32_t req_id, int status, const char *body)
+{
+    struct cl_ipc_msg req = {.type = CL_IPC_HTTP_REQUEST, .req_id = req_id};
+    json_t *r = json_pack("{s:i,s:s,s:s}", "status", status, "contentType", "application/json",
+                          "body", body);
+
+    if (w->conn != NULL)
+        cl_ipc_reply(w->conn, &req, CL_IPC_HTTP_RESPONSE, r);
+    json_decref(r);
+}
+
+static void on_remote_exports(int err, int status, const uint8_t *body, size_t len, void *ud)
+{
+    struct deferred *d = ud;
+    char msg[300];
+
+    if (err == 0 && status == 200) {
+        char *txt = cl_strndup((const char *)body, len);
+        send_http(d->w, d->req_id, 200, txt != NULL ? txt : "[]");
+        cl_mem_free(txt);
+    } else {
+        snprintf(msg, sizeof(msg), "peer %s did not answer: %s", d->peer,
+                 err != 0 ? cl_strerror(err) : "unexpected status");
+        json_t *e = json_pack("{s:{s:s}}", "error", "message", msg);
+        char *txt = cl_json_dumps(e);
+        send_http(d->w, d->req_id, 502, txt != NULL ? txt : "{}");
+        cl_mem_free(txt);
+        json_decref(e);
+    }
+    worker_unref(d->w);
+    cl_mem_free(d);
+}
+
+/* GET /api/v1/peers/<name>/exports: what that peer lets us reach (its policy decides). */
+static bool remote_exports(struct worker *w, const struct cl_ipc_msg *m)
+{
+    struct cp *cp = w->ipc->cp;
+    const char *method = json_string_value(json_object_get(m->body, "method"));
+    const char *path = json_string_value(json_object_get(m->body, "path"));
+    const char *id = json_string_value(json_object_get(m->body, "identity"));
+    static const char pre[] = "/api/v1/peers/", suf[] = "/exports";
+    size_t plen = strlen(path), n;
+    struct deferred *d;
+    bool admin = false;
+
+    if (strcmp(method, "GET") != 0 || strncmp(path, pre, sizeof(pre) - 1) != 0 ||
+        plen <= sizeof(pre) - 1 + sizeof(suf) - 1 ||
+        strcmp(path + plen - (sizeof(suf) - 1), suf) != 0)
+        return false;
+    n = plen - (sizeof(pre) - 1) - (sizeof(suf) - 1);
+    for (size_t i = 0; i < cp->nadmins; i++)
+        admin |= strcmp(cp->admins[i], id) == 0;
+    if (!admin || n >= 64)
+        return false; /* the regular handler answers 403 / 404 */
+    if ((d = cl_calloc(1, sizeof(*d))) == NULL)
+        return false;
+    memcpy(d->peer, path + sizeof(pre) - 1, n);
+    d->peer[n] = '\0';
+    if (json_object_get(cp->objs[CP_KIND_PEER], d->peer) == NULL) {
+        char body[160];
+        snprintf(body, sizeof(body), "{\"error\":{\"message\":\"peer %s not found\"}}", d->peer);
+        send_http(w, m->req_id, 404, body);
+        cl_mem_free(d);
+        return true;
+    }
+    d->w = w;
+    d->req_id = m->req_id;
+    w->refs++;
+    int rc = cp_peers_fetch(cp->peers, d->peer, "/api/v1/peer/exports", 5000, on_remote_exports, d);
+    if (rc != 0) {
+        char body[256];
+        snprintf(body, sizeof(body), "{\"error\":{\"message\":\"peer %s is not reachable now\"}}",
+                 d->peer);
+        send_http(w, m->req_id, 503, body);
+        worker_unref(w);
+        cl_mem_free(d);
+    }
+    return true;
+}
+
 static void on_msg(struct cl_ipc_conn *c, const struct cl_ipc_msg *m, void *ud)
 {
     struct worker *w = ud;
@@ -111,6 +205,8 @@ static void on_msg(struct cl_ipc_conn *c, const struct cl_ipc_msg *m, void *ud)
         break;
     case CL_IPC_HTTP_REQUEST: {
         struct cp_http_resp r = {0, NULL};
+        if (remote_exports(w, m))
+            break;
         json_t *b = json_object_get(m->body, "body");
         const char *method = json_string_value(json_object_get(m->body, "method"));
         const char *path = json_string_value(json_object_get(m->body, "path"));
@@ -162,7 +258,8 @@ static void on_close(struct cl_ipc_conn *c, int err, void *ud)
     if (w->hello)
         CL_INFO("cp.ipc", "worker=%lld disconnected: %s", w->id, cl_strerror(err));
     cl_list_remove(&w->link);
-    cl_mem_free(w);
+    w->conn = NULL;
+    worker_unref(w);
 }
 
 static const struct cl_ipc_conn_cbs worker_cbs = {
@@ -180,6 +277,7 @@ static void on_connection(uv_stream_t *server, int status)
     if ((w = cl_calloc(1, sizeof(*w))) == NULL)
         return;
     w->ipc = ipc;
+    w->refs = 1;
     if (cl_ipc_conn_new(server->loop, &worker_cbs, w, &w->conn) != 0) {
         cl_mem_free(w);
         return;

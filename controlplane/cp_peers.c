@@ -376,6 +376,33 @@ void cp_peers_sync(struct cp_peers *pp)
     }
 }
 
+int cp_peers_fetch(struct cp_peers *pp, const char *peer, const char *path, uint64_t timeout_ms,
+                   cl_h2_fetch_cb cb, void *ud)
+{
+    struct cl_list *pos, *tmp, *gp, *gt;
+
+    if (pp == NULL)
+        return CL_ENOPEER;
+    cl_list_foreach_safe(pos, tmp, &pp->peers)
+    {
+        struct ppeer *p = CL_CONTAINER_OF(pos, struct ppeer, link);
+        struct gw *best = NULL;
+        if (strcmp(p->name, peer) != 0)
+            continue;
+        cl_list_foreach_safe(gp, gt, &p->gws)
+        {
+            struct gw *g = CL_CONTAINER_OF(gp, struct gw, link);
+            if (g->c != NULL && cl_h2conn_can_open(g->c) && (best == NULL || g->known == 1))
+                best = g;
+        }
+        if (best == NULL)
+            return CL_ENOPEER;
+        return cl_h2_fetch(best->c, "GET", p->name, path, NULL, 0, NULL, 0, 1u << 20, timeout_ms,
+                           cb, ud);
+    }
+    return CL_ENOTFOUND;
+}
+
 void cp_peers_evidence(struct cp_peers *pp, const char *peer, const char *gateway,
                        const char *error)
 {

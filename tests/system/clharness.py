@@ -268,6 +268,15 @@ def connect(port, timeout=5):
     return s
 
 
+def can_connect(port):
+    """True when something accepts TCP connections on port (the probe is closed at once)."""
+    try:
+        connect(port, timeout=2).close()
+        return True
+    except OSError:
+        return False
+
+
 def echo_roundtrip(port, payload=b"hello", timeout=5):
     """Sends payload through port, half-closes, returns everything read back (b'' on reset)."""
     try:

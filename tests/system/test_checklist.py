@@ -70,7 +70,7 @@ def test_policies_on_both_sides(gateways, echo):
     b.add_peer(a)
     a.add_peer(b)
     a.ctl("create", "import", "--name", "echo", "--port", port, "--peer", "gw-b")
-    h.wait_for(lambda: h.connect(port) is not None, 5, "import listening")
+    h.wait_for(lambda: h.can_connect(port), 10, "import listening")
     assert refused(port)                     # default deny on both sides
     a.allow_all()
     assert refused(port)                     # allow on one side is not enough

@@ -90,7 +90,7 @@ def test_backend_refusing_resets_client(gateways):
     dead = h.free_port()  # nothing listens there
     port = h.free_port()
     link(a, b, dead, port)
-    h.wait_for(lambda: h.connect(port) is not None, 5, "import listening")
+    h.wait_for(lambda: h.can_connect(port), 10, "import listening")
     s = h.connect(port)
     s.sendall(b"hello")
     with pytest.raises((ConnectionResetError, ConnectionAbortedError)):

@@ -119,3 +119,26 @@ def test_peer_deleted_while_probes_in_flight(gateways):
     b.add_peer(a)
     h.wait_for(lambda: reachable(a, "gw-b") is True, 10, "gw-b reachable")
     assert [p["metadata"]["name"] for p in a.ctl_json("get", "peer")] == ["gw-b"]
+
+
+def test_discovery_filtered_by_policy(gateways, echo):
+    a, b = gateways("gw-a", "gw-b")
+    for name in ("web", "db", "cache"):
+        b.ctl("create", "export", "--name", name, "--host", "127.0.0.1", "--port", 1000)
+    b.add_peer(a)
+    a.add_peer(b)
+    h.wait_for(lambda: reachable(a, "gw-b") is True, 10, "gw-b reachable")
+    assert a.ctl_json("get", "remote-exports", "--peer", "gw-b") == []  # default deny
+    pol = {"kind": "AccessPolicy", "metadata": {"name": "a-web"},
+           "spec": {"action": "allow",
+                    "from": [{"workloadSelector": {"matchLabels": {
+                        "peer.clusterlink.net/name": "gw-a"}}}],
+                    "to": [{"workloadSelector": {"matchExpressions": [{
+                        "key": "export.clusterlink.net/name", "operator": "In",
+                        "values": ["web", "db"]}]}}]}}
+    b.ctl("create", "policy", "--file", "-", input=json.dumps(pol))
+    names = sorted(o["metadata"]["name"]
+                   for o in a.ctl_json("get", "remote-exports", "--peer", "gw-b"))
+    assert names == ["db", "web"]
+    p = a.ctl("get", "remote-exports", "--peer", "nobody", check=False)
+    assert p.returncode != 0 and "not found" in p.stderr
