@@ -7,8 +7,9 @@
 #include "cp.h"
 #include "cp_policy.h"
 
-/* Orders candidates in place: reachable first in scheme order, unreachable after (so a wrong
- * health verdict alone cannot take a service down). */
+/* Orders candidates in place: the reachable ones in scheme order; unreachable ones are left out
+ * while any reachable one exists, and tried (in order) only when none is, so a wrong health
+ * verdict alone cannot take a service down. */
 static void lb_order(struct cp *cp, const char *import, const char *scheme, json_t *cands)
 {
     size_t n = json_array_size(cands);
@@ -38,8 +39,7 @@ static void lb_order(struct cp *cp, const char *import, const char *scheme, json
         }
     }
     json_array_clear(cands);
-    json_array_extend(cands, up);
-    json_array_extend(cands, down);
+    json_array_extend(cands, nu > 0 ? up : down);
     json_decref(up);
     json_decref(down);
     (void)n;

@@ -142,3 +142,66 @@ def test_discovery_filtered_by_policy(gateways, echo):
     assert names == ["db", "web"]
     p = a.ctl("get", "remote-exports", "--peer", "nobody", check=False)
     assert p.returncode != 0 and "not found" in p.stderr
+
+
+class BadPeer:
+    """A TCP server that is not a gateway: silent (accepts, never answers) or garbage."""
+
+    def __init__(self, mode):
+        import socket
+        import threading
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.mode = mode
+        self.conns = []
+        threading.Thread(target=self.run, daemon=True).start()
+
+    def run(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(c)
+            if self.mode == "garbage":
+                try:
+                    c.sendall(b"\x16\x03\x03\x00\x05hello" * 10)
+                except OSError:
+                    pass
+
+    def close(self):
+        self.sock.close()
+        for c in self.conns:
+            c.close()
+
+
+def test_bad_peers_never_block_the_controlplane(gateways):
+    a, b = gateways("gw-a", "gw-b")
+    silent, garbage = BadPeer("silent"), BadPeer("garbage")
+    try:
+        a.add_peer(b)
+        b.add_peer(a)
+        a.ctl("create", "peer", "--name", "silent", "--host", "127.0.0.1", "--port", silent.port)
+        a.ctl("create", "peer", "--name", "garbage", "--host", "127.0.0.1", "--port",
+              garbage.port)
+        # a real gateway that is not who we think: gw-b's certificate does not name "imposter"
+        a.ctl("create", "peer", "--name", "imposter", "--host", "127.0.0.1", "--port", b.port)
+        for name in ("silent", "garbage", "imposter"):
+            h.wait_for(lambda: reachable(a, name) is False, 10, name + " unreachable")
+        assert reachable(a, "gw-b") is True
+        errs = {p["metadata"]["name"]: p["status"]["lastError"]
+                for p in a.ctl_json("get", "peer")}
+        assert "timed out" in errs["silent"] or "timeout" in errs["silent"], errs
+        assert "name" in errs["imposter"], errs
+        t0 = time.monotonic()
+        for _ in range(20):  # the loop is never blocked by them
+            a.ctl("status")
+        assert (time.monotonic() - t0) / 20 < 0.5
+        for name in ("silent", "garbage", "imposter"):  # deleting stops the probes
+            a.ctl("delete", "peer", "--name", name)
+        assert [p["metadata"]["name"] for p in a.ctl_json("get", "peer")] == ["gw-b"]
+    finally:
+        silent.close()
+        garbage.close()

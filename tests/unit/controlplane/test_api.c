@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "cl/err.h"
+#include "cl/log.h"
 #include "cl/mem.h"
 #include "cm.h"
 #include "cp.h"
@@ -255,5 +256,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(import_port_conflict, setup, teardown),
     };
     cl_mem_install_jansson();
+    cl_log_set_level(CL_LOG_WARN);
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

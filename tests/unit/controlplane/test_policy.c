@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "cl/err.h"
+#include "cl/log.h"
 #include "cl/mem.h"
 #include "cm.h"
 #include "cp.h"
@@ -197,7 +198,11 @@ static void static_falls_back_when_first_unreachable(void **state)
         assert_string_equal(first(b, sizeof(b), &n), "p1");
     json_object_set_new(cp.peer_status, "p1", json_pack("{s:b}", "reachable", 0));
     assert_string_equal(first(b, sizeof(b), &n), "p2");
-    assert_int_equal(n, 3); /* p1 is still tried, last */
+    assert_int_equal(n, 2); /* left out while others are reachable */
+    json_object_set_new(cp.peer_status, "p2", json_pack("{s:b}", "reachable", 0));
+    json_object_set_new(cp.peer_status, "p3", json_pack("{s:b}", "reachable", 0));
+    assert_string_equal(first(b, sizeof(b), &n), "p1"); /* none reachable: all, in order */
+    assert_int_equal(n, 3);
 }
 
 static void random_reaches_every_source(void **state)
@@ -245,5 +250,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(egress_denied_peer_left_out, lb_setup, lb_teardown),
     };
     cl_mem_install_jansson();
+    cl_log_set_level(CL_LOG_WARN);
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
