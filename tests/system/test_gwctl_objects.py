@@ -67,8 +67,13 @@ def test_policy_lifecycle_yaml_and_bad_files(gateways, workdir):
     assert "spec.from[0].workloadSelector.matchExpressions[0].operator" in p.stderr
     p = g.ctl("create", "policy", "--file", workdir + "/missing.yaml", check=False)
     assert p.returncode != 0 and len(p.stderr.strip().splitlines()) == 1
+    g.ctl("update", "policy", "--file", "-", input=yaml.replace("action: allow", "action: deny"))
+    assert g.ctl_json("get", "policy", "--name", "allow-west")["spec"]["action"] == "deny"
+    assert "deny" in g.ctl("get", "policy").stdout
     g.ctl("delete", "policy", "--name", "allow-west")
     assert g.ctl_json("get", "policy") == []
+    p = g.ctl("delete", "policy", "--name", "allow-west", check=False)
+    assert p.returncode != 0 and "not found" in p.stderr
 
 
 def test_status_and_get_all(gateways):
