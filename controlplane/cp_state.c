@@ -1,4 +1,5 @@
 /* In-memory objects mirrored in LMDB; every change bumps the revision and reprograms workers. */
+#include <stdio.h>
 #include <string.h>
 
 #include "cl/err.h"
@@ -67,9 +68,14 @@ int cp_state_put(struct cp *cp, enum cp_kind k, const char *name, json_t *obj)
     return 0;
 }
 
-int cp_state_del(struct cp *cp, enum cp_kind k, const char *name)
+int cp_state_del(struct cp *cp, enum cp_kind k, const char *key)
 {
-    int rc = cp_store_del(cp->store, k, name);
+    char name[256];
+    int rc;
+
+    /* key may be the object's own key in cp->objs: it dies with the object below */
+    snprintf(name, sizeof(name), "%s", key);
+    rc = cp_store_del(cp->store, k, name);
 
     if (rc != 0 && rc != CL_ENOTFOUND)
         return rc;
