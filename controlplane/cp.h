@@ -86,7 +86,9 @@ json_t *cp_authz_ingress(struct cp *cp, const json_t *req);
 struct cp_ipc;
 int cp_ipc_start(struct cp *cp, const char *path, struct cp_ipc **out);
 void cp_ipc_stop(struct cp_ipc *ipc);
-void cp_ipc_config_changed(struct cp_ipc *ipc);
+/* Sends `delta` (CONFIG_DELTA body) to every worker at its base revision, a full CONFIG to the
+ * others. */
+void cp_ipc_config_changed(struct cp_ipc *ipc, const json_t *delta);
 /* JSON array describing connected workers (new reference). */
 json_t *cp_ipc_workers(struct cp_ipc *ipc);
 

@@ -18,6 +18,7 @@ struct worker {
     long long id;
     long long pid;
     uint64_t acked;
+    uint64_t sent; /* revision of the last CONFIG / CONFIG_DELTA sent */
     bool hello;
 };
 
@@ -34,6 +35,7 @@ static void send_config(struct worker *w)
 
     if (cl_ipc_send(w->conn, CL_IPC_CONFIG, 0, 0, snap) != 0)
         CL_WARN("cp.ipc", "worker=%lld cannot send CONFIG", w->id);
+    w->sent = w->ipc->cp->revision;
     json_decref(snap);
 }
 
@@ -332,15 +334,20 @@ void cp_ipc_stop(struct cp_ipc *ipc)
     uv_close((uv_handle_t *)&ipc->server, on_server_close);
 }
 
-void cp_ipc_config_changed(struct cp_ipc *ipc)
+void cp_ipc_config_changed(struct cp_ipc *ipc, const json_t *delta)
 {
+    uint64_t base = (uint64_t)json_integer_value(json_object_get(delta, "base"));
     struct cl_list *pos, *tmp;
 
     cl_list_foreach_safe(pos, tmp, &ipc->workers)
     {
         struct worker *w = CL_CONTAINER_OF(pos, struct worker, link);
-        if (w->hello)
-            send_config(w);
+        if (!w->hello)
+            continue;
+        if (w->sent == base && cl_ipc_send(w->conn, CL_IPC_CONFIG_DELTA, 0, 0, delta) == 0)
+            w->sent = base + 1;
+        else
+            send_config(w); /* out of step: a full snapshot */
     }
 }
 

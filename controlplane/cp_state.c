@@ -44,11 +44,49 @@ void cp_state_free(struct cp *cp)
     json_decref(cp->lb_state);
 }
 
-static void changed(struct cp *cp)
+/* The worker-facing form of one object (as in the CONFIG snapshot), new reference; NULL for
+ * kinds workers do not need. */
+static json_t *worker_view(enum cp_kind k, const char *name, const json_t *o)
 {
+    json_t *spec = json_object_get(o, "spec");
+
+    switch (k) {
+    case CP_KIND_PEER:
+        return json_pack("{s:s,s:O}", "name", name, "gateways", json_object_get(spec, "gateways"));
+    case CP_KIND_IMPORT:
+        return json_pack("{s:s,s:O,s:O,s:O,s:O}", "name", name, "listenPort",
+                         json_object_get(spec, "targetPort"), "port", json_object_get(spec, "port"),
+                         "sources", json_object_get(spec, "sources"), "lbScheme",
+                         json_object_get(spec, "lbScheme"));
+    case CP_KIND_EXPORT:
+        return json_pack("{s:s,s:O,s:O}", "name", name, "host", json_object_get(spec, "host"),
+                         "port", json_object_get(spec, "port"));
+    default:
+        return NULL;
+    }
+}
+
+/* Bumps the revision and tells the workers: a CONFIG_DELTA from the previous revision (empty
+ * for changes workers do not see, e.g. policies). */
+static void changed(struct cp *cp, enum cp_kind k, const char *name, const json_t *obj)
+{
+    static const char *const group[CP_KIND_COUNT] = {
+        [CP_KIND_PEER] = "peers", [CP_KIND_IMPORT] = "imports", [CP_KIND_EXPORT] = "exports"};
+    json_t *delta, *v;
+
     cp->revision++;
-    if (cp->ipc != NULL)
-        cp_ipc_config_changed(cp->ipc);
+    if (cp->ipc == NULL)
+        return;
+    delta = json_pack("{s:I,s:I}", "revision", (json_int_t)cp->revision, "base",
+                      (json_int_t)(cp->revision - 1));
+    if (group[k] != NULL) {
+        if (obj != NULL && (v = worker_view(k, name, obj)) != NULL)
+            json_object_set_new(delta, "upsert", json_pack("{s:[o]}", group[k], v));
+        else if (obj == NULL)
+            json_object_set_new(delta, "delete", json_pack("{s:[s]}", group[k], name));
+    }
+    cp_ipc_config_changed(cp->ipc, delta);
+    json_decref(delta);
 }
 
 int cp_state_put(struct cp *cp, enum cp_kind k, const char *name, json_t *obj)
@@ -64,7 +102,7 @@ int cp_state_put(struct cp *cp, enum cp_kind k, const char *name, json_t *obj)
         json_object_del(cp->lb_state, name);
     CL_INFO("cp.state", "stored %s %s (revision %llu)", cp_kind_name(k), name,
             (unsigned long long)cp->revision + 1);
-    changed(cp);
+    changed(cp, k, name, obj);
     return 0;
 }
 
@@ -86,38 +124,25 @@ int cp_state_del(struct cp *cp, enum cp_kind k, const char *key)
     }
     CL_INFO("cp.state", "deleted %s %s (revision %llu)", cp_kind_name(k), name,
             (unsigned long long)cp->revision + 1);
-    changed(cp);
+    changed(cp, k, name, NULL);
     return 0;
 }
 
 json_t *cp_state_snapshot(struct cp *cp)
 {
-    json_t *peers = json_array(), *imports = json_array(), *exports = json_array();
+    static const enum cp_kind kinds[] = {CP_KIND_PEER, CP_KIND_IMPORT, CP_KIND_EXPORT};
+
+    json_t *lists[3];
     const char *n;
     json_t *o;
 
-    json_object_foreach(cp->objs[CP_KIND_PEER], n, o)
-    {
-        json_array_append_new(peers,
-                              json_pack("{s:s,s:O}", "name", n, "gateways",
-                                        json_object_get(json_object_get(o, "spec"), "gateways")));
-    }
-    json_object_foreach(cp->objs[CP_KIND_IMPORT], n, o)
-    {
-        json_t *spec = json_object_get(o, "spec");
-        json_array_append_new(imports, json_pack("{s:s,s:O,s:O,s:O,s:O}", "name", n, "listenPort",
-                                                 json_object_get(spec, "targetPort"), "port",
-                                                 json_object_get(spec, "port"), "sources",
-                                                 json_object_get(spec, "sources"), "lbScheme",
-                                                 json_object_get(spec, "lbScheme")));
-    }
-    json_object_foreach(cp->objs[CP_KIND_EXPORT], n, o)
-    {
-        json_t *spec = json_object_get(o, "spec");
-        json_array_append_new(exports, json_pack("{s:s,s:O,s:O}", "name", n, "host",
-                                                 json_object_get(spec, "host"), "port",
-                                                 json_object_get(spec, "port")));
+    for (size_t i = 0; i < 3; i++) {
+        lists[i] = json_array();
+        json_object_foreach(cp->objs[kinds[i]], n, o)
+        {
+            json_array_append_new(lists[i], worker_view(kinds[i], n, o));
+        }
     }
     return json_pack("{s:I,s:s,s:o,s:o,s:o}", "revision", (json_int_t)cp->revision, "name",
-                     cp->name, "peers", peers, "imports", imports, "exports", exports);
+                     cp->name, "peers", lists[0], "imports", lists[1], "exports", lists[2]);
 }

@@ -140,9 +140,78 @@ static void apply_imports(const json_t *imports)
 
 static void ipc_connect(void);
 
+/* Replaces the element named like `v` in `list`, or appends it. */
+static void upsert(json_t *list, json_t *v)
+{
+    const char *name = json_string_value(json_object_get(v, "name"));
+    size_t i;
+    json_t *x;
+
+    json_array_foreach(list, i, x)
+    {
+        if (strcmp(json_string_value(json_object_get(x, "name")), name) == 0) {
+            json_array_set(list, i, v);
+            return;
+        }
+    }
+    json_array_append(list, v);
+}
+
+static void remove_named(json_t *list, const char *name)
+{
+    size_t i;
+    json_t *x;
+
+    json_array_foreach(list, i, x)
+    {
+        if (strcmp(json_string_value(json_object_get(x, "name")), name) == 0) {
+            json_array_remove(list, i);
+            return;
+        }
+    }
+}
+
+static void apply_delta(struct cl_ipc_conn *c, const json_t *d)
+{
+    static const char *const groups[] = {"peers", "imports", "exports"};
+    json_int_t base = json_integer_value(json_object_get(d, "base"));
+    json_t *rev = json_object_get(d, "revision"), *ack;
+
+    if (dp_w->config == NULL ||
+        json_integer_value(json_object_get(dp_w->config, "revision")) != base) {
+        CL_INFO("dp.worker", "config delta for revision %lld does not follow ours: resync",
+                (long long)base);
+        cl_ipc_send(c, CL_IPC_RESYNC, 0, 0, NULL);
+        return;
+    }
+    for (size_t g = 0; g < 3; g++) {
+        json_t *list = json_object_get(dp_w->config, groups[g]), *v;
+        size_t i;
+        json_array_foreach(json_object_get(json_object_get(d, "upsert"), groups[g]), i, v)
+        {
+            upsert(list, v);
+        }
+        json_array_foreach(json_object_get(json_object_get(d, "delete"), groups[g]), i, v)
+        {
+            remove_named(list, json_string_value(v));
+        }
+    }
+    json_object_set(dp_w->config, "revision", rev);
+    apply_imports(json_object_get(dp_w->config, "imports"));
+    CL_DEBUG("dp.worker", "applied config delta to revision %lld",
+             (long long)json_integer_value(rev));
+    ack = json_pack("{s:O}", "revision", rev);
+    cl_ipc_send(c, CL_IPC_ACK, 0, 0, ack);
+    json_decref(ack);
+}
+
 static void on_ipc_msg(struct cl_ipc_conn *c, const struct cl_ipc_msg *m, void *ud)
 {
     (void)ud;
+    if (m->type == CL_IPC_CONFIG_DELTA) {
+        apply_delta(c, m->body);
+        return;
+    }
     if (m->type == CL_IPC_CONFIG) {
         json_t *rev = json_object_get(m->body, "revision");
         json_t *imports = json_object_get(m->body, "imports");
@@ -151,7 +220,7 @@ static void on_ipc_msg(struct cl_ipc_conn *c, const struct cl_ipc_msg *m, void *
             return;
         }
         json_decref(dp_w->config);
-        dp_w->config = json_incref(m->body);
+        dp_w->config = json_deep_copy(m->body); /* ours to edit with deltas */
         apply_imports(imports);
         CL_DEBUG("dp.worker", "applied config revision %lld", (long long)json_integer_value(rev));
         json_t *ack = json_pack("{s:O}", "revision", rev);

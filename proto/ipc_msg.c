@@ -152,6 +152,56 @@ static int config(const json_t *b, struct cl_jerr *e)
     return 0;
 }
 
+static int name_list(const json_t *o, const char *path, const char *key, struct cl_jerr *e)
+{
+    json_t *a, *v;
+    char p[128];
+    size_t i;
+    int rc;
+
+    if ((rc = get_array(o, path, key, false, &a, e)) != 0)
+        return rc;
+    json_array_foreach(a, i, v)
+    {
+        if (!json_is_string(v)) {
+            snprintf(p, sizeof(p), "%s.%s[%zu]", path, key, i);
+            return cl_jerr_set(e, p, "must be a string");
+        }
+    }
+    return 0;
+}
+
+static int config_delta(const json_t *b, struct cl_jerr *e)
+{
+    json_t *up = NULL, *del = NULL, *a;
+    int rc;
+
+    KEYS(b, "", "revision", "base", "upsert", "delete");
+    GET_INT(b, "", "revision", true, 1, INT64_MAX);
+    GET_INT(b, "", "base", true, 0, INT64_MAX);
+    if ((rc = cl_json_get_typed(b, "", "upsert", false, JSON_OBJECT, &up, e)) != 0 ||
+        (rc = cl_json_get_typed(b, "", "delete", false, JSON_OBJECT, &del, e)) != 0)
+        return rc;
+    if (up != NULL) {
+        KEYS(up, "upsert", "peers", "imports", "exports");
+        if ((rc = get_array(up, "upsert", "peers", false, &a, e)) != 0 ||
+            (rc = each_object(a, "upsert", "peers", peer, e)) != 0 ||
+            (rc = get_array(up, "upsert", "imports", false, &a, e)) != 0 ||
+            (rc = each_object(a, "upsert", "imports", import, e)) != 0 ||
+            (rc = get_array(up, "upsert", "exports", false, &a, e)) != 0 ||
+            (rc = each_object(a, "upsert", "exports", export, e)) != 0)
+            return rc;
+    }
+    if (del != NULL) {
+        KEYS(del, "delete", "peers", "imports", "exports");
+        if ((rc = name_list(del, "delete", "peers", e)) != 0 ||
+            (rc = name_list(del, "delete", "imports", e)) != 0 ||
+            (rc = name_list(del, "delete", "exports", e)) != 0)
+            return rc;
+    }
+    return 0;
+}
+
 static int candidate(const json_t *c, const char *path, struct cl_jerr *e)
 {
     KEYS(c, path, "peer", "export", "namespace", "gateways");
@@ -199,7 +249,7 @@ static int request(uint16_t type, const json_t *b, struct cl_jerr *e)
     case CL_IPC_CONFIG:
         return config(b, e);
     case CL_IPC_CONFIG_DELTA:
-        return cl_jerr_set(e, "", "CONFIG_DELTA is not part of protocol version 1");
+        return config_delta(b, e);
     case CL_IPC_ACK:
         KEYS(b, "", "revision");
         GET_INT(b, "", "revision", true, 0, INT64_MAX);

@@ -41,6 +41,11 @@ static void valid_bodies(void **state)
           "\"host\":\"h\",\"port\":5432}]}",
           NULL, NULL);
     check(CL_IPC_ACK, 0, "{\"revision\":3}", NULL, NULL);
+    check(CL_IPC_CONFIG_DELTA, 0,
+          "{\"revision\":4,\"base\":3,\"upsert\":{\"peers\":[{\"name\":\"w\",\"gateways\":["
+          "{\"host\":\"h\",\"port\":1}]}]},\"delete\":{\"imports\":[\"web\"]}}",
+          NULL, NULL);
+    check(CL_IPC_CONFIG_DELTA, 0, "{\"revision\":5,\"base\":4}", NULL, NULL);
     check(CL_IPC_AUTHZ_EGRESS, 0, "{\"import\":\"web\",\"client\":\"127.0.0.1:5\"}", NULL, NULL);
     check(CL_IPC_AUTHZ_EGRESS, R,
           "{\"allow\":true,\"candidates\":[{\"peer\":\"west\",\"export\":\"web\",\"namespace\":"
@@ -92,7 +97,12 @@ static void defects_are_named(void **state)
           "{\"revision\":-1,\"name\":\"e\",\"peers\":[],\"imports\":[],"
           "\"exports\":[]}",
           "revision", "between");
-    check(CL_IPC_CONFIG_DELTA, 0, "{}", "", "not part of protocol version 1");
+    check(CL_IPC_CONFIG_DELTA, 0, "{\"revision\":2}", "base", "required");
+    check(CL_IPC_CONFIG_DELTA, 0,
+          "{\"revision\":2,\"base\":1,\"upsert\":{\"imports\":[{\"name\":\"i\"}]}}",
+          "upsert.imports[0].listenPort", "required");
+    check(CL_IPC_CONFIG_DELTA, 0, "{\"revision\":2,\"base\":1,\"delete\":{\"peers\":[1]}}",
+          "delete.peers[0]", "string");
     check(CL_IPC_AUTHZ_EGRESS, R, "{\"allow\":true,\"candidates\":[1],\"attrs\":{}}",
           "candidates[0]", "object");
     check(CL_IPC_AUTHZ_EGRESS, R, "{\"allow\":\"yes\"}", "allow", "boolean");

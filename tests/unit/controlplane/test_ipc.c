@@ -1,0 +1,252 @@
+/* The controlplane's IPC handlers, driven over its real Unix socket by a fake worker. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cl/err.h"
+#include "cl/ipc.h"
+#include "cl/log.h"
+#include "cl/mem.h"
+#include "cm.h"
+#include "cp.h"
+#include "testutil.h"
+
+static struct cp cp;
+static char *dir;
+static char sock[512];
+static char *admins[] = {"gwctl.east"};
+static struct cl_ipc_conn *w;
+static json_t *pushed; /* CONFIG / CONFIG_DELTA bodies received, in order */
+static int types[16];
+static size_t npushed;
+static bool wclosed;
+
+static void on_msg(struct cl_ipc_conn *c, const struct cl_ipc_msg *m, void *ud)
+{
+    (void)c;
+    (void)ud;
+    if (npushed < 16)
+        types[npushed++] = m->type;
+    json_array_append(pushed, m->body);
+}
+
+static void on_close(struct cl_ipc_conn *c, int err, void *ud)
+{
+    (void)c;
+    (void)err;
+    (void)ud;
+    wclosed = true;
+    w = NULL;
+}
+
+static const struct cl_ipc_conn_cbs cbs = {.on_msg = on_msg, .on_close = on_close};
+
+struct reply {
+    bool done;
+    int err;
+    uint16_t type;
+    json_t *body;
+};
+
+static void on_reply(int err, const struct cl_ipc_msg *m, void *ud)
+{
+    struct reply *r = ud;
+
+    r->done = true;
+    r->err = err;
+    if (m != NULL) {
+        r->type = m->type;
+        r->body = json_incref(m->body);
+    }
+}
+
+static void run_until(const bool *flag)
+{
+    for (int i = 0; i < 10000 && !*flag; i++)
+        uv_run(cp.loop, UV_RUN_ONCE);
+    assert_true(*flag);
+}
+
+static void request(uint16_t type, const char *json, struct reply *r)
+{
+    json_t *b = json_loads(json, 0, NULL);
+
+    memset(r, 0, sizeof(*r));
+    assert_non_null(b);
+    assert_int_equal(cl_ipc_request(w, type, b, 5000, on_reply, r), 0);
+    json_decref(b);
+    run_until(&r->done);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    memset(&cp, 0, sizeof(cp));
+    dir = cl_test_mkdtemp("ipc");
+    snprintf(sock, sizeof(sock), "%s/cp.sock", dir);
+    cp.loop = cl_malloc(sizeof(uv_loop_t));
+    uv_loop_init(cp.loop);
+    cp.name = "east";
+    cp.admins = admins;
+    cp.nadmins = 1;
+    pushed = json_array();
+    npushed = 0;
+    wclosed = false;
+    if (cp_store_open(dir, &cp.store) != 0 || cp_state_load(&cp) != 0 ||
+        cp_ipc_start(&cp, sock, &cp.ipc) != 0)
+        return -1;
+    assert_int_equal(cl_ipc_conn_new(cp.loop, &cbs, NULL, &w), 0);
+    assert_int_equal(cl_ipc_conn_connect(w, sock), 0);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    if (w != NULL)
+        cl_ipc_conn_close(w, 0);
+    cp_ipc_stop(cp.ipc);
+    uv_run(cp.loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(cp.loop), 0);
+    cl_mem_free(cp.loop);
+    cp_state_free(&cp);
+    cp_store_close(cp.store);
+    json_decref(pushed);
+    cl_test_rmtree(dir);
+    cl_free(&dir);
+    return 0;
+}
+
+static void put(enum cp_kind k, const char *name, const char *json)
+{
+    json_t *o = json_loads(json, 0, NULL);
+    cp_model_defaults(k, o);
+    assert_int_equal(cp_state_put(&cp, k, name, o), 0);
+    json_decref(o);
+}
+
+static void hello_config_and_deltas(void **state)
+{
+    struct reply r;
+    (void)state;
+
+    put(CP_KIND_PEER, "west",
+        "{\"metadata\":{\"name\":\"west\"},\"spec\":{\"gateways\":[{\"host\":\"10.0.0.2\","
+        "\"port\":443}]}}");
+    request(CL_IPC_HELLO, "{\"version\":1,\"worker\":3,\"pid\":77}", &r);
+    assert_int_equal(r.err, 0);
+    assert_int_equal(r.type, CL_IPC_WELCOME);
+    assert_string_equal(json_string_value(json_object_get(r.body, "name")), "east");
+    json_decref(r.body);
+    bool got = false;
+    for (int i = 0; i < 1000 && npushed < 1; i++)
+        uv_run(cp.loop, UV_RUN_ONCE);
+    got = npushed == 1;
+    assert_true(got);
+    assert_int_equal(types[0], CL_IPC_CONFIG);
+    json_t *snap = json_array_get(pushed, 0);
+    assert_int_equal(json_array_size(json_object_get(snap, "peers")), 1);
+    json_int_t rev = json_integer_value(json_object_get(snap, "revision"));
+    /* a change becomes a CONFIG_DELTA on top of that revision */
+    put(CP_KIND_IMPORT, "web",
+        "{\"metadata\":{\"name\":\"web\"},\"spec\":{\"port\":8080,\"sources\":[{\"peer\":"
+        "\"west\"}]}}");
+    for (int i = 0; i < 1000 && npushed < 2; i++)
+        uv_run(cp.loop, UV_RUN_ONCE);
+    assert_int_equal(types[1], CL_IPC_CONFIG_DELTA);
+    json_t *d = json_array_get(pushed, 1);
+    assert_int_equal(json_integer_value(json_object_get(d, "base")), rev);
+    assert_int_equal(json_integer_value(json_object_get(d, "revision")), rev + 1);
+    json_t *imp = json_array_get(json_object_get(json_object_get(d, "upsert"), "imports"), 0);
+    assert_int_equal(json_integer_value(json_object_get(imp, "listenPort")), 8080);
+    assert_int_equal(cp_state_del(&cp, CP_KIND_IMPORT, "web"), 0);
+    for (int i = 0; i < 1000 && npushed < 3; i++)
+        uv_run(cp.loop, UV_RUN_ONCE);
+    d = json_array_get(pushed, 2);
+    assert_string_equal(json_string_value(json_array_get(
+                            json_object_get(json_object_get(d, "delete"), "imports"), 0)),
+                        "web");
+}
+
+static void authz_and_rest(void **state)
+{
+    struct reply r;
+    (void)state;
+
+    request(CL_IPC_HELLO, "{\"version\":1,\"worker\":0,\"pid\":1}", &r);
+    json_decref(r.body);
+    put(CP_KIND_PEER, "west",
+        "{\"metadata\":{\"name\":\"west\"},\"spec\":{\"gateways\":[{\"host\":\"10.0.0.2\","
+        "\"port\":443}]}}");
+    put(CP_KIND_EXPORT, "db",
+        "{\"metadata\":{\"name\":\"db\"},\"spec\":{\"host\":\"127.0.0.1\",\"port\":5432}}");
+    put(CP_KIND_IMPORT, "web",
+        "{\"metadata\":{\"name\":\"web\"},\"spec\":{\"port\":8080,\"sources\":[{\"peer\":"
+        "\"west\"}]}}");
+    /* default deny on both */
+    request(CL_IPC_AUTHZ_EGRESS, "{\"import\":\"web\",\"client\":\"127.0.0.1:5\"}", &r);
+    assert_false(json_is_true(json_object_get(r.body, "allow")));
+    json_decref(r.body);
+    request(CL_IPC_AUTHZ_INGRESS,
+            "{\"peer\":\"west\",\"export\":\"db\",\"namespace\":\"\",\"attrs\":{}}", &r);
+    assert_int_equal(json_integer_value(json_object_get(r.body, "status")), 403);
+    json_decref(r.body);
+    put(CP_KIND_POLICY, "allow",
+        "{\"kind\":\"AccessPolicy\",\"metadata\":{\"name\":\"allow\"},\"spec\":{\"action\":"
+        "\"allow\"}}");
+    request(CL_IPC_AUTHZ_EGRESS, "{\"import\":\"web\",\"client\":\"127.0.0.1:5\"}", &r);
+    assert_true(json_is_true(json_object_get(r.body, "allow")));
+    json_t *c0 = json_array_get(json_object_get(r.body, "candidates"), 0);
+    assert_string_equal(json_string_value(json_object_get(c0, "peer")), "west");
+    assert_string_equal(json_string_value(json_object_get(c0, "export")), "web");
+    json_decref(r.body);
+    request(CL_IPC_AUTHZ_INGRESS,
+            "{\"peer\":\"west\",\"export\":\"db\",\"namespace\":\"\",\"attrs\":{}}", &r);
+    json_t *be = json_object_get(r.body, "backend");
+    assert_int_equal(json_integer_value(json_object_get(be, "port")), 5432);
+    json_decref(r.body);
+    request(CL_IPC_AUTHZ_INGRESS,
+            "{\"peer\":\"west\",\"export\":\"nope\",\"namespace\":\"\",\"attrs\":{}}", &r);
+    assert_int_equal(json_integer_value(json_object_get(r.body, "status")), 404);
+    json_decref(r.body);
+    request(CL_IPC_AUTHZ_INGRESS,
+            "{\"peer\":\"stranger\",\"export\":\"db\",\"namespace\":\"\",\"attrs\":{}}", &r);
+    assert_int_equal(json_integer_value(json_object_get(r.body, "status")), 403);
+    json_decref(r.body);
+    request(CL_IPC_HTTP_REQUEST,
+            "{\"method\":\"GET\",\"path\":\"/api/v1/exports/db\",\"identity\":\"gwctl.east\","
+            "\"identities\":[],\"body\":\"\"}",
+            &r);
+    assert_int_equal(r.type, CL_IPC_HTTP_RESPONSE);
+    assert_int_equal(json_integer_value(json_object_get(r.body, "status")), 200);
+    assert_non_null(strstr(json_string_value(json_object_get(r.body, "body")), "5432"));
+    json_decref(r.body);
+    /* an invalid request is refused with the field named, the connection stays up */
+    request(CL_IPC_AUTHZ_EGRESS, "{\"import\":\"web\"}", &r);
+    assert_int_equal(r.err, CL_ESCHEMA);
+    json_decref(r.body);
+}
+
+static void version_mismatch_refused(void **state)
+{
+    struct reply r;
+    (void)state;
+
+    request(CL_IPC_HELLO, "{\"version\":9,\"worker\":0,\"pid\":1}", &r);
+    assert_int_equal(r.err, CL_EVERSION);
+    json_decref(r.body);
+    request(CL_IPC_AUTHZ_EGRESS, "{\"import\":\"web\",\"client\":\"127.0.0.1:5\"}", &r);
+    assert_int_equal(r.err, CL_EVERSION); /* HELLO first */
+    json_decref(r.body);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(hello_config_and_deltas, setup, teardown),
+        cmocka_unit_test_setup_teardown(authz_and_rest, setup, teardown),
+        cmocka_unit_test_setup_teardown(version_mismatch_refused, setup, teardown),
+    };
+    cl_mem_install_jansson();
+    cl_log_set_level(CL_LOG_ERROR);
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
