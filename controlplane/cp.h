@@ -28,6 +28,8 @@ struct cp {
     uint64_t started_ms;
     struct cp_ipc *ipc;
     struct cp_peers *peers;
+    bool k8s;                  /* Kubernetes mode: target ports are allocated */
+    uint16_t port_lo, port_hi; /* range for allocated target ports */
 };
 
 /* ---- cp_peers.c: peer health ---- */

@@ -70,20 +70,86 @@ static int kind_from(const char *s, size_t len, enum cp_kind *k)
     return CL_ENOTFOUND;
 }
 
-/* 409 when another import already listens on this port. */
+static json_int_t target_port(const json_t *imp)
+{
+    return json_integer_value(json_object_get(json_object_get(imp, "spec"), "targetPort"));
+}
+
+/* The import that already listens on this import's target port, or NULL. */
 static const char *port_taken(struct cp *cp, const json_t *imp, const char *name)
 {
-    json_int_t port = json_integer_value(json_object_get(json_object_get(imp, "spec"), "port"));
+    json_int_t port = target_port(imp);
     const char *n;
     json_t *o;
 
     json_object_foreach(cp->objs[CP_KIND_IMPORT], n, o)
     {
-        if (strcmp(n, name) != 0 &&
-            json_integer_value(json_object_get(json_object_get(o, "spec"), "port")) == port)
+        if (strcmp(n, name) != 0 && target_port(o) == port)
             return n;
     }
     return NULL;
+}
+
+static bool port_free(struct cp *cp, json_int_t port, const char *name)
+{
+    const char *n;
+    json_t *o;
+
+    json_object_foreach(cp->objs[CP_KIND_IMPORT], n, o)
+    {
+        if (strcmp(n, name) != 0 && target_port(o) == port)
+            return false;
+    }
+    return true;
+}
+
+/*
+ * Sets spec.targetPort, the port the dataplane listens on. Outside Kubernetes it is the
+ * import's port. In Kubernetes mode the Service maps port -> targetPort: a given targetPort is
+ * used as is; 0 or none keeps the import's previous allocation, or takes the lowest free port
+ * of the range, persisted before the API answers. Returns 0, or fills out (400/409/500).
+ */
+static int assign_target_port(struct cp *cp, json_t *obj, const char *name, json_int_t given,
+                              struct cp_http_resp *out)
+{
+    json_t *spec = json_object_get(obj, "spec");
+    json_int_t port = json_integer_value(json_object_get(spec, "port")), t = given;
+
+    if (!cp->k8s) {
+        if (given != 0 && given != port) {
+            error(out, 400, "spec.targetPort",
+                  "must be 0 or equal to spec.port outside Kubernetes mode (the dataplane "
+                  "listens on the import's port)");
+            return -1;
+        }
+        json_object_set_new(spec, "targetPort", json_integer(port));
+        return 0;
+    }
+    if (t == 0) {
+        json_t *prev = json_object_get(cp->objs[CP_KIND_PORT], name);
+        if (prev != NULL && port_free(cp, json_integer_value(prev), name))
+            t = json_integer_value(prev);
+        for (json_int_t p = cp->port_lo; t == 0 && p <= cp->port_hi; p++) {
+            if (port_free(cp, p, name))
+                t = p;
+        }
+        if (t == 0) {
+            error(out, 409, "spec.targetPort", "no free target port left in %u-%u", cp->port_lo,
+                  cp->port_hi);
+            return -1;
+        }
+        json_t *v = json_integer(t);
+        int rc = cp_store_put(cp->store, CP_KIND_PORT, name, v);
+        if (rc == 0)
+            json_object_set(cp->objs[CP_KIND_PORT], name, v);
+        json_decref(v);
+        if (rc != 0) {
+            error(out, 500, NULL, "cannot store the allocated port: %s", cl_strerror(rc));
+            return -1;
+        }
+    }
+    json_object_set_new(spec, "targetPort", json_integer(t));
+    return 0;
 }
 
 static void handle_objects(struct cp *cp, const char *method, enum cp_kind k, const char *name,
@@ -119,10 +185,15 @@ static void handle_objects(struct cp *cp, const char *method, enum cp_kind k, co
             error(out, 404, NULL, "%s %s not found", cp_kind_name(k), name);
             return;
         }
-        if ((rc = cp_state_del(cp, k, name)) != 0)
+        if ((rc = cp_state_del(cp, k, name)) != 0) {
             error(out, 500, NULL, "cannot delete: %s", cl_strerror(rc));
-        else
-            respond(out, 204, NULL);
+            return;
+        }
+        if (k == CP_KIND_IMPORT && json_object_get(cp->objs[CP_KIND_PORT], name) != NULL) {
+            cp_store_del(cp->store, CP_KIND_PORT, name); /* its allocation is released */
+            json_object_del(cp->objs[CP_KIND_PORT], name);
+        }
+        respond(out, 204, NULL);
         return;
     }
     if (!(name == NULL && strcmp(method, "POST") == 0) &&
@@ -156,10 +227,17 @@ static void handle_objects(struct cp *cp, const char *method, enum cp_kind k, co
         json_decref(obj);
         return;
     }
+    json_int_t given = target_port(obj);
     cp_model_defaults(k, obj);
     const char *other;
+    if (k == CP_KIND_IMPORT && assign_target_port(cp, obj, oname, given, out) != 0) {
+        json_decref(obj);
+        return;
+    }
     if (k == CP_KIND_IMPORT && (other = port_taken(cp, obj, oname)) != NULL) {
-        error(out, 409, "spec.port", "port already used by import %s", other);
+        error(out, 409, cp->k8s ? "spec.targetPort" : "spec.port",
+              "port %lld is already the listen port of import %s", (long long)target_port(obj),
+              other);
         json_decref(obj);
         return;
     }

@@ -33,6 +33,9 @@ static const char usage[] =
     "  --health-timeout <ms>         per probe: connect, TLS and answer (default 1000)\n"
     "  --health-fail-threshold <n>   failures before a peer gateway is down (default 2)\n"
     "  --health-ok-threshold <n>     successes before it is up again (default 1)\n"
+    "  --k8s                Kubernetes mode: an import's targetPort is allocated when 0 and\n"
+    "                       persisted (the Service maps port -> targetPort)\n"
+    "  --target-ports <lo-hi>  range for allocated target ports (default 20000-29999)\n"
     "  --log-level <lvl>    error, warn, info (default), debug, trace\n"
     "  --ready-file <path>  written once the socket listens (for scripts and tests)\n"
     "  -h, --help           this text\n";
@@ -132,6 +135,26 @@ int main(int argc, char **argv)
             }
             *(o == 'F' ? &health.fail_threshold : &health.ok_threshold) = (int)v;
             break;
+        case 'K':
+            cp.k8s = true;
+            break;
+        case 'P': {
+            char lo[16], *dash = strchr(optarg, '-');
+            uint16_t l, hgh;
+            if (dash == NULL || (size_t)(dash - optarg) >= sizeof(lo)) {
+                fprintf(stderr, "cl-controlplane: --target-ports must be lo-hi\n");
+                return 2;
+            }
+            memcpy(lo, optarg, (size_t)(dash - optarg));
+            lo[dash - optarg] = '\0';
+            if (cl_parse_port(lo, &l) != 0 || cl_parse_port(dash + 1, &hgh) != 0 || l > hgh) {
+                fprintf(stderr, "cl-controlplane: --target-ports must be lo-hi within 1-65535\n");
+                return 2;
+            }
+            cp.port_lo = l;
+            cp.port_hi = hgh;
+            break;
+        }
         case 'h':
             fputs(usage, stdout);
             return 0;
@@ -168,6 +191,10 @@ int main(int argc, char **argv)
         if ((admins = malloc(sizeof(*admins))) == NULL)
             cl_fatal("out of memory");
         admins[nadmins++] = defadmin;
+    }
+    if (cp.port_lo == 0) {
+        cp.port_lo = 20000;
+        cp.port_hi = 29999;
     }
     cp.loop = uv_default_loop();
     cp.name = name;

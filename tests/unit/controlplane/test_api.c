@@ -247,6 +247,58 @@ static void import_port_conflict(void **state)
     assert_int_equal(call("PUT", "/api/v1/imports/web", kinds[2].obj, NULL, NULL), 204);
 }
 
+static json_int_t tport(const char *name)
+{
+    json_t *o = json_object_get(cp.objs[CP_KIND_IMPORT], name);
+    return json_integer_value(json_object_get(json_object_get(o, "spec"), "targetPort"));
+}
+
+#define SVC                                                                  \
+    "{\"metadata\":{\"name\":\"%s\"},\"spec\":{\"port\":80,%s\"sources\":[{" \
+    "\"peer\":\"west\"}]}}"
+
+static void target_ports(void **state)
+{
+    char body[256], *out = NULL;
+    (void)state;
+
+    /* outside Kubernetes the dataplane listens on the import's port */
+    snprintf(body, sizeof(body), SVC, "a", "\"targetPort\":81,");
+    assert_int_equal(call("POST", "/api/v1/imports", body, NULL, &out), 400);
+    assert_non_null(strstr(out, "spec.targetPort"));
+    cl_free(&out);
+    /* Kubernetes mode: Service port 80 for both, target ports allocated and kept */
+    cp.k8s = true;
+    cp.port_lo = 20000;
+    cp.port_hi = 20001;
+    snprintf(body, sizeof(body), SVC, "a", "");
+    assert_int_equal(call("POST", "/api/v1/imports", body, NULL, NULL), 201);
+    snprintf(body, sizeof(body), SVC, "b", "\"targetPort\":0,");
+    assert_int_equal(call("POST", "/api/v1/imports", body, NULL, NULL), 201);
+    assert_int_equal(tport("a"), 20000);
+    assert_int_equal(tport("b"), 20001);
+    snprintf(body, sizeof(body), SVC, "c", "");
+    assert_int_equal(call("POST", "/api/v1/imports", body, NULL, &out), 409); /* range full */
+    assert_non_null(strstr(out, "no free target port"));
+    cl_free(&out);
+    snprintf(body, sizeof(body), SVC, "c", "\"targetPort\":20001,");
+    assert_int_equal(call("POST", "/api/v1/imports", body, NULL, &out), 409); /* taken */
+    assert_non_null(strstr(out, "import b"));
+    cl_free(&out);
+    /* the allocation survives a restart and an update */
+    cp_state_free(&cp);
+    assert_int_equal(cp_state_load(&cp), 0);
+    snprintf(body, sizeof(body), SVC, "b", "");
+    assert_int_equal(call("PUT", "/api/v1/imports/b", body, NULL, NULL), 204);
+    assert_int_equal(tport("b"), 20001);
+    /* deleting releases it */
+    assert_int_equal(call("DELETE", "/api/v1/imports/a", NULL, NULL, NULL), 204);
+    snprintf(body, sizeof(body), SVC, "c", "");
+    assert_int_equal(call("POST", "/api/v1/imports", body, NULL, NULL), 201);
+    assert_int_equal(tport("c"), 20000);
+    cp.k8s = false;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -254,6 +306,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(bad_bodies_name_the_field, setup, teardown),
         cmocka_unit_test_setup_teardown(access_and_routing, setup, teardown),
         cmocka_unit_test_setup_teardown(import_port_conflict, setup, teardown),
+        cmocka_unit_test_setup_teardown(target_ports, setup, teardown),
     };
     cl_mem_install_jansson();
     cl_log_set_level(CL_LOG_WARN);
