@@ -12,37 +12,36 @@
  * verdict alone cannot take a service down. */
 static void lb_order(struct cp *cp, const char *import, const char *scheme, json_t *cands)
 {
-    size_t n = json_array_size(cands);
-    json_t *up = json_array(), *down = json_array(), *c;
-    size_t i;
+    json_t *up = json_array(), *down = json_array(), *c, *list;
+    size_t i, n;
 
     json_array_foreach(cands, i, c)
     {
         json_array_append(json_is_true(json_object_get(c, "reachable")) ? up : down, c);
     }
-    size_t nu = json_array_size(up);
-    if (nu > 1 && strcmp(scheme, "round-robin") == 0) {
+    list = json_array_size(up) > 0 ? up : down;
+    n = json_array_size(list);
+    if (n > 1 && strcmp(scheme, "round-robin") == 0) {
         json_int_t cur = json_integer_value(json_object_get(cp->lb_state, import));
-        size_t start = (size_t)(cur % (json_int_t)nu);
-        json_t *rot = json_array();
-        for (i = 0; i < nu; i++)
-            json_array_append(rot, json_array_get(up, (start + i) % nu));
-        json_decref(up);
-        up = rot;
+        size_t start = (size_t)(cur % (json_int_t)n);
+        json_array_clear(cands);
+        for (i = 0; i < n; i++)
+            json_array_append(cands, json_array_get(list, (start + i) % n));
         json_object_set_new(cp->lb_state, import, json_integer(cur + 1));
-    } else if (nu > 1 && strcmp(scheme, "random") == 0) {
-        for (i = nu - 1; i > 0; i--) { /* Fisher-Yates */
-            size_t j = (size_t)random() % (i + 1);
-            json_t *a = json_incref(json_array_get(up, i));
-            json_array_set(up, i, json_array_get(up, j));
-            json_array_set_new(up, j, a);
+    } else {
+        if (n > 1 && strcmp(scheme, "random") == 0) {
+            for (i = n - 1; i > 0; i--) { /* Fisher-Yates */
+                size_t j = (size_t)random() % (i + 1);
+                json_t *x = json_incref(json_array_get(list, i));
+                json_array_set(list, i, json_array_get(list, j));
+                json_array_set_new(list, j, x);
+            }
         }
+        json_array_clear(cands);
+        json_array_extend(cands, list);
     }
-    json_array_clear(cands);
-    json_array_extend(cands, nu > 0 ? up : down);
     json_decref(up);
     json_decref(down);
-    (void)n;
 }
 
 json_t *cp_authz_egress(struct cp *cp, const json_t *req)
