@@ -116,6 +116,28 @@ static bool exists(const char *path)
     return lstat(path, &st) == 0;
 }
 
+static int make_dir(const char *path, mode_t mode, char *err, size_t errlen);
+
+/* --dir and its parents are created when missing (like mkdir -p). */
+static int make_parents(const char *dir, char *err, size_t errlen)
+{
+    char p[PATH_MAX];
+    int rc;
+
+    if (snprintf(p, sizeof(p), "%s", dir) >= (int)sizeof(p))
+        return seterr(err, errlen, -ENAMETOOLONG, "path too long");
+    for (char *s = p + 1; *s != '\0'; s++) {
+        if (*s != '/')
+            continue;
+        *s = '\0';
+        rc = make_dir(p, 0755, err, errlen);
+        *s = '/';
+        if (rc != 0)
+            return rc;
+    }
+    return make_dir(p, 0755, err, errlen);
+}
+
 static int make_dir(const char *path, mode_t mode, char *err, size_t errlen)
 {
     struct stat st;
@@ -153,7 +175,7 @@ int ctl_fabric_create(const char *dir, const char *name, int days, char *err, si
     if (exists(cap) || exists(keyp))
         return seterr(err, errlen, CL_EEXIST, "fabric \"%s\" already exists (%s): not overwriting",
                       name, exists(cap) ? cap : keyp);
-    if ((rc = make_dir(fdir, 0755, err, errlen)) != 0)
+    if ((rc = make_parents(dir, err, errlen)) != 0 || (rc = make_dir(fdir, 0755, err, errlen)) != 0)
         return rc;
     validity(days, &nb, &na);
     if ((rc = cl_certgen_ca(name, nb, na, &cert, &key)) != 0)
