@@ -140,9 +140,16 @@ static void fabric_files(void **state)
         run_ctl(NULL, "create", "fabric", "--name", "x", "--dir", f->dir, "--days", "0", NULL), 1);
     assert_non_null(strstr(err_buf, "--days \"0\""));
     assert_int_equal(access(path_of(f->dir, "x"), F_OK), -1);
-    assert_int_equal(
-        run_ctl(NULL, "create", "fabric", "--name", "x", "--dir", "/nonexistent/dir", NULL), 1);
-    assert_non_null(strstr(err_buf, "cannot create directory /nonexistent/dir/x"));
+    /* a missing --dir is created, parents included */
+    char nested[300], blocked[400];
+    snprintf(nested, sizeof(nested), "%s/new/deeper", f->dir);
+    assert_int_equal(run_ctl(NULL, "create", "fabric", "--name", "x", "--dir", nested, NULL), 0);
+    assert_int_equal(access(path_of(nested, "x/ca.pem"), F_OK), 0);
+    /* one that cannot be created is named */
+    snprintf(blocked, sizeof(blocked), "%s/new/deeper/x/ca.pem/sub", f->dir);
+    assert_int_equal(run_ctl(NULL, "create", "fabric", "--name", "y", "--dir", blocked, NULL), 1);
+    assert_non_null(strstr(err_buf, "cannot create directory"));
+    assert_non_null(strstr(err_buf, "x/ca.pem")); /* the component that is not a directory */
 }
 
 static void check_leaf(const char *fabric, const char *cert_path, const char *name, unsigned eku,
