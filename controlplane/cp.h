@@ -56,6 +56,8 @@ void cp_peers_evidence(struct cp_peers *pp, const char *peer, const char *gatewa
 
 /* ---- cp_model.c: validation of REST bodies (strict, field-named errors) ---- */
 int cp_model_validate(enum cp_kind k, const json_t *obj, struct cl_jerr *e);
+/* Checks obj.metadata: name (DNS label), optional namespace and labels, nothing else. */
+int cp_model_check_metadata(const json_t *obj, struct cl_jerr *e);
 /* The object's metadata.name (borrowed) or NULL. */
 const char *cp_model_name(const json_t *obj);
 /* Applies defaults in place (import: exportName, lbScheme, targetPort). */

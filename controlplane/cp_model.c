@@ -10,16 +10,13 @@
 static const char *const top_keys[] = {"apiVersion", "kind", "metadata", "spec", "status", NULL};
 static const char *const meta_keys[] = {"name", "namespace", "labels", NULL};
 
-static int check_meta(const json_t *obj, struct cl_jerr *e)
+int cp_model_check_metadata(const json_t *obj, struct cl_jerr *e)
 {
     json_t *m = NULL, *labels = NULL;
     const char *name = NULL, *ns = NULL;
     int rc;
 
-    if (!json_is_object(obj))
-        return cl_jerr_set(e, "", "body must be a JSON object");
-    if ((rc = cl_json_check_keys(obj, "", top_keys, e)) != 0 ||
-        (rc = cl_json_get_typed(obj, "", "metadata", true, JSON_OBJECT, &m, e)) != 0 ||
+    if ((rc = cl_json_get_typed(obj, "", "metadata", true, JSON_OBJECT, &m, e)) != 0 ||
         (rc = cl_json_check_keys(m, "metadata", meta_keys, e)) != 0 ||
         (rc = cl_json_get_str(m, "metadata", "name", true, &name, e)) != 0 ||
         (rc = cl_json_get_str(m, "metadata", "namespace", false, &ns, e)) != 0 ||
@@ -32,6 +29,17 @@ static int check_meta(const json_t *obj, struct cl_jerr *e)
     if (ns != NULL && ns[0] != '\0' && !cl_str_is_dns_label(ns))
         return cl_jerr_set(e, "metadata.namespace", "must be a DNS label");
     return 0;
+}
+
+static int check_meta(const json_t *obj, struct cl_jerr *e)
+{
+    int rc;
+
+    if (!json_is_object(obj))
+        return cl_jerr_set(e, "", "body must be a JSON object");
+    if ((rc = cl_json_check_keys(obj, "", top_keys, e)) != 0)
+        return rc;
+    return cp_model_check_metadata(obj, e);
 }
 
 static int check_hostport(const json_t *o, const char *path, struct cl_jerr *e)

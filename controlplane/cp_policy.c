@@ -5,6 +5,7 @@
 
 #include "cl/err.h"
 #include "cl/str.h"
+#include "cp.h"
 
 static const char *const tier_names[CP_TIER_COUNT] = {
     [CP_TIER_PRIV_DENY] = "privileged-deny",
@@ -144,10 +145,9 @@ static int validate_peers(const json_t *list, const char *path, struct cl_jerr *
 int cp_policy_validate(const json_t *obj, struct cl_jerr *e)
 {
     static const char *const top[] = {"kind", "apiVersion", "metadata", "spec", NULL};
-    static const char *const meta[] = {"name", "namespace", "labels", NULL};
     static const char *const spec[] = {"action", "from", "to", NULL};
-    const char *kind = NULL, *name = NULL, *action = NULL, *ns = NULL;
-    json_t *m = NULL, *s = NULL, *from = NULL, *to = NULL, *labels = NULL;
+    const char *kind = NULL, *action = NULL;
+    json_t *s = NULL, *from = NULL, *to = NULL;
     int rc;
 
     if (!json_is_object(obj))
@@ -157,16 +157,8 @@ int cp_policy_validate(const json_t *obj, struct cl_jerr *e)
         return rc;
     if (strcmp(kind, "AccessPolicy") != 0 && strcmp(kind, "PrivilegedAccessPolicy") != 0)
         return cl_jerr_set(e, "kind", "must be AccessPolicy or PrivilegedAccessPolicy");
-    if ((rc = cl_json_get_typed(obj, "", "metadata", true, JSON_OBJECT, &m, e)) != 0 ||
-        (rc = cl_json_check_keys(m, "metadata", meta, e)) != 0 ||
-        (rc = cl_json_get_str(m, "metadata", "name", true, &name, e)) != 0 ||
-        (rc = cl_json_get_str(m, "metadata", "namespace", false, &ns, e)) != 0 ||
-        (rc = cl_json_get_typed(m, "metadata", "labels", false, JSON_OBJECT, &labels, e)) != 0)
+    if ((rc = cp_model_check_metadata(obj, e)) != 0)
         return rc;
-    if (!cl_str_is_dns_label(name))
-        return cl_jerr_set(e, "metadata.name",
-                           "must be a DNS label: 1-63 of [a-z0-9-], starting and ending "
-                           "alphanumeric");
     if ((rc = cl_json_get_typed(obj, "", "spec", true, JSON_OBJECT, &s, e)) != 0 ||
         (rc = cl_json_check_keys(s, "spec", spec, e)) != 0 ||
         (rc = cl_json_get_str(s, "spec", "action", true, &action, e)) != 0)

@@ -147,4 +147,9 @@ int ctl_expect(struct ctl *ctl, const struct ctl_resp *r, int expect);
 /* Exit status for usage errors. */
 #define CTL_EXIT_USAGE 2
 
+/* Formats a one-line message into err[errlen] and returns rc (helpers that report what went
+ * wrong to their caller). */
+int ctl_seterr(char *err, size_t errlen, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 #endif

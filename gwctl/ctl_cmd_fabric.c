@@ -25,19 +25,6 @@
 #define PEM_MAX   (64 * 1024)
 #define ADMIN_PFX "gwctl."
 
-static int seterr(char *err, size_t errlen, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int seterr(char *err, size_t errlen, int rc, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return rc;
-}
-
 static int join(char *out, size_t outlen, const char *a, const char *b)
 {
     int n = snprintf(out, outlen, "%s/%s", a, b);
@@ -125,7 +112,7 @@ static int make_parents(const char *dir, char *err, size_t errlen)
     int rc;
 
     if (snprintf(p, sizeof(p), "%s", dir) >= (int)sizeof(p))
-        return seterr(err, errlen, -ENAMETOOLONG, "path too long");
+        return ctl_seterr(err, errlen, -ENAMETOOLONG, "path too long");
     for (char *s = p + 1; *s != '\0'; s++) {
         if (*s != '/')
             continue;
@@ -146,7 +133,7 @@ static int make_dir(const char *path, mode_t mode, char *err, size_t errlen)
         return 0;
     if (errno == EEXIST && stat(path, &st) == 0 && S_ISDIR(st.st_mode))
         return 0;
-    return seterr(err, errlen, -errno, "cannot create directory %s: %s", path, strerror(errno));
+    return ctl_seterr(err, errlen, -errno, "cannot create directory %s: %s", path, strerror(errno));
 }
 
 static void validity(int days, int64_t *nb, int64_t *na)
@@ -165,25 +152,27 @@ int ctl_fabric_create(const char *dir, const char *name, int days, char *err, si
     int rc;
 
     if (!cl_str_is_dns_label(name))
-        return seterr(err, errlen, CL_EINVAL,
-                      "fabric name \"%s\" is not a DNS label (a-z, 0-9, '-', at most 63)", name);
+        return ctl_seterr(err, errlen, CL_EINVAL,
+                          "fabric name \"%s\" is not a DNS label (a-z, 0-9, '-', at most 63)",
+                          name);
     if (days < 1 || days > MAX_DAYS)
-        return seterr(err, errlen, CL_EINVAL, "--days must be 1..%d", MAX_DAYS);
+        return ctl_seterr(err, errlen, CL_EINVAL, "--days must be 1..%d", MAX_DAYS);
     if (join(fdir, sizeof(fdir), dir, name) != 0 || join(cap, sizeof(cap), fdir, "ca.pem") != 0 ||
         join(keyp, sizeof(keyp), fdir, "ca.key") != 0)
-        return seterr(err, errlen, -ENAMETOOLONG, "path too long");
+        return ctl_seterr(err, errlen, -ENAMETOOLONG, "path too long");
     if (exists(cap) || exists(keyp))
-        return seterr(err, errlen, CL_EEXIST, "fabric \"%s\" already exists (%s): not overwriting",
-                      name, exists(cap) ? cap : keyp);
+        return ctl_seterr(err, errlen, CL_EEXIST,
+                          "fabric \"%s\" already exists (%s): not overwriting", name,
+                          exists(cap) ? cap : keyp);
     if ((rc = make_parents(dir, err, errlen)) != 0 || (rc = make_dir(fdir, 0755, err, errlen)) != 0)
         return rc;
     validity(days, &nb, &na);
     if ((rc = cl_certgen_ca(name, nb, na, &cert, &key)) != 0)
-        return seterr(err, errlen, rc, "cannot generate the CA: %s", cl_strerror(rc));
+        return ctl_seterr(err, errlen, rc, "cannot generate the CA: %s", cl_strerror(rc));
     if ((rc = write_new(keyp, key, 0600)) != 0) {
-        seterr(err, errlen, rc, "cannot write %s: %s", keyp, cl_strerror(rc));
+        ctl_seterr(err, errlen, rc, "cannot write %s: %s", keyp, cl_strerror(rc));
     } else if ((rc = write_new(cap, cert, 0644)) != 0) {
-        seterr(err, errlen, rc, "cannot write %s: %s", cap, cl_strerror(rc));
+        ctl_seterr(err, errlen, rc, "cannot write %s: %s", cap, cl_strerror(rc));
         unlink(keyp);
     }
     cl_free(&cert);
@@ -209,10 +198,10 @@ int ctl_fabric_peer_cert(const char *fabric, const char *peer, int days, char *e
 
     memset(p, 0, sizeof(p));
     if (!cl_str_is_dns_label(peer))
-        return seterr(err, errlen, CL_EINVAL,
-                      "peer name \"%s\" is not a DNS label (a-z, 0-9, '-', at most 63)", peer);
+        return ctl_seterr(err, errlen, CL_EINVAL,
+                          "peer name \"%s\" is not a DNS label (a-z, 0-9, '-', at most 63)", peer);
     if (days < 1 || days > MAX_DAYS)
-        return seterr(err, errlen, CL_EINVAL, "--days must be 1..%d", MAX_DAYS);
+        return ctl_seterr(err, errlen, CL_EINVAL, "--days must be 1..%d", MAX_DAYS);
     snprintf(admin, sizeof(admin), ADMIN_PFX "%s", peer);
     if (join(cap, sizeof(cap), fabric, "ca.pem") != 0 ||
         join(keyp, sizeof(keyp), fabric, "ca.key") != 0 ||
@@ -221,21 +210,22 @@ int ctl_fabric_peer_cert(const char *fabric, const char *peer, int days, char *e
         join(p[0].key_path, PATH_MAX, pdir, "key.pem") != 0 ||
         join(p[1].cert_path, PATH_MAX, adir, "cert.pem") != 0 ||
         join(p[1].key_path, PATH_MAX, adir, "key.pem") != 0)
-        return seterr(err, errlen, -ENAMETOOLONG, "path too long");
+        return ctl_seterr(err, errlen, -ENAMETOOLONG, "path too long");
     for (int i = 0; i < 2; i++) {
         const char *f = exists(p[i].cert_path)  ? p[i].cert_path
                         : exists(p[i].key_path) ? p[i].key_path
                                                 : NULL;
         if (f != NULL)
-            return seterr(err, errlen, CL_EEXIST,
-                          "certificates for \"%s\" already exist (%s): not overwriting", peer, f);
+            return ctl_seterr(err, errlen, CL_EEXIST,
+                              "certificates for \"%s\" already exist (%s): not overwriting", peer,
+                              f);
     }
     if ((rc = read_small(cap, &ca)) != 0) {
-        seterr(err, errlen, rc, "cannot read the fabric CA %s: %s", cap, cl_strerror(rc));
+        ctl_seterr(err, errlen, rc, "cannot read the fabric CA %s: %s", cap, cl_strerror(rc));
         goto out;
     }
     if ((rc = read_small(keyp, &cakey)) != 0) {
-        seterr(err, errlen, rc, "cannot read the fabric CA key %s: %s", keyp, cl_strerror(rc));
+        ctl_seterr(err, errlen, rc, "cannot read the fabric CA key %s: %s", keyp, cl_strerror(rc));
         goto out;
     }
     validity(days, &nb, &na);
@@ -257,9 +247,9 @@ int ctl_fabric_peer_cert(const char *fabric, const char *peer, int days, char *e
                                       .not_after = na};
         if ((rc = cl_certgen_leaf(ca, cakey, &gw, &p[0].cert, &p[0].key)) != 0 ||
             (rc = cl_certgen_leaf(ca, cakey, &adm, &p[1].cert, &p[1].key)) != 0) {
-            seterr(err, errlen, rc, "cannot sign with the fabric CA in %s: %s", fabric,
-                   rc == CL_EINVAL ? "ca.pem or ca.key is malformed, or they do not match"
-                                   : cl_strerror(rc));
+            ctl_seterr(err, errlen, rc, "cannot sign with the fabric CA in %s: %s", fabric,
+                       rc == CL_EINVAL ? "ca.pem or ca.key is malformed, or they do not match"
+                                       : cl_strerror(rc));
             goto out;
         }
     }
@@ -269,9 +259,9 @@ int ctl_fabric_peer_cert(const char *fabric, const char *peer, int days, char *e
     /* all or nothing: on failure remove what this call wrote */
     for (int i = 0; i < 2 && rc == 0; i++) {
         if ((rc = write_new(p[i].key_path, p[i].key, 0600)) != 0) {
-            seterr(err, errlen, rc, "cannot write %s: %s", p[i].key_path, cl_strerror(rc));
+            ctl_seterr(err, errlen, rc, "cannot write %s: %s", p[i].key_path, cl_strerror(rc));
         } else if ((rc = write_new(p[i].cert_path, p[i].cert, 0644)) != 0) {
-            seterr(err, errlen, rc, "cannot write %s: %s", p[i].cert_path, cl_strerror(rc));
+            ctl_seterr(err, errlen, rc, "cannot write %s: %s", p[i].cert_path, cl_strerror(rc));
             unlink(p[i].key_path);
         }
         if (rc != 0 && i == 1) {

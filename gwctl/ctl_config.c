@@ -24,19 +24,6 @@
 
 #define CONFIG_MAX_BYTES (1 << 20)
 
-static int seterr(char *err, size_t errlen, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int seterr(char *err, size_t errlen, int rc, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return rc;
-}
-
 int ctl_config_path(char *out, size_t outlen)
 {
     const char *xdg = getenv("XDG_CONFIG_HOME");
@@ -214,7 +201,7 @@ int ctl_config_load(const char *path, struct ctl_config *cfg, char *err, size_t 
     if (rc == CL_ENOENT)
         return 0;
     if (rc != 0)
-        return seterr(err, errlen, rc, "cannot read %s: %s", path, cl_strerror(rc));
+        return ctl_seterr(err, errlen, rc, "cannot read %s: %s", path, cl_strerror(rc));
     if ((j = ctl_json_loadb(text, len, &je)) == NULL) {
         rc = strcmp(je.msg, "out of memory") == 0 ? CL_ENOMEM : CL_ESCHEMA;
         goto fail;
@@ -247,10 +234,10 @@ int ctl_config_load(const char *path, struct ctl_config *cfg, char *err, size_t 
     return 0;
 fail:
     if (rc == CL_ENOMEM)
-        seterr(err, errlen, rc, "out of memory reading %s", path);
+        ctl_seterr(err, errlen, rc, "out of memory reading %s", path);
     else
-        seterr(err, errlen, rc, "bad config file %s: %s%s%s", path, je.field,
-               je.field[0] ? ": " : "", je.msg);
+        ctl_seterr(err, errlen, rc, "bad config file %s: %s%s%s", path, je.field,
+                   je.field[0] ? ": " : "", je.msg);
     json_decref(j);
     cl_free(&text);
     ctl_config_deinit(cfg);
@@ -316,22 +303,22 @@ int ctl_config_save(const char *path, const struct ctl_config *cfg, char *err, s
 
     if (slash != NULL && slash != path) {
         if ((size_t)(slash - path) >= sizeof(dir))
-            return seterr(err, errlen, CL_EINVAL, "config path too long");
+            return ctl_seterr(err, errlen, CL_EINVAL, "config path too long");
         memcpy(dir, path, (size_t)(slash - path));
         dir[slash - path] = '\0';
         if ((rc = mkdirs(dir, 0700)) != 0)
-            return seterr(err, errlen, rc, "cannot create %s: %s", dir, cl_strerror(rc));
+            return ctl_seterr(err, errlen, rc, "cannot create %s: %s", dir, cl_strerror(rc));
     }
     if ((j = config_to_json(cfg)) == NULL ||
         (text = ctl_json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER)) == NULL) {
-        rc = seterr(err, errlen, CL_ENOMEM, "out of memory");
+        rc = ctl_seterr(err, errlen, CL_ENOMEM, "out of memory");
         goto out;
     }
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) {
         rc = -errno;
-        seterr(err, errlen, rc, "cannot write %s: %s", tmp, cl_strerror(rc));
+        ctl_seterr(err, errlen, rc, "cannot write %s: %s", tmp, cl_strerror(rc));
         goto out;
     }
     /* umask never widens 0600, but an existing file keeps its mode: force it */
@@ -343,26 +330,26 @@ int ctl_config_save(const char *path, const struct ctl_config *cfg, char *err, s
             continue;
         if (n < 0) {
             rc = -errno;
-            seterr(err, errlen, rc, "cannot write %s: %s", tmp, cl_strerror(rc));
+            ctl_seterr(err, errlen, rc, "cannot write %s: %s", tmp, cl_strerror(rc));
             goto out;
         }
         off += (size_t)n;
     }
     if (write(fd, "\n", 1) != 1 || fsync(fd) != 0) {
         rc = -errno;
-        seterr(err, errlen, rc, "cannot write %s: %s", tmp, cl_strerror(rc));
+        ctl_seterr(err, errlen, rc, "cannot write %s: %s", tmp, cl_strerror(rc));
         goto out;
     }
     if (close(fd) != 0) {
         fd = -1;
         rc = -errno;
-        seterr(err, errlen, rc, "cannot write %s: %s", tmp, cl_strerror(rc));
+        ctl_seterr(err, errlen, rc, "cannot write %s: %s", tmp, cl_strerror(rc));
         goto out;
     }
     fd = -1;
     if (rename(tmp, path) != 0) {
         rc = -errno;
-        seterr(err, errlen, rc, "cannot replace %s: %s", path, cl_strerror(rc));
+        ctl_seterr(err, errlen, rc, "cannot replace %s: %s", path, cl_strerror(rc));
         goto out;
     }
     rc = 0;

@@ -40,19 +40,6 @@ struct http {
     size_t len;
 };
 
-static int seterr(char *err, size_t errlen, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int seterr(char *err, size_t errlen, int rc, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return rc;
-}
-
 static int tls_ctx(const struct ctl_context *ctx, struct cl_tls_ctx **out, char *err, size_t errlen)
 {
     struct cl_tls_ctx_opts o = {
@@ -61,11 +48,11 @@ static int tls_ctx(const struct ctl_context *ctx, struct cl_tls_ctx **out, char 
     int rc;
 
     if ((rc = cl_tls_global_init()) != 0)
-        return seterr(err, errlen, rc, "cannot initialise TLS: %s", cl_strerror(rc));
+        return ctl_seterr(err, errlen, rc, "cannot initialise TLS: %s", cl_strerror(rc));
     rc = cl_tls_ctx_new(&o, out, why, sizeof(why));
     if (rc != 0)
-        return seterr(err, errlen, rc, "context \"%s\": %s", ctx->id,
-                      why[0] ? why : cl_strerror(rc));
+        return ctl_seterr(err, errlen, rc, "context \"%s\": %s", ctx->id,
+                          why[0] ? why : cl_strerror(rc));
     return 0;
 }
 
@@ -85,33 +72,34 @@ static int conn_error(struct http *h, int e, char *err, size_t errlen)
 
     switch (e) {
     case CL_ETLS_UNKNOWN_CA:
-        return seterr(err, errlen, e,
-                      "certificate problem: the gateway at %s presented a certificate not "
-                      "signed by the context's CA (%s)",
-                      h->where, d);
+        return ctl_seterr(err, errlen, e,
+                          "certificate problem: the gateway at %s presented a certificate not "
+                          "signed by the context's CA (%s)",
+                          h->where, d);
     case CL_ETLS_NAME:
-        return seterr(err, errlen, e,
-                      "certificate problem: the gateway at %s is not \"%s\" (its certificate "
-                      "does not carry that name)",
-                      h->where, h->id);
+        return ctl_seterr(err, errlen, e,
+                          "certificate problem: the gateway at %s is not \"%s\" (its certificate "
+                          "does not carry that name)",
+                          h->where, h->id);
     case CL_ETLS_EXPIRED:
-        return seterr(err, errlen, e,
-                      "certificate problem: the gateway's certificate at %s has expired or is "
-                      "not yet valid (%s)",
-                      h->where, d);
+        return ctl_seterr(err, errlen, e,
+                          "certificate problem: the gateway's certificate at %s has expired or is "
+                          "not yet valid (%s)",
+                          h->where, d);
     case CL_ETLS_NO_CERT:
-        return seterr(err, errlen, e,
-                      "certificate problem: the gateway at %s presented no certificate", h->where);
+        return ctl_seterr(err, errlen, e,
+                          "certificate problem: the gateway at %s presented no certificate",
+                          h->where);
     case CL_ETLS_ALPN:
-        return seterr(err, errlen, e, "the server at %s does not speak HTTP/2 (no ALPN h2)",
-                      h->where);
+        return ctl_seterr(err, errlen, e, "the server at %s does not speak HTTP/2 (no ALPN h2)",
+                          h->where);
     case CL_ETLS:
     case CL_ETLS_CLOSED:
-        return seterr(err, errlen, e,
-                      "TLS handshake with the gateway at %s failed (certificate rejected?): %s",
-                      h->where, d);
+        return ctl_seterr(err, errlen, e,
+                          "TLS handshake with the gateway at %s failed (certificate rejected?): %s",
+                          h->where, d);
     default:
-        return seterr(err, errlen, e, "cannot reach gateway at %s: %s", h->where, d);
+        return ctl_seterr(err, errlen, e, "cannot reach gateway at %s: %s", h->where, d);
     }
 }
 
@@ -163,10 +151,10 @@ static int http_open(const struct ctl_context *ctx, void **out, char *err, size_
     int rc;
 
     if (h == NULL)
-        return seterr(err, errlen, CL_ENOMEM, "out of memory");
+        return ctl_seterr(err, errlen, CL_ENOMEM, "out of memory");
     if ((rc = uv_loop_init(&h->loop)) != 0) {
         cl_mem_free(h);
-        return seterr(err, errlen, rc, "cannot start: %s", uv_strerror(rc));
+        return ctl_seterr(err, errlen, rc, "cannot start: %s", uv_strerror(rc));
     }
     if (strchr(ctx->host, ':') != NULL)
         snprintf(h->where, sizeof(h->where), "[%s]:%u", ctx->host, (unsigned)ctx->port);
@@ -180,8 +168,8 @@ static int http_open(const struct ctl_context *ctx, void **out, char *err, size_
     /* NULL callback: resolves synchronously, which is what a CLI wants */
     rc = uv_getaddrinfo(&h->loop, &gai, NULL, ctx->host, port, &hints);
     if (rc != 0) {
-        seterr(err, errlen, rc, "cannot reach gateway at %s: cannot resolve %s: %s", h->where,
-               ctx->host, uv_strerror(rc));
+        ctl_seterr(err, errlen, rc, "cannot reach gateway at %s: cannot resolve %s: %s", h->where,
+                   ctx->host, uv_strerror(rc));
         goto fail;
     }
     struct cl_h2conn_opts o = {
@@ -273,11 +261,11 @@ static int http_request(void *conn, const char *method, const char *path, const 
     while (!h->done)
         uv_run(&h->loop, UV_RUN_ONCE);
     if (h->err == CL_ETIMEDOUT)
-        return seterr(err, errlen, h->err, "the gateway at %s did not answer %s %s within %d s",
-                      h->where, method, path, TIMEOUT_MS / 1000);
+        return ctl_seterr(err, errlen, h->err, "the gateway at %s did not answer %s %s within %d s",
+                          h->where, method, path, TIMEOUT_MS / 1000);
     if (h->err == CL_EBUSY)
-        return seterr(err, errlen, h->err, "the gateway's answer to %s %s is too large", method,
-                      path);
+        return ctl_seterr(err, errlen, h->err, "the gateway's answer to %s %s is too large", method,
+                          path);
     if (h->err != 0)
         return conn_error(h, h->err, err, errlen);
     r->status = h->status;

@@ -2,6 +2,7 @@
 #include "ctl_out.h"
 
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <string.h>
 
@@ -9,6 +10,17 @@
 #include "cl/err.h"
 #include "cl/json.h"
 #include "cl/mem.h"
+#include "ctl.h"
+
+int ctl_seterr(char *err, size_t errlen, int rc, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return rc;
+}
 
 json_t *ctl_json_loadb(const void *buf, size_t len, struct cl_jerr *e)
 {
