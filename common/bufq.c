@@ -6,13 +6,26 @@
 #include "cl/mem.h"
 
 /*
- * Freelist of standard-size chunks, one per process: workers are single-threaded, so no lock.
- * Bounded so a burst does not pin memory forever.
+ * Freelists of the two standard chunk sizes, one per process: workers are single-threaded, so
+ * no lock. Bounded so a burst does not pin memory forever.
  */
-#define POOL_MAX 256
 #ifndef CL_NO_POOL
-static struct cl_bufq_chunk *pool;
-static size_t pool_len;
+struct pool {
+    struct cl_bufq_chunk *head;
+    size_t len;
+    size_t max;
+};
+
+static struct pool pools[2] = {{NULL, 0, 256}, {NULL, 0, 64}};
+
+static struct pool *pool_for(size_t size)
+{
+    if (size == CL_BUFQ_CHUNK)
+        return &pools[0];
+    if (size == CL_BUFQ_BIG_CHUNK)
+        return &pools[1];
+    return NULL;
+}
 #endif
 
 static struct cl_bufq_chunk *chunk_get(size_t size)
@@ -20,10 +33,11 @@ static struct cl_bufq_chunk *chunk_get(size_t size)
     struct cl_bufq_chunk *c;
 
 #ifndef CL_NO_POOL
-    if (size == CL_BUFQ_CHUNK && pool != NULL) {
-        c = pool;
-        pool = c->next;
-        pool_len--;
+    struct pool *p = pool_for(size);
+    if (p != NULL && p->head != NULL) {
+        c = p->head;
+        p->head = c->next;
+        p->len--;
         c->next = NULL;
         c->r = c->w = 0;
         return c;
@@ -40,10 +54,11 @@ static struct cl_bufq_chunk *chunk_get(size_t size)
 static void chunk_put(struct cl_bufq_chunk *c)
 {
 #ifndef CL_NO_POOL
-    if (c->size == CL_BUFQ_CHUNK && pool_len < POOL_MAX) {
-        c->next = pool;
-        pool = c;
-        pool_len++;
+    struct pool *p = pool_for(c->size);
+    if (p != NULL && p->len < p->max) {
+        c->next = p->head;
+        p->head = c;
+        p->len++;
         return;
     }
 #endif
@@ -53,12 +68,14 @@ static void chunk_put(struct cl_bufq_chunk *c)
 void cl_bufq_pool_drain(void)
 {
 #ifndef CL_NO_POOL
-    while (pool != NULL) {
-        struct cl_bufq_chunk *c = pool;
-        pool = c->next;
-        cl_mem_free(c);
+    for (size_t i = 0; i < 2; i++) {
+        while (pools[i].head != NULL) {
+            struct cl_bufq_chunk *c = pools[i].head;
+            pools[i].head = c->next;
+            cl_mem_free(c);
+        }
+        pools[i].len = 0;
     }
-    pool_len = 0;
 #endif
 }
 

@@ -18,8 +18,8 @@
 #include "cl/log.h"
 #include "cl/mem.h"
 
-#define IN_CHUNKS  8    /* 128 KiB of ciphertext waiting to be decrypted */
-#define OUT_CHUNKS 4096 /* not a real bound: producers stop on cl_bufq_len() */
+#define IN_CHUNKS  2    /* 128 KiB of ciphertext waiting to be decrypted (64 KiB chunks) */
+#define OUT_CHUNKS 1024 /* not a real bound: producers stop on cl_bufq_len() */
 #define MAX_SANS   16
 
 struct file_stamp {
@@ -279,8 +279,9 @@ struct cl_tls *cl_tls_new(struct cl_tls_ctx *ctx, const char *server_name)
         return NULL;
     t->ctx = ctx;
     t->server = ctx->server;
-    cl_bufq_init(&t->in, CL_BUFQ_CHUNK, IN_CHUNKS);
-    cl_bufq_init(&t->out, CL_BUFQ_CHUNK, OUT_CHUNKS);
+    /* big chunks: one socket read and one uv_write buffer per 64 KiB of ciphertext */
+    cl_bufq_init(&t->in, CL_BUFQ_BIG_CHUNK, IN_CHUNKS);
+    cl_bufq_init(&t->out, CL_BUFQ_BIG_CHUNK, OUT_CHUNKS);
     if ((t->ssl = wolfSSL_new(ctx->ctx)) == NULL)
         goto fail;
     wolfSSL_SetIOReadCtx(t->ssl, t);

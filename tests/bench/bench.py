@@ -353,11 +353,16 @@ http { access_log off; keepalive_requests 1000000; keepalive_timeout 300s;
         try:
             if metric.startswith("iperf"):
                 par = ["-P", "8"] if metric == "iperf8" else []
+                c0 = cpu_seconds(pids)
                 out = subprocess.run(["iperf3", "-c", LOOP, "-p", str(port), "-t", str(a.dur), "-J",
                                       "--connect-timeout", "5000"] + par, capture_output=True,
                                      text=True, timeout=a.dur + 30).stdout
                 j = json.loads(out)
                 res["gbit/s"] = j["end"]["sum_received"]["bits_per_second"] / 1e9
+                gbytes = j["end"]["sum_received"]["bytes"] / 1e9
+                if pids and gbytes > 0:
+                    # CPU the two tunnel ends spent per GB: steadier than Gbit/s on a busy machine
+                    res["tunnel cpu ms/GB"] = (cpu_seconds(pids) - c0) * 1e3 / gbytes
             elif metric.startswith("wrk"):
                 url = "http://%s:%d/hello.txt" % (LOOP, port)
                 subprocess.run(["wrk", "-t1", "-c4", "-d1s", url], capture_output=True, timeout=20)

@@ -10,14 +10,17 @@
 /*
  * A bounded queue of fixed-size chunks (curl's bufq): bytes are written at the tail and read
  * from the head; at most `max_chunks` chunks of `chunk_size` bytes are held. Chunks are
- * allocated only while bytes are queued (an idle queue holds none) and come from a
- * per-process freelist of CL_BUFQ_CHUNK (16 KiB) chunks unless CL_NO_POOL is defined.
+ * allocated only while bytes are queued (an idle queue holds none) and come from per-process
+ * freelists of CL_BUFQ_CHUNK (16 KiB) and CL_BUFQ_BIG_CHUNK (64 KiB) chunks unless CL_NO_POOL
+ * is defined. Big chunks are for bulk byte streams (TLS ciphertext) where one socket read or
+ * one encryption pass per 64 KiB saves system calls; per-tunnel queues use the small size.
  *
  * Zero-copy use: cl_bufq_reserve() hands out the writable tail (e.g. from a libuv alloc_cb),
  * cl_bufq_commit() adds what was written; cl_bufq_peek_iov() exposes the queued bytes (e.g.
  * to uv_write) and cl_bufq_consume() drops them once written.
  */
-#define CL_BUFQ_CHUNK (16 * 1024)
+#define CL_BUFQ_CHUNK     (16 * 1024)
+#define CL_BUFQ_BIG_CHUNK (64 * 1024)
 
 struct cl_bufq_chunk {
     struct cl_bufq_chunk *next;

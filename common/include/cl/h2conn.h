@@ -96,7 +96,7 @@ struct cl_h2conn_opts {
     const char *server_name;       /* client: SNI and expected certificate name */
     uint32_t stream_window;        /* initial per-stream receive window; default 1 MiB */
     uint32_t conn_window;          /* connection receive window; default 16 MiB */
-    uint32_t max_frame;            /* SETTINGS_MAX_FRAME_SIZE we accept; default 16384 */
+    uint32_t max_frame;            /* SETTINGS_MAX_FRAME_SIZE we accept; default 65536 */
     size_t stream_sendq;           /* per-stream send queue bound; default 256 KiB */
     uint32_t max_streams;          /* SETTINGS_MAX_CONCURRENT_STREAMS; default 10000 */
     uint64_t handshake_timeout_ms; /* default 10000 */
