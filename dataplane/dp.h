@@ -12,6 +12,8 @@
 #include "cl/ipc.h"
 #include "cl/list.h"
 #include "cl/tls.h"
+#include "dp_ref.h"
+#include "dp_xprt.h"
 
 /* ---- worker (dp_worker.c) ---- */
 struct dp_opts {
@@ -22,10 +24,7 @@ struct dp_opts {
     const char *import_bind;
     int worker_id;
     uint64_t drain_ms;
-};
-
-struct dp_counters {
-    int64_t open, total, bytes_in, bytes_out, denied, errors;
+    uint64_t idle_ms; /* tunnel idle timeout, 0 = none */
 };
 
 struct dp_worker {
@@ -47,6 +46,7 @@ struct dp_worker {
     struct cl_list pool;    /* struct dp_pconn */
     struct cl_list servers; /* struct dp_sconn: accepted h2 connections */
     struct cl_list tunnels; /* struct dp_tunnel */
+    struct dp_refs refs;    /* {id, generation} of what async callbacks refer to */
     bool draining;
 };
 
@@ -55,6 +55,17 @@ extern struct dp_worker *dp_w;
 int dp_worker_run(const struct dp_opts *o);
 /* Adds to a counter: group "imports"|"exports"|"peers", key "open", ... */
 void dp_count(const char *group, const char *name, const char *key, int64_t delta);
+/* The counter itself (a JSON integer in dp_w->stats, created at 0), for a hot path to add to
+ * with dp_counter_add() and no lookup; borrowed, entries are never removed. NULL for an empty
+ * name or out of memory. */
+json_t *dp_counter(const char *group, const char *name, const char *key);
+
+static inline void dp_counter_add(json_t *c, int64_t delta)
+{
+    if (c != NULL)
+        json_integer_set(c, json_integer_value(c) + delta); /* in place: no allocation */
+}
+
 void dp_peer_event(const char *peer, const char *gateway, const char *event, int status,
                    const char *error);
 
@@ -62,61 +73,87 @@ void dp_peer_event(const char *peer, const char *gateway, const char *event, int
 int dp_master_run(int argc, char **argv, const struct dp_opts *o, int workers,
                   const char *ready_file);
 
-/* ---- tunnel (dp_tunnel.c): a TCP socket spliced with an HTTP/2 stream ---- */
+/* ---- tunnel (dp_tunnel.c): the splice engine between two xprts (dp_xprt.h) ---- */
 enum dp_tunnel_state {
-    DP_TUNNEL_ST_INIT,       /* TCP socket known, no stream yet */
-    DP_TUNNEL_ST_CONNECTING, /* waiting for authz / peer / backend */
-    DP_TUNNEL_ST_OPEN,       /* splicing */
-    DP_TUNNEL_ST_CLOSING,
+    DP_TUNNEL_ST_INIT,       /* created, sides being attached */
+    DP_TUNNEL_ST_CONNECTING, /* waiting for authz / peer / backend (connect deadline) */
+    DP_TUNNEL_ST_OPEN,       /* splicing (idle deadline) */
+    DP_TUNNEL_ST_CLOSING,    /* handles closing; freed by the last close callback */
     DP_TUNNEL_ST_COUNT,
 };
 
-#define DP_TF_TCP_EOF    0x01u /* client/backend finished sending */
-#define DP_TF_H2_ENDSENT 0x02u /* we sent END_STREAM */
-#define DP_TF_H2_EOF     0x04u /* peer sent END_STREAM */
-#define DP_TF_TCP_SHUT   0x08u /* we shut down writing on TCP */
-#define DP_TF_READING    0x10u
-#define DP_TF_PAUSED     0x20u /* TCP reads paused: stream queue full */
+enum { DP_DOWN, DP_UP, DP_SIDES };
+
+/* per-side flags, t->sf[side]: the side as a source (reading) and as a sink (writing) */
+#define DP_SF_READING   0x01u /* read_start() in effect */
+#define DP_SF_PAUSED    0x02u /* stopped: the other side is full (resumed on its writable) */
+#define DP_SF_EOF       0x04u /* the source ended */
+#define DP_SF_SHUT      0x08u /* shutdown() asked of the sink */
+#define DP_SF_SHUT_DONE 0x10u /* the sink's write side is closed */
+#define DP_SF_CLOSED    0x20u /* close() finished */
 
 struct dp_tunnel;
 typedef void (*dp_tunnel_cb)(struct dp_tunnel *t);
 
 struct dp_tunnel {
-    struct cl_list link;
-    uv_tcp_t tcp;
-    uv_shutdown_t shut;
-    uv_write_t wreq;
-    uv_connect_t creq;
-    uv_timer_t timer;
+    struct cl_list link; /* dp_w->tunnels */
+    uint64_t id;         /* conn=<id> in logs */
+    uint64_t ref;        /* dp_w->refs: what async callbacks hold */
+    uv_loop_t *loop;
+    uv_timer_t timer; /* the one deadline: connect, then idle */
     int nhandles;
     enum dp_tunnel_state state;
-    unsigned flags;
-    bool writing;
-    size_t inflight;
-    struct cl_bufq downq; /* stream -> TCP bytes */
-    struct cl_h2stream *s;
-    uint64_t id;
+    struct dp_xprt *x[DP_SIDES];
+    unsigned sf[DP_SIDES];
+    uint8_t *rsv[DP_SIDES];  /* region the side's last dp_xprt_alloc() handed out */
+    json_t *bytes[DP_SIDES]; /* counter of bytes delivered from each side (borrowed ints) */
+    struct cl_bufq early;    /* down -> up bytes read while connecting (one chunk at most) */
+    bool early_read;         /* read the down side while connecting */
+    uint64_t idle_ms;        /* 0: no idle deadline */
+    uint64_t last_io;        /* loop time of the last byte read or written */
+    dp_tunnel_cb on_timeout; /* connect deadline passed (NULL: reset and count an error) */
+    int close_err;
     bool egress;   /* client side (import) vs server side (export) */
     char name[64]; /* import or export name, for counters */
     char peer[64]; /* peer name */
+    /* the concrete sides (not used by tunnels with other xprts, e.g. in tests) */
+    struct dp_xprt_tcp tcpx;
+    struct dp_xprt_h2 h2x;
+    uv_connect_t creq;
     /* egress: remaining candidates */
     json_t *cands;
     size_t cand;
     size_t gw;
-    uint64_t deadline_ms;
     json_t *attrs;
-    int last_err;
-    /* ingress: the pending request while the backend connects */
-    void *pending;
+    /* ingress: the pending CONNECT */
+    char ns[64];
+    uint16_t port;
 };
 
+/*
+ * A tunnel registered with the worker (dp_w: loop, list, refs, idle timeout), no side attached.
+ * Returns NULL when out of memory. Freed by the engine once closed.
+ */
 struct dp_tunnel *dp_tunnel_new(bool egress);
-/* Starts splicing s <-> tcp. */
-void dp_tunnel_start(struct dp_tunnel *t, struct cl_h2stream *s);
-/* Aborts: RST on TCP, reset on the stream. */
+/* Attaches a side (its ops, unstarted); it is closed with the tunnel. */
+void dp_tunnel_attach(struct dp_tunnel *t, unsigned side, struct dp_xprt *x);
+/*
+ * CONNECTING: arms the connect deadline (0: none); with read_early, reads the down side into a
+ * one-chunk queue meanwhile, so a client reset is seen at once and its first bytes wait in
+ * user space. Returns 0, or -1 when the tunnel was aborted (it is gone).
+ */
+int dp_tunnel_connecting(struct dp_tunnel *t, uint64_t timeout_ms, bool read_early);
+/* Re-arms the connect deadline (CONNECTING only). */
+void dp_tunnel_set_deadline(struct dp_tunnel *t, uint64_t timeout_ms);
+/*
+ * OPEN: both sides attached; flushes early bytes, starts reading both sides and arms the idle
+ * deadline. Returns 0, or -1 when the tunnel was aborted (it is gone).
+ */
+int dp_tunnel_start(struct dp_tunnel *t);
+/* Aborts: every side reset (RST on TCP, RST_STREAM on the stream) and closed. */
 void dp_tunnel_abort(struct dp_tunnel *t, int err);
-/* The stream callbacks of an open tunnel. */
-extern const struct cl_h2stream_cbs dp_tunnel_stream_cbs;
+/* Resolves a reference held by an async callback: the tunnel, or NULL once it is closing. */
+struct dp_tunnel *dp_tunnel_get(uint64_t ref);
 
 /* ---- ingress / egress ---- */
 void dp_ingress_on_accept(uv_stream_t *server, int status);

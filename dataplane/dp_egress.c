@@ -23,18 +23,29 @@
 
 struct dp_pconn {
     struct cl_list link;
+    uint64_t ref; /* what the DNS callback holds */
     char peer[64];
     char host[256];
     uint16_t port;
     struct cl_h2conn *c;
+};
+
+/* A DNS lookup outlives its requester when that one closes first: it names it by reference. */
+struct pconn_dns {
     uv_getaddrinfo_t gai;
-    bool resolving;
-    bool dead;
+    uint64_t ref;
 };
 
 static void try_next(struct dp_tunnel *t);
 
 /* ---- pool ------------------------------------------------------------------------------- */
+
+static void pconn_free(struct dp_pconn *p)
+{
+    cl_list_remove(&p->link);
+    dp_ref_del(&dp_w->refs, p->ref);
+    cl_mem_free(p);
+}
 
 static void on_pconn_close(struct cl_h2conn *c, int err, void *ud)
 {
@@ -44,11 +55,7 @@ static void on_pconn_close(struct cl_h2conn *c, int err, void *ud)
         CL_INFO("dp.pool", "connection to peer %s at %s:%u closed: %s%s%s", p->peer, p->host,
                 p->port, cl_strerror(err), cl_h2conn_error_detail(c)[0] ? ": " : "",
                 cl_h2conn_error_detail(c));
-    p->c = NULL;
-    p->dead = true;
-    cl_list_remove(&p->link);
-    if (!p->resolving)
-        cl_mem_free(p);
+    pconn_free(p);
 }
 
 static const struct cl_h2conn_cbs pconn_cbs = {
@@ -57,13 +64,13 @@ static const struct cl_h2conn_cbs pconn_cbs = {
 
 static void on_pconn_resolved(uv_getaddrinfo_t *gai, int status, struct addrinfo *res)
 {
-    struct dp_pconn *p = CL_CONTAINER_OF(gai, struct dp_pconn, gai);
+    struct pconn_dns *d = CL_CONTAINER_OF(gai, struct pconn_dns, gai);
+    struct dp_pconn *p = dp_ref_get(&dp_w->refs, d->ref, DP_REF_PCONN);
     struct sockaddr_storage ss;
 
-    p->resolving = false;
-    if (p->dead) { /* closed while resolving */
+    cl_mem_free(d);
+    if (p == NULL) { /* closed while resolving */
         uv_freeaddrinfo(res);
-        cl_mem_free(p);
         return;
     }
     if (status < 0 || res == NULL) {
@@ -77,32 +84,35 @@ static void on_pconn_resolved(uv_getaddrinfo_t *gai, int status, struct addrinfo
         ((struct sockaddr_in *)&ss)->sin_port = htons(p->port);
     else
         ((struct sockaddr_in6 *)&ss)->sin6_port = htons(p->port);
-    struct cl_h2conn *c = p->c;
-    if (cl_h2conn_connect(c, (struct sockaddr *)&ss) != 0) {
-        /* freed without on_close: fail what was queued on it ourselves is not possible, so
-         * mark dead; streams opened on it were freed with it (no callbacks) */
-        p->c = NULL;
-        p->dead = true;
-        cl_list_remove(&p->link);
-        cl_mem_free(p);
+    /* the connect and the TLS handshake are bounded by handshake_timeout_ms (DIAL_TIMEOUT_MS) */
+    if (cl_h2conn_connect(p->c, (struct sockaddr *)&ss) != 0) {
+        /* freed without its on_close (its streams got theirs: their tunnels moved on) */
+        pconn_free(p);
     }
 }
 
 static struct dp_pconn *pool_get(const char *peer, const char *host, uint16_t port)
 {
     struct cl_list *pos, *tmp;
+    struct pconn_dns *d;
     struct dp_pconn *p;
     char portstr[8];
 
     cl_list_foreach_safe(pos, tmp, &dp_w->pool)
     {
         p = CL_CONTAINER_OF(pos, struct dp_pconn, link);
-        if (!p->dead && p->c != NULL && p->port == port && strcmp(p->peer, peer) == 0 &&
-            strcmp(p->host, host) == 0 && cl_h2conn_can_open(p->c))
+        if (p->port == port && strcmp(p->peer, peer) == 0 && strcmp(p->host, host) == 0 &&
+            cl_h2conn_can_open(p->c))
             return p;
     }
     if ((p = cl_calloc(1, sizeof(*p))) == NULL)
         return NULL;
+    if ((d = cl_calloc(1, sizeof(*d))) == NULL ||
+        (p->ref = dp_ref_new(&dp_w->refs, DP_REF_PCONN, p)) == 0) {
+        cl_mem_free(d);
+        cl_mem_free(p);
+        return NULL;
+    }
     snprintf(p->peer, sizeof(p->peer), "%s", peer);
     snprintf(p->host, sizeof(p->host), "%s", host);
     p->port = port;
@@ -115,16 +125,18 @@ static struct dp_pconn *pool_get(const char *peer, const char *host, uint16_t po
         .ud = p,
     };
     if (cl_h2conn_new(dp_w->loop, &o, &p->c) != 0) {
+        dp_ref_del(&dp_w->refs, p->ref);
+        cl_mem_free(d);
         cl_mem_free(p);
         return NULL;
     }
     cl_list_insert_tail(&dp_w->pool, &p->link);
     snprintf(portstr, sizeof(portstr), "%u", port);
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-    p->resolving = true;
-    if (uv_getaddrinfo(dp_w->loop, &p->gai, on_pconn_resolved, host, portstr, &hints) != 0) {
-        p->resolving = false;
-        cl_h2conn_close(p->c, CL_ENOENT);
+    d->ref = p->ref;
+    if (uv_getaddrinfo(dp_w->loop, &d->gai, on_pconn_resolved, host, portstr, &hints) != 0) {
+        cl_mem_free(d);
+        cl_h2conn_close(p->c, CL_ENOENT); /* on_close frees p */
         return NULL;
     }
     return p;
@@ -174,7 +186,7 @@ static void pending_response(struct cl_h2stream *s, int status, const struct cl_
         CL_DEBUG("dp.egress", "conn=%llu import=%s tunnel to peer %s open",
                  (unsigned long long)t->id, t->name, t->peer);
         dp_count("peers", t->peer, "total", 1);
-        dp_tunnel_start(t, s);
+        dp_tunnel_start(t);
         return;
     }
     snprintf(gw, sizeof(gw), "%s:%lld", json_string_value(json_object_get(g, "host")),
@@ -187,9 +199,8 @@ static void pending_response(struct cl_h2stream *s, int status, const struct cl_
         dp_count("peers", t->peer, "denied", 1);
     else
         dp_count("peers", t->peer, "errors", 1);
-    cl_h2stream_set_cbs(s, NULL, NULL);
-    t->s = NULL;
-    cl_h2stream_reset(s, NGHTTP2_CANCEL);
+    (void)s;
+    dp_xprt_h2_release(&t->h2x, NGHTTP2_CANCEL);
     /* 403/404 hold for every gateway of this peer; 502/503 may differ per gateway */
     advance(t, status == 403 || status == 404);
     try_next(t);
@@ -202,7 +213,7 @@ static void pending_close(struct cl_h2stream *s, int err, void *ud)
     json_t *g = json_array_get(json_object_get(cur_cand(t), "gateways"), t->gw);
 
     (void)s;
-    t->s = NULL;
+    dp_xprt_h2_set_stream(&t->h2x, NULL); /* gone */
     if (t->state == DP_TUNNEL_ST_CLOSING)
         return;
     snprintf(gw, sizeof(gw), "%s:%lld", json_string_value(json_object_get(g, "host")),
@@ -233,7 +244,7 @@ static void try_next(struct dp_tunnel *t)
         long long port;
         struct dp_pconn *p;
 
-        if (cand == NULL || cl_now_ms() > t->deadline_ms) {
+        if (cand == NULL) {
             CL_INFO("dp.egress", "conn=%llu import=%s: no candidate left, resetting the client",
                     (unsigned long long)t->id, t->name);
             dp_count("imports", t->name, "errors", 1);
@@ -260,20 +271,22 @@ static void try_next(struct dp_tunnel *t)
             {"cl-client-attrs", attrs != NULL ? attrs : "{}", 15,
              strlen(attrs != NULL ? attrs : "{}")},
         };
-        t->s = cl_h2conn_open(p->c, h, 4, false, &pending_cbs, t);
+        struct cl_h2stream *s = cl_h2conn_open(p->c, h, 4, false, &pending_cbs, t);
         cl_mem_free(attrs);
-        if (t->s != NULL)
+        if (s != NULL) {
+            dp_xprt_h2_set_stream(&t->h2x, s);
             return;
+        }
         advance(t, false);
     }
 }
 
 static void on_authz_egress(int err, const struct cl_ipc_msg *m, void *ud)
 {
-    struct dp_tunnel *t = ud;
+    /* the client may have gone (reset, connect deadline, drain) while we waited */
+    struct dp_tunnel *t = dp_tunnel_get(dp_ref_of_ud(ud));
 
-    t->pending = NULL;
-    if (t->state == DP_TUNNEL_ST_CLOSING)
+    if (t == NULL)
         return;
     if (err != 0 || m == NULL || !json_is_true(json_object_get(m->body, "allow"))) {
         const char *why = m != NULL ? json_string_value(json_object_get(m->body, "reason")) : NULL;
@@ -287,7 +300,8 @@ static void on_authz_egress(int err, const struct cl_ipc_msg *m, void *ud)
     t->attrs = json_incref(json_object_get(m->body, "attrs"));
     t->cand = 0;
     t->gw = 0;
-    t->deadline_ms = cl_now_ms() + FAILOVER_BUDGET_MS;
+    /* from now on the failover budget bounds dials, handshakes and CONNECT answers */
+    dp_tunnel_set_deadline(t, FAILOVER_BUDGET_MS);
     try_next(t);
 }
 
@@ -299,21 +313,34 @@ void dp_egress_on_accept(uv_stream_t *server, int status)
     int len = sizeof(ss);
     struct dp_tunnel *t;
     json_t *q;
+    int rc;
 
-    if (status < 0 || (t = dp_tunnel_new(true)) == NULL)
+    if (status < 0)
         return;
+    if ((t = dp_tunnel_new(true)) == NULL) {
+        CL_WARN("dp.egress", "import=%s: out of memory, connection left in the backlog", imp->name);
+        return;
+    }
     snprintf(t->name, sizeof(t->name), "%s", imp->name);
-    if (uv_accept(server, (uv_stream_t *)&t->tcp) != 0) {
+    dp_xprt_tcp_init(&t->tcpx, dp_w->loop);
+    dp_tunnel_attach(t, DP_DOWN, &t->tcpx.x);
+    dp_xprt_h2_init(&t->h2x);
+    dp_tunnel_attach(t, DP_UP, &t->h2x.x);
+    if (uv_accept(server, (uv_stream_t *)&t->tcpx.tcp) != 0) {
         dp_tunnel_abort(t, CL_ECLOSED);
         return;
     }
-    t->state = DP_TUNNEL_ST_CONNECTING;
-    uv_tcp_getpeername(&t->tcp, (struct sockaddr *)&ss, &len);
+    /* the client is watched while we ask: a reset ends the tunnel at once, its first bytes
+     * wait in one chunk */
+    if (dp_tunnel_connecting(t, AUTHZ_TIMEOUT_MS + 1000, true) != 0)
+        return;
+    uv_tcp_getpeername(&t->tcpx.tcp, (struct sockaddr *)&ss, &len);
     cl_sockaddr_fmt((struct sockaddr *)&ss, client, sizeof(client));
     q = json_pack("{s:s,s:s}", "import", imp->name, "client", client);
-    int rc = dp_w->ipc_up ? cl_ipc_request(dp_w->ipc, CL_IPC_AUTHZ_EGRESS, q, AUTHZ_TIMEOUT_MS,
-                                           on_authz_egress, t)
-                          : CL_ECLOSED;
+    rc = dp_w->ipc_up && q != NULL
+             ? cl_ipc_request(dp_w->ipc, CL_IPC_AUTHZ_EGRESS, q, AUTHZ_TIMEOUT_MS, on_authz_egress,
+                              dp_ref_ud(t->ref))
+             : CL_ECLOSED;
     json_decref(q);
     if (rc != 0) {
         CL_INFO("dp.egress", "import=%s: controlplane unavailable, resetting the client",

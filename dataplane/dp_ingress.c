@@ -19,48 +19,36 @@
 #include "cl/sockaddr.h"
 #include "dp.h"
 
-#define MAX_REST_BODY    (1024 * 1024)
-#define AUTHZ_TIMEOUT_MS 5000
+#define MAX_REST_BODY        (1024 * 1024)
+#define AUTHZ_TIMEOUT_MS     5000
+#define REST_TIMEOUT_MS      10000
+#define BACKEND_TIMEOUT_MS   5000  /* DNS + TCP connect to the export's backend */
+#define HANDSHAKE_TIMEOUT_MS 10000 /* TCP accepted -> TLS and HTTP/2 preface done */
 
 struct dp_sconn {
     struct cl_list link;
     struct cl_h2conn *c;
 };
 
-/* An in-flight request (relayed REST call or CONNECT awaiting authz/backend). */
-struct ireq {
-    struct cl_h2stream *s; /* NULL once the stream is gone */
-    struct dp_tunnel *t;   /* CONNECT */
-    struct cl_buf body;    /* REST */
+/*
+ * A relayed REST request. It lives as long as its stream; the IPC reply refers to it by
+ * reference (dp_ref.h), so a client that goes away before the controlplane answers leaves
+ * nothing dangling.
+ */
+struct rest {
+    struct cl_h2stream *s;
+    uint64_t ref;
+    struct cl_buf body;
     char method[16];
     char path[512];
     char identity[256];
-    char export_name[64];
-    char ns[64];
-    json_t *attrs;
-    int refs;
-    uv_getaddrinfo_t gai;
-    uint16_t port;
 };
 
-static void ireq_unref(struct ireq *r)
-{
-    if (--r->refs > 0)
-        return;
-    cl_buf_deinit(&r->body);
-    json_decref(r->attrs);
-    cl_mem_free(r);
-}
-
-/* Detaches the request from its stream (no more callbacks) and drops the stream's ref. */
-static void detach_stream(struct ireq *r)
-{
-    if (r->s == NULL)
-        return;
-    cl_h2stream_set_cbs(r->s, NULL, NULL);
-    r->s = NULL;
-    ireq_unref(r);
-}
+/* A backend DNS lookup, naming its tunnel by reference. */
+struct backend_dns {
+    uv_getaddrinfo_t gai;
+    uint64_t ref;
+};
 
 static const char *identity_of(struct cl_h2conn *c)
 {
@@ -89,46 +77,55 @@ static void respond_simple(struct cl_h2stream *s, int status, const char *msg)
 
 /* ---- REST relay ------------------------------------------------------------------------- */
 
+/* Lets go of the stream (no more callbacks) and frees the request. */
+static void rest_free(struct rest *r)
+{
+    if (r->s != NULL)
+        cl_h2stream_set_cbs(r->s, NULL, NULL);
+    dp_ref_del(&dp_w->refs, r->ref);
+    cl_buf_deinit(&r->body);
+    cl_mem_free(r);
+}
+
 static void rest_on_data(struct cl_h2stream *s, const uint8_t *data, size_t len, void *ud)
 {
-    struct ireq *r = ud;
+    struct rest *r = ud;
 
     cl_h2stream_consume(s, len);
     if (cl_buf_append(&r->body, data, len) != 0) {
         respond_simple(s, 413, "request body too large");
-        detach_stream(r);
+        rest_free(r);
     }
 }
 
 static void on_rest_reply(int err, const struct cl_ipc_msg *m, void *ud)
 {
-    struct ireq *r = ud;
+    struct rest *r = dp_ref_get(&dp_w->refs, dp_ref_of_ud(ud), DP_REF_REST);
 
-    if (r->s != NULL) {
-        if (err != 0 || m == NULL) {
-            respond_simple(r->s, 503, "controlplane unavailable");
-        } else {
-            json_t *b = json_object_get(m->body, "body");
-            const char *ct = json_string_value(json_object_get(m->body, "contentType"));
-            int status = (int)json_integer_value(json_object_get(m->body, "status"));
-            size_t blen = json_is_string(b) ? json_string_length(b) : 0;
-            struct cl_h2_hdr h[] = {{"content-type", ct != NULL ? ct : "application/json", 12,
-                                     strlen(ct != NULL ? ct : "application/json")}};
-            if (cl_h2stream_respond(r->s, status > 0 ? status : 502, h, 1, blen == 0) == 0 &&
-                blen > 0) {
-                /* bodies are bounded by the relay; the send queue takes them whole */
-                cl_h2stream_write(r->s, json_string_value(b), blen);
-                cl_h2stream_end(r->s);
-            }
+    if (r == NULL) /* the stream is gone */
+        return;
+    if (err != 0 || m == NULL) {
+        respond_simple(r->s, 503, "controlplane unavailable");
+    } else {
+        json_t *b = json_object_get(m->body, "body");
+        const char *ct = json_string_value(json_object_get(m->body, "contentType"));
+        int status = (int)json_integer_value(json_object_get(m->body, "status"));
+        size_t blen = json_is_string(b) ? json_string_length(b) : 0;
+        struct cl_h2_hdr h[] = {{"content-type", ct != NULL ? ct : "application/json", 12,
+                                 strlen(ct != NULL ? ct : "application/json")}};
+        if (cl_h2stream_respond(r->s, status > 0 ? status : 502, h, 1, blen == 0) == 0 &&
+            blen > 0) {
+            /* bodies are bounded by the relay; the send queue takes them whole */
+            cl_h2stream_write(r->s, json_string_value(b), blen);
+            cl_h2stream_end(r->s);
         }
-        detach_stream(r);
     }
-    ireq_unref(r); /* the IPC callback's ref */
+    rest_free(r);
 }
 
 static void rest_on_end(struct cl_h2stream *s, void *ud)
 {
-    struct ireq *r = ud;
+    struct rest *r = ud;
     json_t *req;
     int rc = CL_ECLOSED;
 
@@ -136,25 +133,24 @@ static void rest_on_end(struct cl_h2stream *s, void *ud)
     req = json_pack("{s:s,s:s,s:s,s:[s],s:s%}", "method", r->method, "path", r->path, "identity",
                     r->identity, "identities", r->identity, "body",
                     r->body.len ? (const char *)cl_buf_ptr(&r->body) : "", r->body.len);
-    r->refs++; /* for the IPC callback */
     if (req != NULL && dp_w->ipc_up)
-        rc = cl_ipc_request(dp_w->ipc, CL_IPC_HTTP_REQUEST, req, 10000, on_rest_reply, r);
+        rc = cl_ipc_request(dp_w->ipc, CL_IPC_HTTP_REQUEST, req, REST_TIMEOUT_MS, on_rest_reply,
+                            dp_ref_ud(r->ref));
     json_decref(req);
     if (rc != 0) {
         respond_simple(r->s, 503, "controlplane unavailable");
-        detach_stream(r);
-        ireq_unref(r);
+        rest_free(r);
     }
 }
 
 static void rest_on_close(struct cl_h2stream *s, int err, void *ud)
 {
-    struct ireq *r = ud;
+    struct rest *r = ud;
 
     (void)s;
     (void)err;
-    r->s = NULL;
-    ireq_unref(r);
+    r->s = NULL; /* freed when this returns */
+    rest_free(r);
 }
 
 static const struct cl_h2stream_cbs rest_cbs = {
@@ -163,210 +159,216 @@ static const struct cl_h2stream_cbs rest_cbs = {
     .on_close = rest_on_close,
 };
 
+static void start_rest(struct cl_h2conn *c, struct cl_h2stream *s, const struct cl_h2_req *req)
+{
+    struct rest *r = cl_calloc(1, sizeof(*r));
+
+    if (r == NULL || (r->ref = dp_ref_new(&dp_w->refs, DP_REF_REST, r)) == 0) {
+        cl_mem_free(r);
+        respond_simple(s, 503, "out of memory");
+        return;
+    }
+    r->s = s;
+    cl_buf_init(&r->body, MAX_REST_BODY);
+    snprintf(r->identity, sizeof(r->identity), "%s", identity_of(c));
+    snprintf(r->method, sizeof(r->method), "%s", req->method);
+    snprintf(r->path, sizeof(r->path), "%s", req->path != NULL ? req->path : "/");
+    cl_h2stream_set_cbs(s, &rest_cbs, r);
+}
+
 /* ---- CONNECT ---------------------------------------------------------------------------- */
 
-static void connect_fail(struct ireq *r, int status, const char *msg)
+/*
+ * The tunnel exists from the CONNECT on: its up side holds the stream (with the pending
+ * callbacks below until 200), its down side the backend socket (connected after authz).
+ * Failures answer on the stream (which ends it) and close the tunnel.
+ */
+static void connect_fail(struct dp_tunnel *t, int status, const char *msg)
 {
-    if (r->s != NULL) {
-        respond_simple(r->s, status, msg);
-        detach_stream(r);
+    if (t->h2x.s != NULL) {
+        respond_simple(t->h2x.s, status, msg);
+        dp_xprt_h2_release(&t->h2x, 0); /* the response ends the stream */
     }
-    if (r->t != NULL) {
-        dp_count("exports", r->t->name, status == 403 ? "denied" : "errors", 1);
-        dp_tunnel_abort(r->t, CL_ECLOSED);
-        r->t = NULL;
-    }
+    dp_count("exports", t->name, status == 403 ? "denied" : "errors", 1);
+    dp_tunnel_abort(t, CL_ECLOSED);
+}
+
+static void on_connect_timeout(struct dp_tunnel *t)
+{
+    connect_fail(t, 502, "backend connect timed out");
 }
 
 static void on_backend_connect(uv_connect_t *req, int status)
 {
+    /* the request is the tunnel's own: libuv calls this (UV_ECANCELED) before the socket's
+     * close callback, and the tunnel is freed only after that */
     struct dp_tunnel *t = CL_CONTAINER_OF(req, struct dp_tunnel, creq);
-    struct ireq *r = t->pending;
 
-    t->pending = NULL;
-    if (t->state == DP_TUNNEL_ST_CLOSING) {
-        ireq_unref(r);
+    if (t->state == DP_TUNNEL_ST_CLOSING)
+        return;
+    if (status < 0) {
+        CL_INFO("dp.ingress", "conn=%llu export=%s backend unreachable: %s",
+                (unsigned long long)t->id, t->name, uv_strerror(status));
+        connect_fail(t, 502, "backend unreachable");
         return;
     }
-    if (status < 0 || r->s == NULL) {
-        if (r->s != NULL)
-            CL_INFO("dp.ingress", "export=%s backend unreachable: %s", r->export_name,
-                    uv_strerror(status));
-        connect_fail(r, 502, "backend unreachable");
-        ireq_unref(r);
-        return;
-    }
-    struct cl_h2stream *s = r->s;
-    detach_stream(r);
-    r->t = NULL;
-    if (cl_h2stream_respond(s, 200, NULL, 0, false) != 0) {
+    if (cl_h2stream_respond(t->h2x.s, 200, NULL, 0, false) != 0) {
         dp_tunnel_abort(t, CL_EH2);
-    } else {
-        dp_tunnel_start(t, s);
+        return;
     }
-    ireq_unref(r);
+    dp_tunnel_start(t);
 }
 
 static void on_backend_resolved(uv_getaddrinfo_t *gai, int status, struct addrinfo *res)
 {
-    struct ireq *r = CL_CONTAINER_OF(gai, struct ireq, gai);
-    struct dp_tunnel *t = r->t;
+    struct backend_dns *d = CL_CONTAINER_OF(gai, struct backend_dns, gai);
+    struct dp_tunnel *t = dp_tunnel_get(d->ref);
+    struct sockaddr_storage ss;
+    int rc;
 
-    if (status < 0 || res == NULL || r->s == NULL || t == NULL) {
-        if (r->s != NULL)
-            connect_fail(r, 502, "backend address does not resolve");
-        else if (t != NULL)
-            dp_tunnel_abort(t, CL_ECLOSED);
+    cl_mem_free(d);
+    if (t == NULL) { /* the caller went away (reset, deadline) while we resolved */
         uv_freeaddrinfo(res);
-        ireq_unref(r);
         return;
     }
-    struct sockaddr_storage ss;
+    if (status < 0 || res == NULL) {
+        uv_freeaddrinfo(res);
+        connect_fail(t, 502, "backend address does not resolve");
+        return;
+    }
     memcpy(&ss, res->ai_addr, res->ai_addrlen);
     uv_freeaddrinfo(res);
     if (ss.ss_family == AF_INET)
-        ((struct sockaddr_in *)&ss)->sin_port = htons(r->port);
+        ((struct sockaddr_in *)&ss)->sin_port = htons(t->port);
     else
-        ((struct sockaddr_in6 *)&ss)->sin6_port = htons(r->port);
-    t->pending = r; /* carried to on_backend_connect (ref kept) */
-    if (uv_tcp_connect(&t->creq, &t->tcp, (struct sockaddr *)&ss, on_backend_connect) != 0) {
-        t->pending = NULL;
-        connect_fail(r, 502, "backend unreachable");
-        ireq_unref(r);
+        ((struct sockaddr_in6 *)&ss)->sin6_port = htons(t->port);
+    if ((rc = uv_tcp_connect(&t->creq, &t->tcpx.tcp, (struct sockaddr *)&ss, on_backend_connect)) !=
+        0) {
+        CL_INFO("dp.ingress", "conn=%llu export=%s backend unreachable: %s",
+                (unsigned long long)t->id, t->name, uv_strerror(rc));
+        connect_fail(t, 502, "backend unreachable");
     }
 }
 
 static void on_authz_ingress(int err, const struct cl_ipc_msg *m, void *ud)
 {
-    struct ireq *r = ud;
+    /* the caller may have reset the stream, or the deadline passed, while we waited */
+    struct dp_tunnel *t = dp_tunnel_get(dp_ref_of_ud(ud));
+    struct backend_dns *d;
     json_t *be;
     char port[8];
 
-    if (r->s == NULL) {
-        if (r->t != NULL)
-            dp_tunnel_abort(r->t, CL_ECLOSED);
-        r->t = NULL;
-        ireq_unref(r);
+    if (t == NULL)
         return;
-    }
     if (err != 0 || m == NULL) {
-        connect_fail(r, 503, "controlplane unavailable");
-        ireq_unref(r);
+        connect_fail(t, 503, "controlplane unavailable");
         return;
     }
     if (!json_is_true(json_object_get(m->body, "allow"))) {
         int st = (int)json_integer_value(json_object_get(m->body, "status"));
         const char *why = json_string_value(json_object_get(m->body, "reason"));
-        connect_fail(r, st == 404 ? 404 : 403, why != NULL ? why : "denied");
-        ireq_unref(r);
+        connect_fail(t, st == 404 ? 404 : 403, why != NULL ? why : "denied");
         return;
     }
     be = json_object_get(m->body, "backend");
-    r->port = (uint16_t)json_integer_value(json_object_get(be, "port"));
-    snprintf(port, sizeof(port), "%u", r->port);
+    t->port = (uint16_t)json_integer_value(json_object_get(be, "port"));
+    snprintf(port, sizeof(port), "%u", t->port);
+    dp_tunnel_set_deadline(t, BACKEND_TIMEOUT_MS);
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-    if (uv_getaddrinfo(dp_w->loop, &r->gai, on_backend_resolved,
-                       json_string_value(json_object_get(be, "host")), port, &hints) != 0) {
-        connect_fail(r, 502, "backend address does not resolve");
-        ireq_unref(r);
+    if ((d = cl_calloc(1, sizeof(*d))) == NULL) {
+        connect_fail(t, 503, "out of memory");
+        return;
     }
-    /* the ref passes to the resolver callback */
+    d->ref = t->ref;
+    if (uv_getaddrinfo(dp_w->loop, &d->gai, on_backend_resolved,
+                       json_string_value(json_object_get(be, "host")), port, &hints) != 0) {
+        cl_mem_free(d);
+        connect_fail(t, 502, "backend address does not resolve");
+    }
 }
 
 static void connect_pending_close(struct cl_h2stream *s, int err, void *ud)
 {
-    struct ireq *r = ud;
+    struct dp_tunnel *t = ud;
 
     (void)s;
-    (void)err;
-    r->s = NULL;
-    ireq_unref(r);
+    dp_xprt_h2_set_stream(&t->h2x, NULL); /* gone */
+    CL_DEBUG("dp.ingress", "conn=%llu export=%s: caller went away before the tunnel opened: %s",
+             (unsigned long long)t->id, t->name, cl_strerror(err));
+    dp_tunnel_abort(t, err != 0 ? err : CL_ECLOSED);
 }
 
 static const struct cl_h2stream_cbs connect_pending_cbs = {
     .on_close = connect_pending_close,
 };
 
-static void start_connect(struct cl_h2conn *c, struct cl_h2stream *s, const struct cl_h2_req *req,
-                          struct ireq *r)
+static void start_connect(struct cl_h2conn *c, struct cl_h2stream *s, const struct cl_h2_req *req)
 {
-    const char *colon;
-    size_t n;
+    const char *auth = req->authority != NULL ? req->authority : "";
+    const char *colon = strrchr(auth, ':');
+    size_t n = colon != NULL ? (size_t)(colon - auth) : strlen(auth);
+    char identity[256];
+    struct dp_tunnel *t;
     json_t *q;
+    int rc;
 
     if (dp_w->draining) {
         respond_simple(s, 503, "gateway is draining");
-        ireq_unref(r);
         return;
     }
-    colon = strrchr(req->authority != NULL ? req->authority : "", ':');
-    n = colon != NULL ? (size_t)(colon - req->authority)
-                      : strlen(req->authority ? req->authority : "");
-    if (req->authority == NULL || n == 0 || n >= sizeof(r->export_name)) {
+    if (n == 0 || n >= sizeof(t->name)) {
         respond_simple(s, 400, "CONNECT needs :authority <export>:<port>");
-        ireq_unref(r);
         return;
     }
-    memcpy(r->export_name, req->authority, n);
-    r->export_name[n] = '\0';
-    r->attrs = json_object();
+    if ((t = dp_tunnel_new(false)) == NULL) {
+        respond_simple(s, 503, "out of memory");
+        return;
+    }
+    memcpy(t->name, auth, n);
+    t->name[n] = '\0';
+    snprintf(identity, sizeof(identity), "%s", identity_of(c));
+    snprintf(t->peer, sizeof(t->peer), "%.63s", identity);
+    t->attrs = json_object();
     for (size_t i = 0; i < req->nhdrs; i++) {
-        if (strcmp(req->hdrs[i].name, "cl-export-namespace") == 0)
-            snprintf(r->ns, sizeof(r->ns), "%s", req->hdrs[i].value);
-        else if (strcmp(req->hdrs[i].name, "cl-client-attrs") == 0) {
+        if (strcmp(req->hdrs[i].name, "cl-export-namespace") == 0) {
+            snprintf(t->ns, sizeof(t->ns), "%s", req->hdrs[i].value);
+        } else if (strcmp(req->hdrs[i].name, "cl-client-attrs") == 0) {
             json_t *a = cl_json_loadb(req->hdrs[i].value, req->hdrs[i].valuelen, NULL);
             if (json_is_object(a)) {
-                json_decref(r->attrs);
-                r->attrs = a;
+                json_decref(t->attrs);
+                t->attrs = a;
             } else {
                 json_decref(a);
             }
         }
     }
-    if ((r->t = dp_tunnel_new(false)) == NULL) {
-        respond_simple(s, 503, "out of memory");
-        ireq_unref(r);
-        return;
-    }
-    snprintf(r->t->name, sizeof(r->t->name), "%s", r->export_name);
-    snprintf(r->t->peer, sizeof(r->t->peer), "%.63s", r->identity);
-    r->t->state = DP_TUNNEL_ST_CONNECTING;
-    r->refs++; /* stream */
-    cl_h2stream_set_cbs(s, &connect_pending_cbs, r);
-    q = json_pack("{s:s,s:s,s:s,s:O}", "peer", r->identity, "export", r->export_name, "namespace",
-                  r->ns, "attrs", r->attrs);
-    int rc = dp_w->ipc_up ? cl_ipc_request(dp_w->ipc, CL_IPC_AUTHZ_INGRESS, q, AUTHZ_TIMEOUT_MS,
-                                           on_authz_ingress, r)
-                          : CL_ECLOSED;
+    dp_xprt_h2_init(&t->h2x);
+    dp_xprt_h2_set_stream(&t->h2x, s);
+    cl_h2stream_set_cbs(s, &connect_pending_cbs, t);
+    dp_tunnel_attach(t, DP_UP, &t->h2x.x);
+    dp_xprt_tcp_init(&t->tcpx, dp_w->loop);
+    dp_tunnel_attach(t, DP_DOWN, &t->tcpx.x);
+    t->on_timeout = on_connect_timeout;
+    dp_tunnel_connecting(t, AUTHZ_TIMEOUT_MS + 1000, false); /* cannot fail without reading */
+    q = json_pack("{s:s,s:s,s:s,s:O}", "peer", identity, "export", t->name, "namespace", t->ns,
+                  "attrs", t->attrs);
+    rc = dp_w->ipc_up && q != NULL
+             ? cl_ipc_request(dp_w->ipc, CL_IPC_AUTHZ_INGRESS, q, AUTHZ_TIMEOUT_MS,
+                              on_authz_ingress, dp_ref_ud(t->ref))
+             : CL_ECLOSED;
     json_decref(q);
-    if (rc != 0) {
-        connect_fail(r, 503, "controlplane unavailable");
-        ireq_unref(r);
-    }
-    (void)c;
+    if (rc != 0)
+        connect_fail(t, 503, "controlplane unavailable");
 }
 
 static void on_request(struct cl_h2conn *c, struct cl_h2stream *s, const struct cl_h2_req *req,
                        void *ud)
 {
-    struct ireq *r = cl_calloc(1, sizeof(*r));
-
     (void)ud;
-    if (r == NULL) {
-        cl_h2stream_reset(s, NGHTTP2_INTERNAL_ERROR);
-        return;
-    }
-    r->refs = 1;
-    r->s = s;
-    snprintf(r->identity, sizeof(r->identity), "%s", identity_of(c));
-    if (strcmp(req->method, "CONNECT") == 0) {
-        start_connect(c, s, req, r);
-        return;
-    }
-    cl_buf_init(&r->body, MAX_REST_BODY);
-    snprintf(r->method, sizeof(r->method), "%s", req->method);
-    snprintf(r->path, sizeof(r->path), "%s", req->path != NULL ? req->path : "/");
-    cl_h2stream_set_cbs(s, &rest_cbs, r);
+    if (strcmp(req->method, "CONNECT") == 0)
+        start_connect(c, s, req);
+    else
+        start_rest(c, s, req);
 }
 
 static void on_sconn_close(struct cl_h2conn *c, int err, void *ud)
@@ -389,7 +391,14 @@ static const struct cl_h2conn_cbs server_cbs = {
 
 void dp_ingress_on_accept(uv_stream_t *server, int status)
 {
-    struct cl_h2conn_opts o = {.server = true, .tls = dp_w->srv_tls, .cbs = &server_cbs};
+    struct cl_h2conn_opts o = {
+        .server = true,
+        .tls = dp_w->srv_tls,
+        .handshake_timeout_ms = HANDSHAKE_TIMEOUT_MS,
+        /* a connection with no stream for that long goes (peers redial when they need one) */
+        .idle_timeout_ms = dp_w->o.idle_ms,
+        .cbs = &server_cbs,
+    };
     struct dp_sconn *sc;
 
     if (status < 0 || dp_w->draining)

@@ -1,29 +1,34 @@
 /*
- * The splice engine: one TCP socket <-> one HTTP/2 CONNECT stream.
+ * The splice engine: two sides (dp_xprt.h), down (TCP to the client or backend) and up (the
+ * HTTP/2 CONNECT stream), each a source of bytes for the other's sink. The engine holds no
+ * buffer of its own on the data path: a source reads into what the other side reserves (its
+ * queue's tail, or the stream's 64 KiB scratch sized to the room in its send queue), or hands
+ * over borrowed bytes (HTTP/2 DATA) that the sink copies once.
  *
- * TCP -> stream: reads land in a 64 KiB per-process scratch buffer (libuv calls alloc and read
- * back to back, so one buffer serves every tunnel) sized to the room left in the stream's send
- * queue, and are queued on the stream in one copy; when the queue is full the socket is not read
- * until the stream reports on_writable.
- * stream -> TCP: DATA is copied once into `downq` and written with one uv_write of several
- * buffers; stream-level flow-control credit goes back only from the write callback, so the
- * remote sender's window is the backpressure and the shared connection never stalls.
- * Half-close: TCP EOF -> END_STREAM; END_STREAM -> shutdown(SHUT_WR) once downq is drained.
+ * Backpressure: after each delivery, when the sink has less than a chunk of room (above its
+ * high-water mark), the source is stopped, and restarted when the sink reports it drained to
+ * its low-water mark. An HTTP/2 source ignores the stop: it gets credit back only through
+ * consume(), called when the sink wrote the bytes, so the remote sender's window is the
+ * bound and the shared connection never stalls.
+ *
+ * Half-close: EOF from a source -> shutdown() of the other sink (after its queue drains);
+ * the tunnel closes when both sources ended and both sinks are shut. Errors on either side
+ * reset both. One timer per tunnel carries the connect deadline, then the idle deadline
+ * (re-armed lazily: the hot path only stamps `last_io`).
+ *
+ * Lifetime: close marks the tunnel CLOSING, drops its reference (async callbacks resolve it
+ * to NULL from then on), closes every side and the timer; each close callback decrements
+ * nhandles and the last one frees.
  */
 #include <string.h>
-
-#include <nghttp2/nghttp2.h>
 
 #include "cl/err.h"
 #include "cl/log.h"
 #include "cl/mem.h"
 #include "dp.h"
 
-#define SCRATCH      (64 * 1024)
-#define DOWNQ_CHUNKS 72 /* > 1 MiB stream window / 16 KiB */
-#define MAX_IOV      16
+#define EARLY_CHUNKS 1
 
-static uint8_t scratch[SCRATCH];
 static uint64_t next_id = 1;
 
 static const char *const state_names[DP_TUNNEL_ST_COUNT] = {
@@ -40,16 +45,88 @@ static void set_state(struct dp_tunnel *t, enum dp_tunnel_state st)
     t->state = st;
 }
 
-static void on_handle_close(uv_handle_t *h)
+static const char *group_of(const struct dp_tunnel *t)
 {
-    struct dp_tunnel *t = h->data;
+    return t->egress ? "imports" : "exports";
+}
 
+/* ---- lifetime ------------------------------------------------------------------------------ */
+
+static void handle_closed(struct dp_tunnel *t)
+{
     if (--t->nhandles > 0)
         return;
-    cl_bufq_deinit(&t->downq);
+    cl_bufq_deinit(&t->early);
+    for (unsigned i = 0; i < DP_SIDES; i++)
+        json_decref(t->bytes[i]);
     json_decref(t->cands);
     json_decref(t->attrs);
     cl_mem_free(t);
+}
+
+static void on_timer_close(uv_handle_t *h)
+{
+    handle_closed(CL_CONTAINER_OF((uv_timer_t *)h, struct dp_tunnel, timer));
+}
+
+void dp_xprt_on_closed(struct dp_xprt *x)
+{
+    struct dp_tunnel *t = x->t;
+
+    CL_ASSERT(t->state == DP_TUNNEL_ST_CLOSING && !(t->sf[x->side] & DP_SF_CLOSED));
+    t->sf[x->side] |= DP_SF_CLOSED;
+    handle_closed(t);
+}
+
+static void close_all(struct dp_tunnel *t, bool reset, int err)
+{
+    if (t->state == DP_TUNNEL_ST_CLOSING)
+        return;
+    if (t->state == DP_TUNNEL_ST_OPEN)
+        dp_count(group_of(t), t->name, "open", -1);
+    set_state(t, DP_TUNNEL_ST_CLOSING);
+    t->close_err = err;
+    cl_list_remove(&t->link);
+    dp_ref_del(&dp_w->refs, t->ref);
+    /* the timer is counted first and closes asynchronously, so a side that reports closed
+     * synchronously cannot free the tunnel under this loop */
+    t->nhandles = 1;
+    for (unsigned i = 0; i < DP_SIDES; i++)
+        if (t->x[i] != NULL)
+            t->nhandles++;
+    for (unsigned i = 0; i < DP_SIDES; i++)
+        if (t->x[i] != NULL)
+            t->x[i]->ops->close(t->x[i], reset);
+    uv_close((uv_handle_t *)&t->timer, on_timer_close);
+}
+
+void dp_tunnel_abort(struct dp_tunnel *t, int err)
+{
+    if (t->state == DP_TUNNEL_ST_CLOSING)
+        return;
+    CL_DEBUG("dp.tunnel", "conn=%llu abort: %s", (unsigned long long)t->id, cl_strerror(err));
+    close_all(t, true, err);
+}
+
+/* An error on the data path: counted, both sides reset. */
+static void fail(struct dp_tunnel *t, int err)
+{
+    if (t->state == DP_TUNNEL_ST_CLOSING)
+        return;
+    /* a reset from the far side is that side's business (it counted its own reason) */
+    if (err != CL_EH2_RESET)
+        dp_count(group_of(t), t->name, "errors", 1);
+    dp_tunnel_abort(t, err);
+}
+
+/* Ends the tunnel once both directions are done. */
+static void maybe_finish(struct dp_tunnel *t)
+{
+    const unsigned done = DP_SF_EOF | DP_SF_SHUT_DONE;
+
+    if (t->state == DP_TUNNEL_ST_OPEN && (t->sf[DP_DOWN] & done) == done &&
+        (t->sf[DP_UP] & done) == done)
+        close_all(t, false, 0);
 }
 
 struct dp_tunnel *dp_tunnel_new(bool egress)
@@ -58,259 +135,303 @@ struct dp_tunnel *dp_tunnel_new(bool egress)
 
     if (t == NULL)
         return NULL;
+    if ((t->ref = dp_ref_new(&dp_w->refs, DP_REF_TUNNEL, t)) == 0) {
+        cl_mem_free(t);
+        return NULL;
+    }
     t->id = next_id++;
+    t->loop = dp_w->loop;
     t->egress = egress;
-    cl_bufq_init(&t->downq, CL_BUFQ_CHUNK, DOWNQ_CHUNKS);
-    uv_tcp_init(dp_w->loop, &t->tcp);
-    uv_timer_init(dp_w->loop, &t->timer);
-    t->tcp.data = t;
-    t->timer.data = t;
+    t->idle_ms = dp_w->o.idle_ms;
+    cl_bufq_init(&t->early, CL_BUFQ_CHUNK, EARLY_CHUNKS);
+    uv_timer_init(t->loop, &t->timer);
     cl_list_insert_tail(&dp_w->tunnels, &t->link);
     return t;
 }
 
-static void count_close(struct dp_tunnel *t)
+struct dp_tunnel *dp_tunnel_get(uint64_t ref)
 {
-    if (t->state == DP_TUNNEL_ST_OPEN)
-        dp_count(t->egress ? "imports" : "exports", t->name, "open", -1);
+    return dp_ref_get(&dp_w->refs, ref, DP_REF_TUNNEL);
 }
 
-static void close_all(struct dp_tunnel *t, bool reset)
+void dp_tunnel_attach(struct dp_tunnel *t, unsigned side, struct dp_xprt *x)
 {
-    if (t->state == DP_TUNNEL_ST_CLOSING)
+    CL_ASSERT(side < DP_SIDES && t->x[side] == NULL && t->state != DP_TUNNEL_ST_CLOSING);
+    x->t = t;
+    x->side = side;
+    t->x[side] = x;
+}
+
+/* ---- deadlines ----------------------------------------------------------------------------- */
+
+static void on_timer(uv_timer_t *tm)
+{
+    struct dp_tunnel *t = CL_CONTAINER_OF(tm, struct dp_tunnel, timer);
+    uint64_t now = uv_now(t->loop);
+
+    if (t->state == DP_TUNNEL_ST_CONNECTING) {
+        CL_INFO("dp.tunnel", "conn=%llu %s=%s: connect deadline passed", (unsigned long long)t->id,
+                t->egress ? "import" : "export", t->name);
+        if (t->on_timeout != NULL) {
+            t->on_timeout(t);
+            return;
+        }
+        fail(t, CL_ETIMEDOUT);
         return;
-    count_close(t);
-    set_state(t, DP_TUNNEL_ST_CLOSING);
-    cl_list_remove(&t->link);
-    if (t->s != NULL) {
-        struct cl_h2stream *s = t->s;
-        t->s = NULL;
-        cl_h2stream_set_cbs(s, NULL, NULL);
-        if (reset)
-            cl_h2stream_reset(s, NGHTTP2_CONNECT_ERROR);
     }
-    t->nhandles = 2;
-    uv_close((uv_handle_t *)&t->timer, on_handle_close);
-    if (reset)
-        uv_tcp_close_reset(&t->tcp, on_handle_close);
+    if (t->state != DP_TUNNEL_ST_OPEN || t->idle_ms == 0)
+        return;
+    if (now - t->last_io < t->idle_ms) { /* bytes moved since it was armed */
+        uv_timer_start(&t->timer, on_timer, t->idle_ms - (now - t->last_io), 0);
+        return;
+    }
+    CL_INFO("dp.tunnel", "conn=%llu %s=%s: idle for %llu ms, closing", (unsigned long long)t->id,
+            t->egress ? "import" : "export", t->name, (unsigned long long)(now - t->last_io));
+    fail(t, CL_ETIMEDOUT);
+}
+
+void dp_tunnel_set_deadline(struct dp_tunnel *t, uint64_t timeout_ms)
+{
+    if (t->state != DP_TUNNEL_ST_CONNECTING)
+        return;
+    if (timeout_ms > 0)
+        uv_timer_start(&t->timer, on_timer, timeout_ms, 0);
     else
-        uv_close((uv_handle_t *)&t->tcp, on_handle_close);
+        uv_timer_stop(&t->timer);
 }
 
-void dp_tunnel_abort(struct dp_tunnel *t, int err)
+/* ---- data path ----------------------------------------------------------------------------- */
+
+static void pause_src(struct dp_tunnel *t, unsigned side)
 {
-    CL_DEBUG("dp.tunnel", "conn=%llu abort: %s", (unsigned long long)t->id, cl_strerror(err));
-    close_all(t, true);
+    struct dp_xprt *x = t->x[side];
+
+    t->sf[side] |= DP_SF_PAUSED;
+    t->sf[side] &= ~DP_SF_READING;
+    x->ops->read_stop(x);
 }
 
-/* Ends the tunnel once both directions are done. */
-static void maybe_finish(struct dp_tunnel *t)
+static int read_side(struct dp_tunnel *t, unsigned side)
 {
+    struct dp_xprt *x = t->x[side];
+    int rc;
+
+    if (t->sf[side] & (DP_SF_EOF | DP_SF_READING))
+        return 0;
+    t->sf[side] &= ~DP_SF_PAUSED;
+    if ((rc = x->ops->read_start(x)) != 0)
+        return rc;
+    t->sf[side] |= DP_SF_READING;
+    return 0;
+}
+
+static int shut_sink(struct dp_tunnel *t, unsigned side)
+{
+    struct dp_xprt *x = t->x[side];
+
+    if (t->sf[side] & DP_SF_SHUT)
+        return 0;
+    t->sf[side] |= DP_SF_SHUT;
+    return x->ops->shutdown(x);
+}
+
+size_t dp_xprt_alloc(struct dp_xprt *x, uint8_t **p)
+{
+    struct dp_tunnel *t = x->t;
+    unsigned side = x->side;
+    struct dp_xprt *dst = t->x[!side];
+    size_t n = 0;
+
+    *p = NULL;
+    if (t->state == DP_TUNNEL_ST_OPEN && dst != NULL && !(t->sf[!side] & DP_SF_SHUT))
+        n = dst->ops->reserve(dst, p);
+    else if (t->state == DP_TUNNEL_ST_CONNECTING && t->early_read && side == DP_DOWN)
+        n = cl_bufq_reserve(&t->early, p);
+    t->rsv[side] = n > 0 ? *p : NULL;
+    return n;
+}
+
+void dp_xprt_on_read(struct dp_xprt *x, const uint8_t *data, size_t n)
+{
+    struct dp_tunnel *t = x->t;
+    unsigned side = x->side;
+    struct dp_xprt *dst = t->x[!side];
+    bool in_place = data != NULL && data == t->rsv[side];
+    ssize_t w;
+
+    t->rsv[side] = NULL;
+    if (t->state == DP_TUNNEL_ST_CLOSING || n == 0)
+        return;
+    t->last_io = uv_now(t->loop);
+    if (t->state == DP_TUNNEL_ST_CONNECTING) {
+        CL_ASSERT(in_place && side == DP_DOWN); /* only the early queue is handed out */
+        cl_bufq_commit(&t->early, n);
+        if (cl_bufq_space(&t->early) == 0)
+            pause_src(t, side); /* resumed by dp_tunnel_start */
+        return;
+    }
+    CL_ASSERT(t->state == DP_TUNNEL_ST_OPEN && dst != NULL);
+    w = in_place ? dst->ops->commit(dst, n) : dst->ops->write(dst, data, n);
+    if (w != (ssize_t)n) {
+        /* short: the far side sent more than the window we advertised (protocol violation) */
+        if (w >= 0 && !in_place)
+            x->ops->consume(x, n);
+        fail(t, w < 0 ? (int)w : CL_EH2);
+        return;
+    }
+    dp_counter_add(t->bytes[side], (int64_t)n);
+    if (dst->ops->write_room(dst) < CL_BUFQ_CHUNK)
+        pause_src(t, side); /* resumed by the sink's dp_xprt_on_writable */
+}
+
+void dp_xprt_on_blocked(struct dp_xprt *x)
+{
+    struct dp_tunnel *t = x->t;
+
     if (t->state == DP_TUNNEL_ST_CLOSING)
         return;
-    if (t->s == NULL && !t->writing && cl_bufq_is_empty(&t->downq) && (t->flags & DP_TF_TCP_SHUT) &&
-        (t->flags & DP_TF_TCP_EOF))
-        close_all(t, false);
+    t->sf[x->side] |= DP_SF_PAUSED;
+    t->sf[x->side] &= ~DP_SF_READING;
 }
 
-static void on_tcp_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
-
-static void on_tcp_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+void dp_xprt_on_eof(struct dp_xprt *x)
 {
-    struct dp_tunnel *t = h->data;
-    size_t room = t->s != NULL ? cl_h2stream_space(t->s) : 0;
+    struct dp_tunnel *t = x->t;
+    unsigned side = x->side;
+    int rc;
 
-    (void)hint;
-    buf->base = (char *)scratch;
-    buf->len = room < SCRATCH ? room : SCRATCH;
-}
-
-static void read_start(struct dp_tunnel *t)
-{
-    if ((t->flags & (DP_TF_READING | DP_TF_TCP_EOF)) || t->state == DP_TUNNEL_ST_CLOSING)
-        return;
-    if (uv_read_start((uv_stream_t *)&t->tcp, on_tcp_alloc, on_tcp_read) == 0)
-        t->flags |= DP_TF_READING;
-    t->flags &= ~DP_TF_PAUSED;
-}
-
-static void read_stop(struct dp_tunnel *t, bool paused)
-{
-    if (t->flags & DP_TF_READING)
-        uv_read_stop((uv_stream_t *)&t->tcp);
-    t->flags &= ~DP_TF_READING;
-    if (paused)
-        t->flags |= DP_TF_PAUSED;
-}
-
-static void on_tcp_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
-{
-    struct dp_tunnel *t = st->data;
-
-    (void)buf;
     if (t->state == DP_TUNNEL_ST_CLOSING)
         return;
-    if (nread == UV_ENOBUFS) { /* the stream's queue is full: wait for on_writable */
-        read_stop(t, true);
+    CL_DEBUG("dp.tunnel", "conn=%llu %s EOF", (unsigned long long)t->id, x->ops->name);
+    t->sf[side] |= DP_SF_EOF;
+    t->sf[side] &= ~(DP_SF_READING | DP_SF_PAUSED);
+    if (t->state != DP_TUNNEL_ST_OPEN) /* propagated by dp_tunnel_start */
+        return;
+    if ((rc = shut_sink(t, !side)) != 0) {
+        fail(t, rc);
         return;
     }
-    if (nread == UV_EOF) {
-        read_stop(t, false);
-        t->flags |= DP_TF_TCP_EOF;
-        if (t->s != NULL && !(t->flags & DP_TF_H2_ENDSENT)) {
-            t->flags |= DP_TF_H2_ENDSENT;
-            cl_h2stream_end(t->s);
-        }
-        maybe_finish(t);
-        return;
-    }
-    if (nread < 0) {
-        dp_count(t->egress ? "imports" : "exports", t->name, "errors", 1);
-        dp_tunnel_abort(t, (int)nread);
-        return;
-    }
-    if (nread == 0 || t->s == NULL)
-        return;
-    if (cl_h2stream_write(t->s, scratch, (size_t)nread) != nread) { /* sized to fit: cannot */
-        dp_tunnel_abort(t, CL_EBUSY);
-        return;
-    }
-    dp_count(t->egress ? "imports" : "exports", t->name, t->egress ? "bytesOut" : "bytesIn", nread);
-    if (cl_h2stream_space(t->s) < CL_BUFQ_CHUNK)
-        read_stop(t, true); /* resumed by on_writable */
-}
-
-static void flush_down(struct dp_tunnel *t);
-
-static void on_tcp_shutdown(uv_shutdown_t *req, int status)
-{
-    struct dp_tunnel *t = CL_CONTAINER_OF(req, struct dp_tunnel, shut);
-
-    (void)status;
-    if (t->state == DP_TUNNEL_ST_CLOSING)
-        return;
-    t->flags |= DP_TF_TCP_SHUT;
     maybe_finish(t);
 }
 
-static void shutdown_if_done(struct dp_tunnel *t)
+void dp_xprt_on_written(struct dp_xprt *x, size_t n)
 {
-    if ((t->flags & DP_TF_H2_EOF) && !(t->flags & DP_TF_TCP_SHUT) && !t->writing &&
-        cl_bufq_is_empty(&t->downq) && t->shut.handle == NULL) {
-        if (uv_shutdown(&t->shut, (uv_stream_t *)&t->tcp, on_tcp_shutdown) != 0) {
-            t->flags |= DP_TF_TCP_SHUT;
-            maybe_finish(t);
-        }
-    }
-}
+    struct dp_tunnel *t = x->t;
+    struct dp_xprt *src = t->x[!x->side];
 
-static void on_tcp_write(uv_write_t *req, int status)
-{
-    struct dp_tunnel *t = CL_CONTAINER_OF(req, struct dp_tunnel, wreq);
-    size_t n = t->inflight;
-
-    t->writing = false;
-    t->inflight = 0;
     if (t->state == DP_TUNNEL_ST_CLOSING)
         return;
-    if (status < 0) {
-        dp_count(t->egress ? "imports" : "exports", t->name, "errors", 1);
-        dp_tunnel_abort(t, status);
+    t->last_io = uv_now(t->loop);
+    if (src != NULL)
+        src->ops->consume(src, n); /* credit goes back only now: backpressure */
+}
+
+void dp_xprt_on_writable(struct dp_xprt *x)
+{
+    struct dp_tunnel *t = x->t;
+    unsigned src = !x->side;
+    int rc;
+
+    if (t->state != DP_TUNNEL_ST_OPEN || !(t->sf[src] & DP_SF_PAUSED))
+        return;
+    if ((rc = read_side(t, src)) != 0)
+        fail(t, rc);
+}
+
+void dp_xprt_on_shutdown(struct dp_xprt *x)
+{
+    struct dp_tunnel *t = x->t;
+
+    if (t->state == DP_TUNNEL_ST_CLOSING)
+        return;
+    if (!(t->sf[x->side] & DP_SF_SHUT) && !(t->sf[!x->side] & DP_SF_EOF)) {
+        /* shut under us (a stream reset with NO_ERROR) while bytes may still come for it */
+        fail(t, CL_EH2_RESET);
         return;
     }
-    cl_bufq_consume(&t->downq, n);
-    if (t->s != NULL)
-        cl_h2stream_consume(t->s, n); /* the window reopens only now: backpressure */
-    flush_down(t);
-    shutdown_if_done(t);
+    t->sf[x->side] |= DP_SF_SHUT | DP_SF_SHUT_DONE;
     maybe_finish(t);
 }
 
-static void flush_down(struct dp_tunnel *t)
+void dp_xprt_on_error(struct dp_xprt *x, int err)
 {
-    struct iovec iov[MAX_IOV];
-    uv_buf_t b[MAX_IOV];
-    size_t n, total = 0;
+    struct dp_tunnel *t = x->t;
 
-    if (t->writing || cl_bufq_is_empty(&t->downq) || t->state == DP_TUNNEL_ST_CLOSING)
+    if (t->state == DP_TUNNEL_ST_CLOSING)
         return;
-    n = cl_bufq_peek_iov(&t->downq, 0, iov, MAX_IOV);
-    for (size_t i = 0; i < n; i++) {
-        b[i] = uv_buf_init(iov[i].iov_base, (unsigned)iov[i].iov_len);
-        total += iov[i].iov_len;
+    CL_DEBUG("dp.tunnel", "conn=%llu %s error: %s", (unsigned long long)t->id, x->ops->name,
+             cl_strerror(err));
+    fail(t, err);
+}
+
+/* ---- states -------------------------------------------------------------------------------- */
+
+int dp_tunnel_connecting(struct dp_tunnel *t, uint64_t timeout_ms, bool read_early)
+{
+    int rc;
+
+    set_state(t, DP_TUNNEL_ST_CONNECTING);
+    dp_tunnel_set_deadline(t, timeout_ms);
+    if (!read_early || t->x[DP_DOWN] == NULL)
+        return 0;
+    t->early_read = true;
+    if ((rc = read_side(t, DP_DOWN)) != 0) {
+        fail(t, rc);
+        return -1;
     }
-    if (uv_write(&t->wreq, (uv_stream_t *)&t->tcp, b, (unsigned)n, on_tcp_write) != 0) {
-        dp_tunnel_abort(t, CL_ECLOSED);
-        return;
+    return 0;
+}
+
+/* Hands the bytes read while connecting to the up side, then the EOF if it came. */
+static int flush_early(struct dp_tunnel *t)
+{
+    struct dp_xprt *up = t->x[DP_UP];
+    const uint8_t *p;
+    size_t n;
+    int rc;
+
+    while ((n = cl_bufq_peek(&t->early, &p)) > 0) {
+        ssize_t w = up->ops->write(up, p, n);
+        if (w != (ssize_t)n)
+            return w < 0 ? (int)w : CL_EBUSY; /* a fresh stream takes a chunk */
+        dp_counter_add(t->bytes[DP_DOWN], (int64_t)n);
+        cl_bufq_consume(&t->early, n);
     }
-    t->writing = true;
-    t->inflight = total;
+    cl_bufq_deinit(&t->early); /* nothing is held while splicing */
+    t->early_read = false;
+    if ((t->sf[DP_DOWN] & DP_SF_EOF) && (rc = shut_sink(t, DP_UP)) != 0)
+        return rc;
+    return 0;
 }
 
-static void on_stream_data(struct cl_h2stream *s, const uint8_t *data, size_t len, void *ud)
+int dp_tunnel_start(struct dp_tunnel *t)
 {
-    struct dp_tunnel *t = ud;
+    const char *g = group_of(t);
+    int rc;
 
-    if (cl_bufq_write(&t->downq, data, len) != (ssize_t)len) {
-        /* the peer overran the window we advertised: protocol violation */
-        cl_h2stream_consume(s, len);
-        dp_tunnel_abort(t, CL_EH2);
-        return;
-    }
-    dp_count(t->egress ? "imports" : "exports", t->name, t->egress ? "bytesIn" : "bytesOut",
-             (int64_t)len);
-    flush_down(t);
-}
-
-static void on_stream_end(struct cl_h2stream *s, void *ud)
-{
-    struct dp_tunnel *t = ud;
-
-    (void)s;
-    t->flags |= DP_TF_H2_EOF;
-    shutdown_if_done(t);
-}
-
-static void on_stream_writable(struct cl_h2stream *s, void *ud)
-{
-    struct dp_tunnel *t = ud;
-
-    (void)s;
-    if (t->flags & DP_TF_PAUSED)
-        read_start(t);
-}
-
-static void on_stream_close(struct cl_h2stream *s, int err, void *ud)
-{
-    struct dp_tunnel *t = ud;
-
-    (void)s;
-    t->s = NULL;
-    if (err != 0) {
-        dp_tunnel_abort(t, err);
-        return;
-    }
-    /* both END_STREAMs went through; finish writing what we hold, then close */
-    t->flags |= DP_TF_H2_EOF;
-    shutdown_if_done(t);
-    maybe_finish(t);
-}
-
-const struct cl_h2stream_cbs dp_tunnel_stream_cbs = {
-    .on_data = on_stream_data,
-    .on_end = on_stream_end,
-    .on_writable = on_stream_writable,
-    .on_close = on_stream_close,
-};
-
-void dp_tunnel_start(struct dp_tunnel *t, struct cl_h2stream *s)
-{
-    t->s = s;
-    cl_h2stream_set_cbs(s, &dp_tunnel_stream_cbs, t);
-    uv_tcp_nodelay(&t->tcp, 1);
+    CL_ASSERT(t->state != DP_TUNNEL_ST_CLOSING && t->x[DP_DOWN] != NULL && t->x[DP_UP] != NULL);
+    uv_timer_stop(&t->timer);
     set_state(t, DP_TUNNEL_ST_OPEN);
-    dp_count(t->egress ? "imports" : "exports", t->name, "open", 1);
-    dp_count(t->egress ? "imports" : "exports", t->name, "total", 1);
-    read_start(t);
-    flush_down(t);
+    dp_count(g, t->name, "open", 1);
+    dp_count(g, t->name, "total", 1);
+    /* bytes from the client (import) or the backend (export) go up; counted once, here */
+    for (unsigned i = 0; i < DP_SIDES; i++) {
+        bool out = (i == DP_DOWN) == t->egress;
+        t->bytes[i] = json_incref(dp_counter(g, t->name, out ? "bytesOut" : "bytesIn"));
+    }
+    t->last_io = uv_now(t->loop);
+    t->rsv[DP_DOWN] = t->rsv[DP_UP] = NULL;
+    if ((rc = flush_early(t)) != 0)
+        goto fail;
+    t->sf[DP_DOWN] &= ~DP_SF_READING; /* read_start again: the early reader was stopped or not */
+    for (unsigned i = 0; i < DP_SIDES; i++)
+        if ((rc = read_side(t, i)) != 0)
+            goto fail;
+    if (t->idle_ms > 0)
+        uv_timer_start(&t->timer, on_timer, t->idle_ms, 0);
+    maybe_finish(t); /* both sides may have ended while connecting: nothing else will */
+    return t->state == DP_TUNNEL_ST_CLOSING ? -1 : 0;
+fail:
+    fail(t, rc);
+    return -1;
 }

@@ -18,20 +18,31 @@ struct dp_worker *dp_w;
 
 /* ---- counters -------------------------------------------------------------------------- */
 
-void dp_count(const char *group, const char *name, const char *key, int64_t delta)
+json_t *dp_counter(const char *group, const char *name, const char *key)
 {
-    json_t *g, *o;
+    json_t *g, *o, *c;
 
     if (name == NULL || name[0] == '\0')
-        return;
+        return NULL;
     g = json_object_get(dp_w->stats, group);
     if ((o = json_object_get(g, name)) == NULL) {
         o = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "open", (json_int_t)0, "total", (json_int_t)0,
                       "bytesIn", (json_int_t)0, "bytesOut", (json_int_t)0, "denied", (json_int_t)0,
                       "errors", (json_int_t)0);
-        json_object_set_new(g, name, o);
+        if (o == NULL || json_object_set_new(g, name, o) != 0)
+            return NULL;
     }
-    json_object_set_new(o, key, json_integer(json_integer_value(json_object_get(o, key)) + delta));
+    if ((c = json_object_get(o, key)) == NULL) {
+        if (json_object_set_new(o, key, json_integer(0)) != 0)
+            return NULL;
+        c = json_object_get(o, key);
+    }
+    return c;
+}
+
+void dp_count(const char *group, const char *name, const char *key, int64_t delta)
+{
+    dp_counter_add(dp_counter(group, name, key), delta);
 }
 
 static void on_stats_timer(uv_timer_t *t)
@@ -357,6 +368,7 @@ int dp_worker_run(const struct dp_opts *o)
     cl_list_init(&w.pool);
     cl_list_init(&w.servers);
     cl_list_init(&w.tunnels);
+    dp_refs_init(&w.refs);
     struct cl_tls_ctx_opts so = {
         .server = true, .cert_file = o->cert, .key_file = o->key, .ca_file = o->ca};
     struct cl_tls_ctx_opts co = so;

@@ -33,6 +33,9 @@ static const char usage[] =
     "  --import-bind <addr>   address import ports listen on (default 127.0.0.1; 0.0.0.0 for\n"
     "                         every interface, as in Kubernetes)\n"
     "  --drain-timeout <ms>   on SIGTERM, how long open tunnels may finish (default 10000)\n"
+    "  --idle-timeout <ms>    a tunnel with no byte either way for that long is reset; an\n"
+    "                         incoming peer connection with no tunnel for that long is closed\n"
+    "                         (default 3600000 = 1 h; 0: never)\n"
     "  --log-level <lvl>      error, warn, info (default), debug, trace\n"
     "  --ready-file <path>    written with the public port once every worker listens\n"
     "  -h, --help             this text\n";
@@ -75,10 +78,12 @@ int main(int argc, char **argv)
         {"ready-file", required_argument, NULL, 'r'},
         {"worker-id", required_argument, NULL, 'W'},
         {"drain-timeout", required_argument, NULL, 'D'},
+        {"idle-timeout", required_argument, NULL, 'I'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    struct dp_opts o = {.import_bind = "127.0.0.1", .worker_id = -1, .drain_ms = 10000};
+    struct dp_opts o = {
+        .import_bind = "127.0.0.1", .worker_id = -1, .drain_ms = 10000, .idle_ms = 3600000};
     const char *listen = NULL, *ready = NULL;
     char host[CL_ADDRSTRLEN], ctx[32], err[256];
     long workers = sysconf(_SC_NPROCESSORS_ONLN), v;
@@ -133,6 +138,13 @@ int main(int argc, char **argv)
                 return 2;
             }
             o.drain_ms = (uint64_t)v;
+            break;
+        case 'I':
+            if (cl_parse_long(optarg, 0, 7L * 24 * 3600 * 1000, &v) != 0) {
+                fprintf(stderr, "cl-dataplane: --idle-timeout must be 0..604800000 ms\n");
+                return 2;
+            }
+            o.idle_ms = (uint64_t)v;
             break;
         case 'h':
             fputs(usage, stdout);
