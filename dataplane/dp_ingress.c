@@ -12,6 +12,7 @@
 
 #include <nghttp2/nghttp2.h>
 
+#include "cl/buf.h"
 #include "cl/err.h"
 #include "cl/json.h"
 #include "cl/log.h"
@@ -49,6 +50,77 @@ struct backend_dns {
     uv_getaddrinfo_t gai;
     uint64_t ref;
 };
+
+/*
+ * Ingress decisions depend only on the configuration (peers, exports, policies) and on what
+ * the request carries (caller identity, export, namespace, client attributes), so each worker
+ * remembers them for the configuration revision they were made at: a repeated caller costs no
+ * controlplane round trip, and keeps being served while the controlplane is away. Any change
+ * of configuration bumps the revision and empties the cache. Bounded: full means emptied.
+ */
+#define DECISION_CACHE_MAX 4096
+
+static json_t *decisions;        /* key -> the controlplane's AUTHZ_INGRESS reply body */
+static json_int_t decisions_rev = -1;
+
+static json_int_t config_revision(void)
+{
+    return dp_w->config != NULL ? json_integer_value(json_object_get(dp_w->config, "revision"))
+                                : -1;
+}
+
+/* The key: identity, export, namespace and the attributes in canonical (sorted) form. */
+static char *decision_key(const struct dp_tunnel *t)
+{
+    char *attrs = cl_json_dumps_flags(t->attrs, JSON_COMPACT | JSON_SORT_KEYS);
+    struct cl_buf b;
+    char *key = NULL;
+
+    if (attrs == NULL)
+        return NULL;
+    cl_buf_init(&b, 8192);
+    if (cl_buf_printf(&b, "%s\n%s\n%s\n%s", t->peer, t->name, t->ns, attrs) == 0 &&
+        (key = cl_malloc(b.len + 1)) != NULL) {
+        memcpy(key, cl_buf_ptr(&b), b.len);
+        key[b.len] = '\0';
+    }
+    cl_buf_deinit(&b);
+    cl_mem_free(attrs);
+    return key;
+}
+
+static json_t *decision_get(const struct dp_tunnel *t)
+{
+    char *key;
+    json_t *body;
+
+    if (decisions == NULL || decisions_rev != config_revision() || config_revision() < 0)
+        return NULL;
+    if ((key = decision_key(t)) == NULL)
+        return NULL;
+    body = json_object_get(decisions, key);
+    cl_mem_free(key);
+    return body;
+}
+
+static void decision_put(const struct dp_tunnel *t, json_t *body)
+{
+    json_int_t rev = config_revision();
+    char *key;
+
+    if (rev < 0)
+        return;
+    if (decisions == NULL || decisions_rev != rev ||
+        json_object_size(decisions) >= DECISION_CACHE_MAX) {
+        json_decref(decisions);
+        decisions = json_object();
+        decisions_rev = rev;
+    }
+    if (decisions != NULL && (key = decision_key(t)) != NULL) {
+        json_object_set_nocheck(decisions, key, body);
+        cl_mem_free(key);
+    }
+}
 
 static const char *identity_of(struct cl_h2conn *c)
 {
@@ -219,12 +291,27 @@ static void on_backend_connect(uv_connect_t *req, int status)
     dp_tunnel_start(t);
 }
 
+static void connect_backend(struct dp_tunnel *t, struct sockaddr_storage *ss)
+{
+    int rc;
+
+    if (ss->ss_family == AF_INET)
+        ((struct sockaddr_in *)ss)->sin_port = htons(t->port);
+    else
+        ((struct sockaddr_in6 *)ss)->sin6_port = htons(t->port);
+    if ((rc = uv_tcp_connect(&t->creq, &t->tcpx.tcp, (struct sockaddr *)ss, on_backend_connect)) !=
+        0) {
+        CL_INFO("dp.ingress", "conn=%llu export=%s backend unreachable: %s",
+                (unsigned long long)t->id, t->name, uv_strerror(rc));
+        connect_fail(t, 502, "backend unreachable");
+    }
+}
+
 static void on_backend_resolved(uv_getaddrinfo_t *gai, int status, struct addrinfo *res)
 {
     struct backend_dns *d = CL_CONTAINER_OF(gai, struct backend_dns, gai);
     struct dp_tunnel *t = dp_tunnel_get(d->ref);
     struct sockaddr_storage ss;
-    int rc;
 
     cl_mem_free(d);
     if (t == NULL) { /* the caller went away (reset, deadline) while we resolved */
@@ -238,15 +325,42 @@ static void on_backend_resolved(uv_getaddrinfo_t *gai, int status, struct addrin
     }
     memcpy(&ss, res->ai_addr, res->ai_addrlen);
     uv_freeaddrinfo(res);
-    if (ss.ss_family == AF_INET)
-        ((struct sockaddr_in *)&ss)->sin_port = htons(t->port);
-    else
-        ((struct sockaddr_in6 *)&ss)->sin6_port = htons(t->port);
-    if ((rc = uv_tcp_connect(&t->creq, &t->tcpx.tcp, (struct sockaddr *)&ss, on_backend_connect)) !=
-        0) {
-        CL_INFO("dp.ingress", "conn=%llu export=%s backend unreachable: %s",
-                (unsigned long long)t->id, t->name, uv_strerror(rc));
-        connect_fail(t, 502, "backend unreachable");
+    connect_backend(t, &ss);
+}
+
+/* Acts on an AUTHZ_INGRESS reply (from the controlplane or the decision cache). */
+static void apply_decision(struct dp_tunnel *t, const json_t *body)
+{
+    struct backend_dns *d;
+    json_t *be;
+    char port[8];
+
+    if (!json_is_true(json_object_get(body, "allow"))) {
+        int st = (int)json_integer_value(json_object_get(body, "status"));
+        const char *why = json_string_value(json_object_get(body, "reason"));
+        connect_fail(t, st == 404 ? 404 : 403, why != NULL ? why : "denied");
+        return;
+    }
+    be = json_object_get(body, "backend");
+    t->port = (uint16_t)json_integer_value(json_object_get(be, "port"));
+    snprintf(port, sizeof(port), "%u", t->port);
+    dp_tunnel_set_deadline(t, BACKEND_TIMEOUT_MS);
+    /* an IP literal needs no lookup: skip the thread-pool hop (two wake-ups per connection) */
+    const char *host = json_string_value(json_object_get(be, "host"));
+    struct sockaddr_storage ss;
+    if (host != NULL && cl_sockaddr_from_ip(host, t->port, &ss) == 0) {
+        connect_backend(t, &ss);
+        return;
+    }
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    if ((d = cl_calloc(1, sizeof(*d))) == NULL) {
+        connect_fail(t, 503, "out of memory");
+        return;
+    }
+    d->ref = t->ref;
+    if (uv_getaddrinfo(dp_w->loop, &d->gai, on_backend_resolved, host, port, &hints) != 0) {
+        cl_mem_free(d);
+        connect_fail(t, 502, "backend address does not resolve");
     }
 }
 
@@ -254,9 +368,6 @@ static void on_authz_ingress(int err, const struct cl_ipc_msg *m, void *ud)
 {
     /* the caller may have reset the stream, or the deadline passed, while we waited */
     struct dp_tunnel *t = dp_tunnel_get(dp_ref_of_ud(ud));
-    struct backend_dns *d;
-    json_t *be;
-    char port[8];
 
     if (t == NULL)
         return;
@@ -264,27 +375,8 @@ static void on_authz_ingress(int err, const struct cl_ipc_msg *m, void *ud)
         connect_fail(t, 503, "controlplane unavailable");
         return;
     }
-    if (!json_is_true(json_object_get(m->body, "allow"))) {
-        int st = (int)json_integer_value(json_object_get(m->body, "status"));
-        const char *why = json_string_value(json_object_get(m->body, "reason"));
-        connect_fail(t, st == 404 ? 404 : 403, why != NULL ? why : "denied");
-        return;
-    }
-    be = json_object_get(m->body, "backend");
-    t->port = (uint16_t)json_integer_value(json_object_get(be, "port"));
-    snprintf(port, sizeof(port), "%u", t->port);
-    dp_tunnel_set_deadline(t, BACKEND_TIMEOUT_MS);
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-    if ((d = cl_calloc(1, sizeof(*d))) == NULL) {
-        connect_fail(t, 503, "out of memory");
-        return;
-    }
-    d->ref = t->ref;
-    if (uv_getaddrinfo(dp_w->loop, &d->gai, on_backend_resolved,
-                       json_string_value(json_object_get(be, "host")), port, &hints) != 0) {
-        cl_mem_free(d);
-        connect_fail(t, 502, "backend address does not resolve");
-    }
+    decision_put(t, m->body);
+    apply_decision(t, m->body);
 }
 
 static void connect_pending_close(struct cl_h2stream *s, int err, void *ud)
@@ -350,6 +442,11 @@ static void start_connect(struct cl_h2conn *c, struct cl_h2stream *s, const stru
     dp_tunnel_attach(t, DP_DOWN, &t->tcpx.x);
     t->on_timeout = on_connect_timeout;
     dp_tunnel_connecting(t, AUTHZ_TIMEOUT_MS + 1000, false); /* cannot fail without reading */
+    json_t *known = decision_get(t);
+    if (known != NULL) {
+        apply_decision(t, known);
+        return;
+    }
     q = json_pack("{s:s,s:s,s:s,s:O}", "peer", identity, "export", t->name, "namespace", t->ns,
                   "attrs", t->attrs);
     rc = dp_w->ipc_up && q != NULL
@@ -420,6 +517,9 @@ void dp_ingress_on_accept(uv_stream_t *server, int status)
 void dp_ingress_shutdown(void)
 {
     struct cl_list *pos, *tmp;
+
+    json_decref(decisions);
+    decisions = NULL;
 
     cl_list_foreach_safe(pos, tmp, &dp_w->servers)
     {
