@@ -60,7 +60,7 @@ struct backend_dns {
  */
 #define DECISION_CACHE_MAX 4096
 
-static json_t *decisions;        /* key -> the controlplane's AUTHZ_INGRESS reply body */
+static json_t *decisions; /* key -> the controlplane's AUTHZ_INGRESS reply body */
 static json_int_t decisions_rev = -1;
 
 static json_int_t config_revision(void)
