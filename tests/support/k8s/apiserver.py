@@ -245,10 +245,12 @@ class Store:
         return self.history[i:]
 
     def expire(self):
+        """Compaction past everything any client has seen: the counter moves on, so resuming
+        from any resourceVersion handed out before gets 410; a fresh list gives a good one."""
         self.epoch += 1
         self.history = []
         self.history_rvs = []
-        self.oldest = self.rv
+        self.oldest = self.next_rv()
         self.cond.notify_all()
 
     def persist(self):
@@ -543,7 +545,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def dispatch(self, method):
         self.code = 0
-        url = urllib.parse.urlsplit(self.path)
+        self.logged = False
+        self.url = url = urllib.parse.urlsplit(self.path)
         path = url.path
         self.query = urllib.parse.parse_qs(url.query, keep_blank_values=True)
         self.info = {}
@@ -575,12 +578,19 @@ class Handler(http.server.BaseHTTPRequestHandler):
         except (ConnectionError, ssl.SSLError, socket.timeout, TimeoutError):
             self.close_connection = True
         finally:
-            srv.log_request({"method": method, "path": path, "query": url.query,
-                             "code": self.code, "verb": self.info.get("verb"),
-                             "resource": self.info.get("resource"),
-                             "subresource": self.info.get("subresource"),
-                             "namespace": self.info.get("namespace"),
-                             "name": self.info.get("name")})
+            self.log_once()
+
+    def log_once(self):
+        """Adds this request to the request log (once; a watch is logged when it starts)."""
+        if self.logged:
+            return
+        self.logged = True
+        info = self.info
+        self.server.log_request({"method": self.command, "path": self.url.path,
+                                 "query": self.url.query, "code": self.code,
+                                 "verb": info.get("verb"), "resource": info.get("resource"),
+                                 "subresource": info.get("subresource"),
+                                 "namespace": info.get("namespace"), "name": info.get("name")})
 
     def injected(self, code):
         info = self.info
@@ -987,6 +997,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Cache-Control", "no-cache, private")
         self.end_headers()
         self.code = 200
+        self.log_once()
         with st.cond:
             epoch = st.epoch
             pending = []
