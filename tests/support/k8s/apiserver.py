@@ -838,7 +838,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         return self.send(200, None, raw=openapi.spec_bytes())
 
     def v3_index(self):
-        srv = self.server
+        return Handler.build_v3_index(self.server)
+
+    @staticmethod
+    def build_v3_index(srv):
         with srv.v3_lock:
             if srv.v3_index is None:
                 docs = openapi.openapi_v3_documents()
@@ -858,9 +861,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
                            "NotAcceptable")
         h = self.server.v3_hashes[key]
         immutable = self.query.get("hash", [""])[0] == h
-        return self.send(200, None, raw=docs[key], headers={
-            "Etag": '"%s"' % h,
-            "Cache-Control": "public, immutable" if immutable else "no-cache, no-store"})
+        headers = {"Etag": '"%s"' % h,
+                   "Cache-Control": "public, immutable" if immutable else "no-cache, no-store"}
+        if self.headers.get("If-None-Match") == '"%s"' % h:
+            self.send_response(304)
+            for k, v in headers.items():
+                self.send_header(k, v)
+            self.end_headers()
+            self.code = 304
+            return
+        return self.send(200, None, raw=docs[key], headers=headers)
 
     # ---- reads --
 
@@ -960,7 +970,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return False
             self.connection.settimeout(0.05)
             try:
-                data = self.connection.recv(1)
+                self.connection.recv(1)
             except (ssl.SSLWantReadError, socket.timeout, TimeoutError):
                 return False
             finally:
@@ -1435,6 +1445,8 @@ def main(argv):
         with open(tmp, "w") as f:
             f.write("%d\n" % actual)
         os.replace(tmp, args.ready_file)
+    # kubectl reads /openapi/v3 on every apply: build it now rather than on its first request
+    threading.Thread(target=Handler.build_v3_index, args=(srv,), daemon=True).start()
     sys.stderr.write("apiserver: listening on https://%s:%d\n" % (host, actual))
     sys.stderr.flush()
     while not stop.wait(0.5):
