@@ -743,3 +743,66 @@ def test_rbac_and_namespaces(srv):
     code, _, gone = srv.request("DELETE", "/api/v1/namespaces/team")
     assert code == 200 and gone["status"]["phase"] == "Terminating"
     assert srv.request("GET", "/api/v1/namespaces/team/services/web")[0] == 404
+
+
+def test_concurrent_writers_and_watchers(srv):
+    """Writers on several connections (keep-alive, many requests each) while two watchers (one
+    namespaced, one cluster-wide) follow: every change seen once, in resourceVersion order."""
+    code, _, lst = srv.request("GET", "/api/v1/pods")
+    rv0 = lst["metadata"]["resourceVersion"]
+    errors = []
+
+    def writer(n):
+        c = srv.connect()
+        h = {"Authorization": "Bearer " + srv.token, "Content-Type": "application/json"}
+        try:
+            for i in range(10):
+                name = "w%d-%d" % (n, i)
+                c.request("POST", POD_PATH, body=json.dumps(pod(name, "10.1.%d.%d" % (n, i))),
+                          headers=h)
+                r = c.getresponse()
+                r.read()
+                if r.status != 201:
+                    errors.append((name, r.status))
+                c.request("DELETE", POD_PATH + "/" + name, headers=h)
+                r = c.getresponse()
+                r.read()
+                if r.status != 200:
+                    errors.append((name, r.status))
+        finally:
+            c.close()
+    seen = {}
+
+    def watcher(key, path):
+        evs = []
+        for e in srv.watch(path + "?watch=1&timeoutSeconds=30&resourceVersion=" + rv0):
+            evs.append((e["type"], e["object"]["metadata"]["name"],
+                        int(e["object"]["metadata"]["resourceVersion"])))
+            if len(evs) == 80:
+                break
+        seen[key] = evs
+    watchers = [threading.Thread(target=watcher, args=("ns", POD_PATH)),
+                threading.Thread(target=watcher, args=("all", "/api/v1/pods"))]
+    writers = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    for t in watchers + writers:
+        t.start()
+    for t in writers + watchers:
+        t.join(60)
+    assert errors == []
+    for key in ("ns", "all"):
+        evs = seen[key]
+        assert len(evs) == 80, key
+        rvs = [e[2] for e in evs]
+        assert rvs == sorted(rvs) and len(set(rvs)) == 80
+        for n in range(4):
+            for i in range(10):
+                name = "w%d-%d" % (n, i)
+                assert [e[0] for e in evs if e[1] == name] == ["ADDED", "DELETED"]
+
+
+def test_sigterm_ends_open_watches(workdir):
+    s = k8sharness.ApiServer(workdir).start()
+    w = s.watch(SVC_PATH + "?watch=1", timeout=30)
+    assert next(w)["object"]["metadata"]["name"] == "kubernetes"
+    assert s.stop(timeout=10) == 0
+    assert list(w) == []
