@@ -269,6 +269,7 @@ def test_kubectl_apply_update_get_delete(srv, workdir):
     assert "unchanged" in srv.kubectl("apply", "-f", path).stdout
     now = json.loads(srv.kubectl("get", "service", "web", "-o", "json").stdout)
     assert now["metadata"]["uid"] == first["metadata"]["uid"]
+    assert "generation" not in now["metadata"]  # Services have none; Deployments do (below)
     assert now["spec"]["clusterIP"] == first["spec"]["clusterIP"]
     assert [(p["port"], p["targetPort"]) for p in now["spec"]["ports"]] == [(80, 9090),
                                                                           (9100, 9100)]

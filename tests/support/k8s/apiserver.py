@@ -275,6 +275,21 @@ class Store:
         self.oldest = self.rv  # no history survives a restart
 
 
+_GENERATION = {}
+
+
+def tracks_generation(r):
+    """Whether objects of r carry metadata.generation: the kinds whose status reports an
+    observedGeneration (Deployments, Pods, PodDisruptionBudgets, ...), not Services or
+    ConfigMaps, as on the real server."""
+    key = (r.group, r.version, r.plural)
+    if key not in _GENERATION:
+        d = openapi.find_definition(gv_string(r.group, r.version), r.kind)
+        _, st = openapi.field_schema(d, ["status"]) if d else (None, None)
+        _GENERATION[key] = bool(st and "observedGeneration" in (st.get("properties") or {}))
+    return _GENERATION[key]
+
+
 def object_fields(r, obj):
     meta = obj.get("metadata") or {}
     f = {"metadata.name": meta.get("name", ""), "metadata.namespace": meta.get("namespace", "")}
@@ -430,7 +445,9 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
         meta["uid"] = str(uuid.uuid4())
         meta["resourceVersion"] = str(st.next_rv())
         meta["creationTimestamp"] = now_rfc3339()
-        meta["generation"] = 1
+        meta.pop("generation", None)
+        if tracks_generation(r):
+            meta["generation"] = 1
         for k in ("selfLink", "deletionTimestamp", "deletionGracePeriodSeconds", "managedFields"):
             meta.pop(k, None)
         st.bucket((r.group, r.version, r.plural))[(ns if r.namespaced else "",
@@ -1182,7 +1199,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if dry:
                 meta["uid"] = str(uuid.uuid4())
                 meta["creationTimestamp"] = now_rfc3339()
-                meta["generation"] = 1
+                meta.pop("generation", None)
+                if tracks_generation(r):
+                    meta["generation"] = 1
             else:
                 self.server.finish_create(r, ns, obj)
             out = copy.deepcopy(obj)
@@ -1282,7 +1301,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
         def content(o):
             return {k: v for k, v in o.items() if k not in ("metadata", "status")}
-        if content(new) != content(cur):
+        if tracks_generation(r) and content(new) != content(cur):
             nmeta["generation"] = cmeta.get("generation", 1) + 1
         nmeta["resourceVersion"] = cmeta["resourceVersion"]
         if new == cur:
