@@ -11,6 +11,7 @@ import gzip
 import hashlib
 import json
 import os
+import subprocess
 import sys
 import threading
 
@@ -299,21 +300,27 @@ def test_kubectl_apply_update_get_delete(srv, workdir):
 
 def test_kubectl_watch_sees_events(srv, workdir):
     srv.kubectl("apply", "-f", dump(workdir, "a.yaml", [service("first")]))
-    result = {}
-
-    def watch():
-        result["p"] = srv.kubectl("get", "services", "--watch", "--output-watch-events",
-                                  "--request-timeout=4s", "-o",
-                                  "jsonpath={.type} {.object.metadata.name}{\"\\n\"}",
-                                  check=False, timeout=30)
-    t = threading.Thread(target=watch)
-    t.start()
-    k8sharness_wait(lambda: any(r["verb"] == "watch" for r in srv.requests()), "watch opened")
-    srv.kubectl("apply", "-f", dump(workdir, "b.yaml", [service("second")]))
-    srv.kubectl("label", "service", "second", "tier=x")
-    srv.kubectl("delete", "service", "second")
-    t.join(60)
-    lines = result["p"].stdout.split("\n")
+    out_path = os.path.join(workdir, "watch.out")
+    cmd, env = srv.kubectl_cmd("get", "services", "--watch", "--output-watch-events",
+                               "--request-timeout=60s", "-o",
+                               "jsonpath={.type} {.object.metadata.name}{\"\\n\"}")
+    with open(out_path, "w") as out:
+        p = subprocess.Popen(cmd, stdout=out, stderr=subprocess.PIPE, env=env, text=True)
+    try:
+        k8sharness_wait(lambda: any(r["verb"] == "watch" for r in srv.requests()),
+                        "watch opened")
+        srv.kubectl("apply", "-f", dump(workdir, "b.yaml", [service("second")]))
+        srv.kubectl("label", "service", "second", "tier=x")
+        srv.kubectl("delete", "service", "second")
+        k8sharness_wait(lambda: "DELETED second" in open(out_path).read(), "DELETED printed")
+        # the server ending the stream ends `kubectl get --watch`
+        srv.expire_watches()
+        p.wait(timeout=30 * k8sharness.MULT)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    lines = open(out_path).read().split("\n")
     assert "ADDED first" in lines and "ADDED kubernetes" in lines
     i = lines.index("ADDED second")
     assert lines[i + 1:i + 3] == ["MODIFIED second", "DELETED second"], lines
