@@ -412,6 +412,10 @@ def test_auth_and_errors(srv):
     assert code == 401 and st["kind"] == "Status" and st["reason"] == "Unauthorized"
     code, _, st = srv.request("GET", SVC_PATH, token="wrong")
     assert code == 401
+    old = srv.token
+    srv.set_tokens(["rotated"])
+    assert srv.request("GET", SVC_PATH, token=old)[0] == 401
+    assert srv.request("GET", SVC_PATH)[0] == 200
     code, _, v = srv.request("GET", "/version", token=False)
     assert code == 200 and v["major"] == "1"
     code, _, st = srv.request("GET", SVC_PATH + "/nope")

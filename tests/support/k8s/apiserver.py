@@ -22,6 +22,8 @@ Test control endpoints (no token needed, loopback clients only):
   GET  /_test/requests        [{method, path, query, code, verb, resource, subresource,
                                 namespace, name}] served so far
   POST /_test/reset           clears faults and the request log (not the objects)
+  POST /_test/tokens          {"tokens": ["new", ...]}: the bearer tokens accepted from now on
+                               (token rotation)
 """
 import argparse
 import base64
@@ -372,7 +374,7 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
         self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.ctx.load_cert_chain(args.cert, args.key)
         self.ctx.set_alpn_protocols(["http/1.1"])
-        self.token = args.token
+        self.tokens = {args.token}
         self.store = Store(args.watch_history, os.path.join(args.state_dir, "state.json")
                            if args.state_dir else None)
         self.sem = semantics.Semantics(args.service_cidr, tuple(
@@ -580,7 +582,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             try:
                 if path.rstrip("/") not in ("/version", "/healthz", "/livez", "/readyz"):
                     auth = self.headers.get("Authorization") or ""
-                    if auth != "Bearer " + srv.token:
+                    if not auth.startswith("Bearer ") or auth[7:] not in srv.tokens:
                         raise ApiError(401, "Unauthorized", "Unauthorized")
                 self.info = self.parse_resource_path(method, path)
                 code = srv.faults.take(method, self.info) if self.info else None
@@ -757,6 +759,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     except ValueError as e:
                         raise bad_request(str(e))
                 return self.send(200, {"faults": srv.faults.pending()})
+            if method == "POST" and path == "/_test/tokens":
+                req, _ = parse_json(body or b"null")
+                toks = req.get("tokens") if isinstance(req, dict) else None
+                if not isinstance(toks, list) or not all(isinstance(t, str) and t
+                                                         for t in toks):
+                    raise bad_request('expected {"tokens": ["...", ...]}')
+                srv.tokens = set(toks)
+                return self.send(200, {"tokens": len(toks)})
             if method == "GET" and path == "/_test/faults":
                 return self.send(200, {"faults": srv.faults.pending()})
             if method == "POST" and path == "/_test/expire-watches":

@@ -197,6 +197,13 @@ class ApiServer:
     def reset(self):
         return self.control("POST", "reset")
 
+    def set_tokens(self, tokens):
+        """Rotation: only these bearer tokens are accepted from now on (self.token becomes the
+        first)."""
+        r = self.control("POST", "tokens", {"tokens": list(tokens)})
+        self.token = list(tokens)[0]
+        return r
+
     def kubeconfig(self, path=None, namespace="default"):
         path = path or os.path.join(self.dir, "kubeconfig")
         cfg = {"apiVersion": "v1", "kind": "Config",
