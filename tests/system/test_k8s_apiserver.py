@@ -818,3 +818,32 @@ def test_sigterm_ends_open_watches(workdir):
     assert next(w)["object"]["metadata"]["name"] == "kubernetes"
     assert s.stop(timeout=10) == 0
     assert list(w) == []
+
+
+def test_initial_events_finalizers_and_deletecollection(srv):
+    path = "/api/v1/namespaces/default/configmaps"
+    for n in ("a", "b"):
+        cm = {"apiVersion": "v1", "kind": "ConfigMap",
+              "metadata": {"name": n, "labels": {"x": n}}}
+        if n == "b":
+            cm["metadata"]["finalizers"] = ["example.com/keep"]
+        assert srv.request("POST", path, body=cm)[0] == 201
+    evs = list(srv.watch(path + "?watch=1&sendInitialEvents=true&resourceVersionMatch="
+                         "NotOlderThan&allowWatchBookmarks=true&timeoutSeconds=1"))
+    assert [(e["type"], e["object"]["metadata"].get("name")) for e in evs] == [
+        ("ADDED", "a"), ("ADDED", "b"), ("BOOKMARK", None)]
+    assert evs[2]["object"]["metadata"]["annotations"] == {"k8s.io/initial-events-end": "true"}
+    assert srv.request("GET", path + "?watch=1&sendInitialEvents=true")[0] == 422
+    # a finalizer holds the object (202, deletionTimestamp) until an update removes it
+    code, _, b = srv.request("DELETE", path + "/b")
+    assert code == 202 and b["metadata"]["deletionTimestamp"]
+    code, _, b = srv.request("GET", path + "/b")
+    assert code == 200
+    b["metadata"]["finalizers"] = []
+    assert srv.request("PUT", path + "/b", body=b)[0] == 200
+    assert srv.request("GET", path + "/b")[0] == 404
+    assert srv.request("POST", path, body={"apiVersion": "v1", "kind": "ConfigMap",
+                                           "metadata": {"name": "c"}})[0] == 201
+    code, _, lst = srv.request("DELETE", path + "?labelSelector=x%3Da")
+    assert code == 200 and [i["metadata"]["name"] for i in lst["items"]] == ["a"]
+    assert [i["metadata"]["name"] for i in srv.request("GET", path)[2]["items"]] == ["c"]
