@@ -11,6 +11,7 @@ import gzip
 import hashlib
 import json
 import os
+import subprocess
 import sys
 import threading
 
@@ -269,6 +270,7 @@ def test_kubectl_apply_update_get_delete(srv, workdir):
     assert "unchanged" in srv.kubectl("apply", "-f", path).stdout
     now = json.loads(srv.kubectl("get", "service", "web", "-o", "json").stdout)
     assert now["metadata"]["uid"] == first["metadata"]["uid"]
+    assert "generation" not in now["metadata"]  # Services have none; Deployments do (below)
     assert now["spec"]["clusterIP"] == first["spec"]["clusterIP"]
     assert [(p["port"], p["targetPort"]) for p in now["spec"]["ports"]] == [(80, 9090),
                                                                           (9100, 9100)]
@@ -298,21 +300,27 @@ def test_kubectl_apply_update_get_delete(srv, workdir):
 
 def test_kubectl_watch_sees_events(srv, workdir):
     srv.kubectl("apply", "-f", dump(workdir, "a.yaml", [service("first")]))
-    result = {}
-
-    def watch():
-        result["p"] = srv.kubectl("get", "services", "--watch", "--output-watch-events",
-                                  "--request-timeout=4s", "-o",
-                                  "jsonpath={.type} {.object.metadata.name}{\"\\n\"}",
-                                  check=False, timeout=30)
-    t = threading.Thread(target=watch)
-    t.start()
-    k8sharness_wait(lambda: any(r["verb"] == "watch" for r in srv.requests()), "watch opened")
-    srv.kubectl("apply", "-f", dump(workdir, "b.yaml", [service("second")]))
-    srv.kubectl("label", "service", "second", "tier=x")
-    srv.kubectl("delete", "service", "second")
-    t.join(60)
-    lines = result["p"].stdout.split("\n")
+    out_path = os.path.join(workdir, "watch.out")
+    cmd, env = srv.kubectl_cmd("get", "services", "--watch", "--output-watch-events",
+                               "--request-timeout=60s", "-o",
+                               "jsonpath={.type} {.object.metadata.name}{\"\\n\"}")
+    with open(out_path, "w") as out:
+        p = subprocess.Popen(cmd, stdout=out, stderr=subprocess.PIPE, env=env, text=True)
+    try:
+        k8sharness_wait(lambda: any(r["verb"] == "watch" for r in srv.requests()),
+                        "watch opened")
+        srv.kubectl("apply", "-f", dump(workdir, "b.yaml", [service("second")]))
+        srv.kubectl("label", "service", "second", "tier=x")
+        srv.kubectl("delete", "service", "second")
+        k8sharness_wait(lambda: "DELETED second" in open(out_path).read(), "DELETED printed")
+        # the server ending the stream ends `kubectl get --watch`
+        srv.expire_watches()
+        p.wait(timeout=30 * k8sharness.MULT)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    lines = open(out_path).read().split("\n")
     assert "ADDED first" in lines and "ADDED kubernetes" in lines
     i = lines.index("ADDED second")
     assert lines[i + 1:i + 3] == ["MODIFIED second", "DELETED second"], lines
@@ -404,6 +412,10 @@ def test_auth_and_errors(srv):
     assert code == 401 and st["kind"] == "Status" and st["reason"] == "Unauthorized"
     code, _, st = srv.request("GET", SVC_PATH, token="wrong")
     assert code == 401
+    old = srv.token
+    srv.set_tokens(["rotated"])
+    assert srv.request("GET", SVC_PATH, token=old)[0] == 401
+    assert srv.request("GET", SVC_PATH)[0] == 200
     code, _, v = srv.request("GET", "/version", token=False)
     assert code == 200 and v["major"] == "1"
     code, _, st = srv.request("GET", SVC_PATH + "/nope")
@@ -743,3 +755,95 @@ def test_rbac_and_namespaces(srv):
     code, _, gone = srv.request("DELETE", "/api/v1/namespaces/team")
     assert code == 200 and gone["status"]["phase"] == "Terminating"
     assert srv.request("GET", "/api/v1/namespaces/team/services/web")[0] == 404
+
+
+def test_concurrent_writers_and_watchers(srv):
+    """Writers on several connections (keep-alive, many requests each) while two watchers (one
+    namespaced, one cluster-wide) follow: every change seen once, in resourceVersion order."""
+    code, _, lst = srv.request("GET", "/api/v1/pods")
+    rv0 = lst["metadata"]["resourceVersion"]
+    errors = []
+
+    def writer(n):
+        c = srv.connect()
+        h = {"Authorization": "Bearer " + srv.token, "Content-Type": "application/json"}
+        try:
+            for i in range(10):
+                name = "w%d-%d" % (n, i)
+                c.request("POST", POD_PATH, body=json.dumps(pod(name, "10.1.%d.%d" % (n, i))),
+                          headers=h)
+                r = c.getresponse()
+                r.read()
+                if r.status != 201:
+                    errors.append((name, r.status))
+                c.request("DELETE", POD_PATH + "/" + name, headers=h)
+                r = c.getresponse()
+                r.read()
+                if r.status != 200:
+                    errors.append((name, r.status))
+        finally:
+            c.close()
+    seen = {}
+
+    def watcher(key, path):
+        evs = []
+        for e in srv.watch(path + "?watch=1&timeoutSeconds=30&resourceVersion=" + rv0):
+            evs.append((e["type"], e["object"]["metadata"]["name"],
+                        int(e["object"]["metadata"]["resourceVersion"])))
+            if len(evs) == 80:
+                break
+        seen[key] = evs
+    watchers = [threading.Thread(target=watcher, args=("ns", POD_PATH)),
+                threading.Thread(target=watcher, args=("all", "/api/v1/pods"))]
+    writers = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    for t in watchers + writers:
+        t.start()
+    for t in writers + watchers:
+        t.join(60)
+    assert errors == []
+    for key in ("ns", "all"):
+        evs = seen[key]
+        assert len(evs) == 80, key
+        rvs = [e[2] for e in evs]
+        assert rvs == sorted(rvs) and len(set(rvs)) == 80
+        for n in range(4):
+            for i in range(10):
+                name = "w%d-%d" % (n, i)
+                assert [e[0] for e in evs if e[1] == name] == ["ADDED", "DELETED"]
+
+
+def test_sigterm_ends_open_watches(workdir):
+    s = k8sharness.ApiServer(workdir).start()
+    w = s.watch(SVC_PATH + "?watch=1", timeout=30)
+    assert next(w)["object"]["metadata"]["name"] == "kubernetes"
+    assert s.stop(timeout=10) == 0
+    assert list(w) == []
+
+
+def test_initial_events_finalizers_and_deletecollection(srv):
+    path = "/api/v1/namespaces/default/configmaps"
+    for n in ("a", "b"):
+        cm = {"apiVersion": "v1", "kind": "ConfigMap",
+              "metadata": {"name": n, "labels": {"x": n}}}
+        if n == "b":
+            cm["metadata"]["finalizers"] = ["example.com/keep"]
+        assert srv.request("POST", path, body=cm)[0] == 201
+    evs = list(srv.watch(path + "?watch=1&sendInitialEvents=true&resourceVersionMatch="
+                         "NotOlderThan&allowWatchBookmarks=true&timeoutSeconds=1"))
+    assert [(e["type"], e["object"]["metadata"].get("name")) for e in evs] == [
+        ("ADDED", "a"), ("ADDED", "b"), ("BOOKMARK", None)]
+    assert evs[2]["object"]["metadata"]["annotations"] == {"k8s.io/initial-events-end": "true"}
+    assert srv.request("GET", path + "?watch=1&sendInitialEvents=true")[0] == 422
+    # a finalizer holds the object (202, deletionTimestamp) until an update removes it
+    code, _, b = srv.request("DELETE", path + "/b")
+    assert code == 202 and b["metadata"]["deletionTimestamp"]
+    code, _, b = srv.request("GET", path + "/b")
+    assert code == 200
+    b["metadata"]["finalizers"] = []
+    assert srv.request("PUT", path + "/b", body=b)[0] == 200
+    assert srv.request("GET", path + "/b")[0] == 404
+    assert srv.request("POST", path, body={"apiVersion": "v1", "kind": "ConfigMap",
+                                           "metadata": {"name": "c"}})[0] == 201
+    code, _, lst = srv.request("DELETE", path + "?labelSelector=x%3Da")
+    assert code == 200 and [i["metadata"]["name"] for i in lst["items"]] == ["a"]
+    assert [i["metadata"]["name"] for i in srv.request("GET", path)[2]["items"]] == ["c"]

@@ -22,6 +22,8 @@ Test control endpoints (no token needed, loopback clients only):
   GET  /_test/requests        [{method, path, query, code, verb, resource, subresource,
                                 namespace, name}] served so far
   POST /_test/reset           clears faults and the request log (not the objects)
+  POST /_test/tokens          {"tokens": ["new", ...]}: the bearer tokens accepted from now on
+                               (token rotation)
 """
 import argparse
 import base64
@@ -275,6 +277,21 @@ class Store:
         self.oldest = self.rv  # no history survives a restart
 
 
+_GENERATION = {}
+
+
+def tracks_generation(r):
+    """Whether objects of r carry metadata.generation: the kinds whose status reports an
+    observedGeneration (Deployments, Pods, PodDisruptionBudgets, ...), not Services or
+    ConfigMaps, as on the real server."""
+    key = (r.group, r.version, r.plural)
+    if key not in _GENERATION:
+        d = openapi.find_definition(gv_string(r.group, r.version), r.kind)
+        _, st = openapi.field_schema(d, ["status"]) if d else (None, None)
+        _GENERATION[key] = bool(st and "observedGeneration" in (st.get("properties") or {}))
+    return _GENERATION[key]
+
+
 def object_fields(r, obj):
     meta = obj.get("metadata") or {}
     f = {"metadata.name": meta.get("name", ""), "metadata.namespace": meta.get("namespace", "")}
@@ -357,7 +374,7 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
         self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.ctx.load_cert_chain(args.cert, args.key)
         self.ctx.set_alpn_protocols(["http/1.1"])
-        self.token = args.token
+        self.tokens = {args.token}
         self.store = Store(args.watch_history, os.path.join(args.state_dir, "state.json")
                            if args.state_dir else None)
         self.sem = semantics.Semantics(args.service_cidr, tuple(
@@ -430,7 +447,9 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
         meta["uid"] = str(uuid.uuid4())
         meta["resourceVersion"] = str(st.next_rv())
         meta["creationTimestamp"] = now_rfc3339()
-        meta["generation"] = 1
+        meta.pop("generation", None)
+        if tracks_generation(r):
+            meta["generation"] = 1
         for k in ("selfLink", "deletionTimestamp", "deletionGracePeriodSeconds", "managedFields"):
             meta.pop(k, None)
         st.bucket((r.group, r.version, r.plural))[(ns if r.namespaced else "",
@@ -563,7 +582,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             try:
                 if path.rstrip("/") not in ("/version", "/healthz", "/livez", "/readyz"):
                     auth = self.headers.get("Authorization") or ""
-                    if auth != "Bearer " + srv.token:
+                    if not auth.startswith("Bearer ") or auth[7:] not in srv.tokens:
                         raise ApiError(401, "Unauthorized", "Unauthorized")
                 self.info = self.parse_resource_path(method, path)
                 code = srv.faults.take(method, self.info) if self.info else None
@@ -740,6 +759,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     except ValueError as e:
                         raise bad_request(str(e))
                 return self.send(200, {"faults": srv.faults.pending()})
+            if method == "POST" and path == "/_test/tokens":
+                req, _ = parse_json(body or b"null")
+                toks = req.get("tokens") if isinstance(req, dict) else None
+                if not isinstance(toks, list) or not all(isinstance(t, str) and t
+                                                         for t in toks):
+                    raise bad_request('expected {"tokens": ["...", ...]}')
+                srv.tokens = set(toks)
+                return self.send(200, {"tokens": len(toks)})
             if method == "GET" and path == "/_test/faults":
                 return self.send(200, {"faults": srv.faults.pending()})
             if method == "POST" and path == "/_test/expire-watches":
@@ -1182,7 +1209,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if dry:
                 meta["uid"] = str(uuid.uuid4())
                 meta["creationTimestamp"] = now_rfc3339()
-                meta["generation"] = 1
+                meta.pop("generation", None)
+                if tracks_generation(r):
+                    meta["generation"] = 1
             else:
                 self.server.finish_create(r, ns, obj)
             out = copy.deepcopy(obj)
@@ -1282,7 +1311,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
         def content(o):
             return {k: v for k, v in o.items() if k not in ("metadata", "status")}
-        if content(new) != content(cur):
+        if tracks_generation(r) and content(new) != content(cur):
             nmeta["generation"] = cmeta.get("generation", 1) + 1
         nmeta["resourceVersion"] = cmeta["resourceVersion"]
         if new == cur:

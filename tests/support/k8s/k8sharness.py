@@ -197,6 +197,13 @@ class ApiServer:
     def reset(self):
         return self.control("POST", "reset")
 
+    def set_tokens(self, tokens):
+        """Rotation: only these bearer tokens are accepted from now on (self.token becomes the
+        first)."""
+        r = self.control("POST", "tokens", {"tokens": list(tokens)})
+        self.token = list(tokens)[0]
+        return r
+
     def kubeconfig(self, path=None, namespace="default"):
         path = path or os.path.join(self.dir, "kubeconfig")
         cfg = {"apiVersion": "v1", "kind": "Config",
@@ -210,12 +217,17 @@ class ApiServer:
             json.dump(cfg, f, indent=1)  # JSON is YAML
         return path
 
-    def kubectl(self, *args, check=True, timeout=60, input=None):
+    def kubectl_cmd(self, *args):
+        """(argv, env) to run the repo's kubectl against this server."""
         if not os.path.exists(KUBECTL):
             raise AssertionError("kubectl not found at %s (run .ci/install)" % KUBECTL)
         cmd = [KUBECTL, "--kubeconfig", self.kubeconfig(),
                "--cache-dir", os.path.join(self.dir, "kubectl-cache")] + list(args)
-        env = dict(os.environ, HOME=self.dir, KUBECONFIG="")
+        return cmd, dict(os.environ, HOME=self.dir, KUBECONFIG="")
+
+    def kubectl(self, *args, check=True, timeout=60, input=None):
+        """Runs kubectl to completion; raises (with the server's log) if it fails and check."""
+        cmd, env = self.kubectl_cmd(*args)
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout * MULT,
                            input=input, env=env)
         if check and p.returncode != 0:
