@@ -125,6 +125,7 @@ struct dp_tunnel {
     size_t cand;
     size_t gw;
     json_t *attrs;
+    char client[64]; /* "ip:port" while its AUTHZ_EGRESS is pending (to remember the answer) */
     /* ingress: the pending CONNECT */
     char ns[64];
     uint16_t port;
@@ -159,6 +160,8 @@ struct dp_tunnel *dp_tunnel_get(uint64_t ref);
 void dp_ingress_on_accept(uv_stream_t *server, int status);
 void dp_egress_on_accept(uv_stream_t *server, int status);
 void dp_pool_shutdown(void);
+/* Forgets every remembered egress decision (a peer failed: ask the controlplane again). */
+void dp_egress_forget(void);
 void dp_ingress_shutdown(void);
 
 struct dp_import {

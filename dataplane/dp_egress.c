@@ -38,6 +38,131 @@ struct pconn_dns {
 
 static void try_next(struct dp_tunnel *t);
 
+/* ---- decision cache ---------------------------------------------------------------------- */
+
+/*
+ * An egress decision depends on the configuration, on which peers are reachable, and on the
+ * client (its attributes, in Kubernetes mode). A worker remembers the controlplane's answer
+ * per (import, client IP) for a short time at the same configuration revision, so a busy
+ * client costs no controlplane round trip per connection. Load balancing stays per connection:
+ * the controlplane lists only reachable candidates while any is reachable (all of them
+ * otherwise), so random shuffles the whole remembered list on every use, as the controlplane
+ * would. Round-robin over several candidates is not remembered: its rotation is one counter
+ * per import in the controlplane, shared by every worker, so turns alternate strictly whichever
+ * worker takes the connection. Any peer failure this worker sees forgets every decision,
+ * so the next connection asks the controlplane, which has heard of the failure by then (the
+ * PEER_EVENT travels first on the same socket). Bounded: full means emptied.
+ */
+#define DECISION_TTL_MS 500
+#define DECISION_MAX    4096
+
+static json_t *decisions; /* "import\nclient-ip" -> {"body", "until", "rev", "lb"} */
+static uint64_t rng = 0x9e3779b97f4a7c15ull;
+
+static json_int_t config_revision(void)
+{
+    return dp_w->config != NULL ? json_integer_value(json_object_get(dp_w->config, "revision"))
+                                : -1;
+}
+
+static const char *import_lb(const char *name)
+{
+    json_t *imp;
+    size_t i;
+
+    json_array_foreach(json_object_get(dp_w->config, "imports"), i, imp)
+    {
+        if (strcmp(json_string_value(json_object_get(imp, "name")), name) == 0)
+            return json_string_value(json_object_get(imp, "lbScheme"));
+    }
+    return NULL;
+}
+
+void dp_egress_forget(void)
+{
+    json_decref(decisions);
+    decisions = NULL;
+}
+
+static void decision_key(char *key, size_t n, const char *import, const char *client)
+{
+    const char *colon = strrchr(client, ':');
+    int iplen = colon != NULL ? (int)(colon - client) : (int)strlen(client);
+
+    snprintf(key, n, "%s\n%.*s", import, iplen, client);
+}
+
+static void decision_put(const char *import, const char *client, json_t *body)
+{
+    json_int_t rev = config_revision();
+    const char *lb = import_lb(import);
+    char key[160];
+
+    if (rev < 0 || lb == NULL || !json_is_true(json_object_get(body, "allow")) ||
+        (strcmp(lb, "round-robin") == 0 &&
+         json_array_size(json_object_get(body, "candidates")) > 1))
+        return;
+    if (decisions == NULL || json_object_size(decisions) >= DECISION_MAX) {
+        rng ^= cl_now_us() * 0x100000001b3ull; /* workers must not shuffle alike */
+        json_decref(decisions);
+        if ((decisions = json_object()) == NULL)
+            return;
+    }
+    decision_key(key, sizeof(key), import, client);
+    json_object_set_new_nocheck(decisions, key,
+                                json_pack("{s:O,s:I,s:I,s:s}", "body", body, "until",
+                                          (json_int_t)(cl_now_ms() + DECISION_TTL_MS), "rev", rev,
+                                          "lb", lb));
+}
+
+static uint64_t next_random(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return rng;
+}
+
+/* The remembered candidates in this connection's order (new reference), or NULL. */
+static json_t *decision_get(const char *import, const char *client, json_t **attrs)
+{
+    json_t *e, *body, *cands, *out;
+    size_t k, i;
+    const char *lb;
+    char key[160];
+
+    if (decisions == NULL)
+        return NULL;
+    decision_key(key, sizeof(key), import, client);
+    if ((e = json_object_get(decisions, key)) == NULL)
+        return NULL;
+    if ((uint64_t)json_integer_value(json_object_get(e, "until")) <= cl_now_ms() ||
+        json_integer_value(json_object_get(e, "rev")) != config_revision()) {
+        json_object_del(decisions, key);
+        return NULL;
+    }
+    body = json_object_get(e, "body");
+    cands = json_object_get(body, "candidates");
+    k = json_array_size(cands);
+    lb = json_string_value(json_object_get(e, "lb"));
+    if ((out = json_array()) == NULL)
+        return NULL;
+    for (i = 0; i < k; i++)
+        json_array_append(out, json_array_get(cands, i));
+    for (i = k - 1; k > 1 && strcmp(lb, "random") == 0 && i > 0; i--) { /* Fisher-Yates */
+        size_t j = (size_t)(next_random() % (i + 1));
+        json_t *a = json_incref(json_array_get(out, i));
+        json_array_set(out, i, json_array_get(out, j));
+        json_array_set_new(out, j, a);
+    }
+    if (json_array_size(out) != k) { /* out of memory on the way */
+        json_decref(out);
+        return NULL;
+    }
+    *attrs = json_incref(json_object_get(body, "attrs"));
+    return out;
+}
+
 /* ---- pool ------------------------------------------------------------------------------- */
 
 static void pconn_free(struct dp_pconn *p)
@@ -144,6 +269,7 @@ static struct dp_pconn *pool_get(const char *peer, const char *host, uint16_t po
 
 void dp_pool_shutdown(void)
 {
+    dp_egress_forget();
     struct cl_list *pos, *tmp;
 
     cl_list_foreach_safe(pos, tmp, &dp_w->pool)
@@ -296,6 +422,8 @@ static void on_authz_egress(int err, const struct cl_ipc_msg *m, void *ud)
         dp_tunnel_abort(t, err != 0 ? err : CL_EPOLICY_DENY);
         return;
     }
+    if (t->client[0] != '\0')
+        decision_put(t->name, t->client, m->body);
     t->cands = json_incref(json_object_get(m->body, "candidates"));
     t->attrs = json_incref(json_object_get(m->body, "attrs"));
     t->cand = 0;
@@ -336,6 +464,14 @@ void dp_egress_on_accept(uv_stream_t *server, int status)
         return;
     uv_tcp_getpeername(&t->tcpx.tcp, (struct sockaddr *)&ss, &len);
     cl_sockaddr_fmt((struct sockaddr *)&ss, client, sizeof(client));
+    if ((t->cands = decision_get(imp->name, client, &t->attrs)) != NULL) {
+        t->cand = 0;
+        t->gw = 0;
+        dp_tunnel_set_deadline(t, FAILOVER_BUDGET_MS);
+        try_next(t);
+        return;
+    }
+    snprintf(t->client, sizeof(t->client), "%s", client);
     q = json_pack("{s:s,s:s}", "import", imp->name, "client", client);
     rc = dp_w->ipc_up && q != NULL
              ? cl_ipc_request(dp_w->ipc, CL_IPC_AUTHZ_EGRESS, q, AUTHZ_TIMEOUT_MS, on_authz_egress,

@@ -63,6 +63,7 @@ void dp_peer_event(const char *peer, const char *gateway, const char *event, int
 {
     json_t *b;
 
+    dp_egress_forget();
     if (!dp_w->ipc_up)
         return;
     b = json_pack("{s:s,s:s,s:s,s:i,s:s}", "peer", peer, "gateway", gateway, "event", event,
