@@ -258,8 +258,10 @@ static void on_authz_ingress(int err, const struct cl_ipc_msg *m, void *ud)
     json_t *be;
     char port[8];
 
-    if (t == NULL)
+    if (t == NULL) {
+        CL_DEBUG("dp.ingress", "authorization answer for a CONNECT that is gone");
         return;
+    }
     if (err != 0 || m == NULL) {
         connect_fail(t, 503, "controlplane unavailable");
         return;
@@ -350,6 +352,8 @@ static void start_connect(struct cl_h2conn *c, struct cl_h2stream *s, const stru
     dp_tunnel_attach(t, DP_DOWN, &t->tcpx.x);
     t->on_timeout = on_connect_timeout;
     dp_tunnel_connecting(t, AUTHZ_TIMEOUT_MS + 1000, false); /* cannot fail without reading */
+    CL_DEBUG("dp.ingress", "conn=%llu export=%s peer=%s: CONNECT, authorizing",
+             (unsigned long long)t->id, t->name, t->peer);
     q = json_pack("{s:s,s:s,s:s,s:O}", "peer", identity, "export", t->name, "namespace", t->ns,
                   "attrs", t->attrs);
     rc = dp_w->ipc_up && q != NULL
@@ -395,8 +399,8 @@ void dp_ingress_on_accept(uv_stream_t *server, int status)
         .server = true,
         .tls = dp_w->srv_tls,
         .handshake_timeout_ms = HANDSHAKE_TIMEOUT_MS,
-        /* a connection with no stream for that long goes (peers redial when they need one) */
-        .idle_timeout_ms = dp_w->o.idle_ms,
+        /* no idle_timeout_ms: cl_h2conn closes an idle connection without GOAWAY, which would
+         * race with a peer opening a stream on it; peers close their pooled connections */
         .cbs = &server_cbs,
     };
     struct dp_sconn *sc;
