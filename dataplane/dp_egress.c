@@ -412,8 +412,10 @@ static void on_authz_egress(int err, const struct cl_ipc_msg *m, void *ud)
     /* the client may have gone (reset, connect deadline, drain) while we waited */
     struct dp_tunnel *t = dp_tunnel_get(dp_ref_of_ud(ud));
 
-    if (t == NULL)
+    if (t == NULL) {
+        CL_DEBUG("dp.egress", "authorization answer for a connection that is gone");
         return;
+    }
     if (err != 0 || m == NULL || !json_is_true(json_object_get(m->body, "allow"))) {
         const char *why = m != NULL ? json_string_value(json_object_get(m->body, "reason")) : NULL;
         CL_INFO("dp.egress", "conn=%llu import=%s denied: %s", (unsigned long long)t->id, t->name,
@@ -462,6 +464,8 @@ void dp_egress_on_accept(uv_stream_t *server, int status)
      * wait in one chunk */
     if (dp_tunnel_connecting(t, AUTHZ_TIMEOUT_MS + 1000, true) != 0)
         return;
+    CL_DEBUG("dp.egress", "conn=%llu import=%s: accepted, authorizing", (unsigned long long)t->id,
+             imp->name);
     uv_tcp_getpeername(&t->tcpx.tcp, (struct sockaddr *)&ss, &len);
     cl_sockaddr_fmt((struct sockaddr *)&ss, client, sizeof(client));
     if ((t->cands = decision_get(imp->name, client, &t->attrs)) != NULL) {

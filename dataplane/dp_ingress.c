@@ -369,8 +369,10 @@ static void on_authz_ingress(int err, const struct cl_ipc_msg *m, void *ud)
     /* the caller may have reset the stream, or the deadline passed, while we waited */
     struct dp_tunnel *t = dp_tunnel_get(dp_ref_of_ud(ud));
 
-    if (t == NULL)
+    if (t == NULL) {
+        CL_DEBUG("dp.ingress", "authorization answer for a CONNECT that is gone");
         return;
+    }
     if (err != 0 || m == NULL) {
         connect_fail(t, 503, "controlplane unavailable");
         return;
@@ -444,9 +446,13 @@ static void start_connect(struct cl_h2conn *c, struct cl_h2stream *s, const stru
     dp_tunnel_connecting(t, AUTHZ_TIMEOUT_MS + 1000, false); /* cannot fail without reading */
     json_t *known = decision_get(t);
     if (known != NULL) {
+        CL_DEBUG("dp.ingress", "conn=%llu export=%s peer=%s: CONNECT, decided before",
+                 (unsigned long long)t->id, t->name, t->peer);
         apply_decision(t, known);
         return;
     }
+    CL_DEBUG("dp.ingress", "conn=%llu export=%s peer=%s: CONNECT, authorizing",
+             (unsigned long long)t->id, t->name, t->peer);
     q = json_pack("{s:s,s:s,s:s,s:O}", "peer", identity, "export", t->name, "namespace", t->ns,
                   "attrs", t->attrs);
     rc = dp_w->ipc_up && q != NULL
@@ -492,8 +498,8 @@ void dp_ingress_on_accept(uv_stream_t *server, int status)
         .server = true,
         .tls = dp_w->srv_tls,
         .handshake_timeout_ms = HANDSHAKE_TIMEOUT_MS,
-        /* a connection with no stream for that long goes (peers redial when they need one) */
-        .idle_timeout_ms = dp_w->o.idle_ms,
+        /* no idle_timeout_ms: cl_h2conn closes an idle connection without GOAWAY, which would
+         * race with a peer opening a stream on it; peers close their pooled connections */
         .cbs = &server_cbs,
     };
     struct dp_sconn *sc;

@@ -33,9 +33,8 @@ static const char usage[] =
     "  --import-bind <addr>   address import ports listen on (default 127.0.0.1; 0.0.0.0 for\n"
     "                         every interface, as in Kubernetes)\n"
     "  --drain-timeout <ms>   on SIGTERM, how long open tunnels may finish (default 10000)\n"
-    "  --idle-timeout <ms>    a tunnel with no byte either way for that long is reset; an\n"
-    "                         incoming peer connection with no tunnel for that long is closed\n"
-    "                         (default 3600000 = 1 h; 0: never)\n"
+    "  --idle-timeout <ms>    a tunnel with no byte either way for that long is reset, both\n"
+    "                         ends (default 3600000 = 1 h; 0: never)\n"
     "  --log-level <lvl>      error, warn, info (default), debug, trace\n"
     "  --ready-file <path>    written with the public port once every worker listens\n"
     "  -h, --help             this text\n";

@@ -1,0 +1,204 @@
+"""Dataplane deadlines and late asynchronous replies, with real gateways on loopback.
+
+- --idle-timeout: a tunnel with no byte either way is reset after that long, a busy one lives.
+- A client that resets while its authorization is pending (the controlplane stopped with
+  SIGSTOP, so the reply comes late): the late reply finds the tunnel gone by its {id,
+  generation} reference and the worker neither crashes nor leaks (run under ASan in CI).
+"""
+import json
+import os
+import select
+import signal
+import socket
+import struct
+import time
+
+import clharness as h
+from test_dataplane import children
+from test_e2e_basic import link
+
+
+def count(gw_proc, text):
+    try:
+        with open(gw_proc.log_path, "rb") as f:
+            return f.read().count(text.encode())
+    except OSError:
+        return 0
+
+
+def rst_close(s):
+    """Closes with a TCP RST (SO_LINGER 0), as a client that gives up abruptly."""
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    s.close()
+
+
+def closed_now(s):
+    """True when s has been closed or reset by the far end (non-blocking check)."""
+    r, _, _ = select.select([s], [], [], 0)
+    if not r:
+        return False
+    try:
+        return s.recv(100) == b""
+    except OSError:
+        return True
+
+
+def test_idle_tunnel_is_reset_busy_one_lives(fabric, workdir, echo):
+    a = h.Gateway(fabric, "gw-a", workdir, extra_dp=["--idle-timeout", "500"]).start()
+    b = h.Gateway(fabric, "gw-b", workdir, extra_dp=["--idle-timeout", "500"]).start()
+    try:
+        srv = echo()
+        port = h.free_port()
+        link(a, b, srv.port, port)
+        h.wait_for(lambda: h.echo_roundtrip(port, b"x") == b"x", 10, "tunnel up")
+        idle = h.connect(port)
+        busy = h.connect(port)
+        idle.sendall(b"i")
+        assert idle.recv(10) == b"i"
+        t0 = time.monotonic()
+        closed_at = None
+        # the busy connection sends a byte every 100 ms; the idle one says nothing
+        deadline = t0 + 5 * h.MULT
+        while time.monotonic() < deadline and (closed_at is None or time.monotonic() < t0 + 2):
+            busy.sendall(b"b")
+            assert busy.recv(10) == b"b"
+            if closed_at is None and closed_now(idle):
+                closed_at = time.monotonic()
+            time.sleep(0.1)
+        assert closed_at is not None, "the idle tunnel was not closed"
+        # no byte for 500 ms on either gateway: not before, and not much later
+        assert 0.4 <= closed_at - t0 <= 3 * h.MULT, closed_at - t0
+        busy.sendall(b"still")
+        assert busy.recv(10) == b"still"
+        assert time.monotonic() - t0 >= 2  # it outlived the idle timeout several times over
+        busy.close()
+        idle.close()
+        # the reset is logged on the gateway that fired first and counted as an error there
+        # (the other one sees a reset from the far side, which it does not count)
+        h.wait_for(lambda: count(a.dp, "ms, closing") + count(b.dp, "ms, closing") >= 1, 5,
+                   "idle close logged")
+
+        def errors():
+            ea = a.ctl_json("status")["counters"]["imports"]["echo"]["errors"]
+            eb = b.ctl_json("status")["counters"]["exports"]["echo"]["errors"]
+            return ea + eb
+        h.wait_for(lambda: errors() >= 1, 10, "idle close counted")
+    finally:
+        assert a.stop() == {"gw-a-dp": 0, "gw-a-cp": 0}
+        assert b.stop() == {"gw-b-dp": 0, "gw-b-cp": 0}
+
+
+def test_idle_timeout_zero_never_closes(fabric, workdir, echo):
+    a = h.Gateway(fabric, "gw-a", workdir, extra_dp=["--idle-timeout", "0"]).start()
+    b = h.Gateway(fabric, "gw-b", workdir, extra_dp=["--idle-timeout", "0"]).start()
+    try:
+        srv = echo()
+        port = h.free_port()
+        link(a, b, srv.port, port)
+        h.wait_for(lambda: h.echo_roundtrip(port, b"x") == b"x", 10, "tunnel up")
+        s = h.connect(port)
+        s.sendall(b"1")
+        assert s.recv(10) == b"1"
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 1.5:
+            assert not closed_now(s)
+            time.sleep(0.1)
+        s.sendall(b"2")
+        assert s.recv(10) == b"2"
+        s.close()
+    finally:
+        assert a.stop() == {"gw-a-dp": 0, "gw-a-cp": 0}
+        assert b.stop() == {"gw-b-dp": 0, "gw-b-cp": 0}
+
+
+def test_client_reset_while_egress_authz_pending(gateways, echo):
+    a, b = gateways("gw-a", "gw-b")
+    srv = echo()
+    port = h.free_port()
+    link(a, b, srv.port, port)
+    h.wait_for(lambda: h.echo_roundtrip(port, b"x") == b"x", 10, "tunnel up")
+    # workers remember decisions per config revision: a change makes the next ones ask again
+    a.ctl("create", "export", "--name", "unrelated", "--host", "127.0.0.1", "--port", 9)
+    time.sleep(0.3)  # the CONFIG_DELTA reaches every worker
+    workers = children(a.dp.pid)
+    decisions = count(a.cp, "egress client=")
+    resets = count(a.dp, "tcp error")
+    accepted = count(a.dp, "accepted, authorizing")
+    os.kill(a.cp.pid, signal.SIGSTOP)  # AUTHZ_EGRESS requests wait in the socket
+    try:
+        for _ in range(5):
+            s = h.connect(port)
+            h.wait_for(lambda: count(a.dp, "accepted, authorizing") > accepted, 5, "accepted")
+            accepted += 1
+            rst_close(s)
+        # each tunnel sees its client's reset and goes while its authorization is pending
+        h.wait_for(lambda: count(a.dp, "tcp error") >= resets + 5, 5, "client resets seen")
+    finally:
+        os.kill(a.cp.pid, signal.SIGCONT)
+    # the late replies arrive (the controlplane logs each decision) and find nothing
+    h.wait_for(lambda: count(a.cp, "egress client=") >= decisions + 5, 10, "late replies")
+    h.wait_for(lambda: count(a.dp, "answer for a connection that is gone") == 5, 5, "stale")
+    assert h.echo_roundtrip(port, b"after") == b"after"
+    assert children(a.dp.pid) == workers  # no worker died
+    log = open(a.dp.log_path, errors="replace").read()
+    assert "AddressSanitizer" not in log and "runtime error" not in log
+
+
+def test_client_reset_while_ingress_authz_pending(gateways, echo):
+    a, b = gateways("gw-a", "gw-b")
+    srv = echo()
+    port = h.free_port()
+    link(a, b, srv.port, port)
+    h.wait_for(lambda: h.echo_roundtrip(port, b"x") == b"x", 10, "tunnel up")
+    # workers remember decisions per config revision: a change makes the next ones ask again
+    b.ctl("create", "export", "--name", "unrelated", "--host", "127.0.0.1", "--port", 9)
+    time.sleep(0.3)  # the CONFIG_DELTA reaches every worker
+    workers = children(b.dp.pid)
+    decisions = count(b.cp, "ingress peer=")
+    asked = count(b.dp, "CONNECT, authorizing")
+    gone = count(b.dp, "caller went away")
+    os.kill(b.cp.pid, signal.SIGSTOP)  # the exporting side's AUTHZ_INGRESS waits
+    try:
+        for _ in range(3):
+            s = h.connect(port)
+            h.wait_for(lambda: count(b.dp, "CONNECT, authorizing") > asked, 5, "CONNECT at b")
+            asked += 1
+            rst_close(s)  # gw-a resets the client's tunnel, hence the stream to gw-b
+            h.wait_for(lambda: count(b.dp, "caller went away") > gone, 5, "stream reset at b")
+            gone += 1
+    finally:
+        os.kill(b.cp.pid, signal.SIGCONT)
+    h.wait_for(lambda: count(b.cp, "ingress peer=") >= decisions + 3, 10, "late replies")
+    h.wait_for(lambda: count(b.dp, "answer for a CONNECT that is gone") == 3, 5, "stale")
+    assert h.echo_roundtrip(port, b"after") == b"after"
+    assert children(b.dp.pid) == workers
+    log = open(b.dp.log_path, errors="replace").read()
+    assert "AddressSanitizer" not in log and "runtime error" not in log
+
+
+def test_decisions_remembered_per_revision(gateways, echo):
+    """A worker remembers authorization answers: a repeated caller is served with the
+    controlplane stopped, and a policy change applies to the very next connection."""
+    a, b = gateways("gw-a", "gw-b")
+    srv = echo()
+    port = h.free_port()
+    link(a, b, srv.port, port)
+    h.wait_for(lambda: h.echo_roundtrip(port, b"x") == b"x", 10, "tunnel up")
+    asked = count(b.cp, "ingress peer=")
+    os.kill(b.cp.pid, signal.SIGSTOP)  # the exporting side cannot answer AUTHZ_INGRESS
+    try:
+        for i in range(5):
+            assert h.echo_roundtrip(port, b"again%d" % i) == b"again%d" % i
+    finally:
+        os.kill(b.cp.pid, signal.SIGCONT)
+    assert count(b.cp, "ingress peer=") == asked  # none of the five asked
+    # a deny policy is a new revision: the next connection is asked about, and refused
+    b.ctl("create", "policy", "--file", "-", input=json.dumps({
+        "kind": "AccessPolicy", "metadata": {"name": "deny-a"},
+        "spec": {"action": "deny", "from": [{"workloadSelector": {"matchLabels": {
+            "peer.clusterlink.net/name": "gw-a"}}}], "to": [{"workloadSelector": {}}]}}))
+    time.sleep(0.3)  # the CONFIG_DELTA reaches every worker
+    assert h.echo_roundtrip(port, b"denied") != b"denied"
+    assert count(b.cp, "ingress peer=") > asked
+    assert a.stop() == {"gw-a-dp": 0, "gw-a-cp": 0}
+    assert b.stop() == {"gw-b-dp": 0, "gw-b-cp": 0}
