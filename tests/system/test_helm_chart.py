@@ -1,0 +1,747 @@
+"""The Helm chart (charts/clusterlink) and the image it runs (charts/Containerfile), without a
+cluster: the real helm binary lints and renders the chart over a matrix of values, and the
+rendered objects are checked for what makes a gateway work (selectors, ports, the shared socket,
+certificate paths, RBAC verbs, non-root); the schema must reject bad values; the Containerfile
+is checked against the binaries this build produced. helm is .tools/bin/helm (.ci/install puts
+it there): the tests fail, not skip, when it is missing."""
+import copy
+import functools
+import importlib.util
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import tempfile
+
+import pytest
+import yaml
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+HELM = os.path.join(ROOT, ".tools", "bin", "helm")
+CHART = os.path.join(ROOT, "charts", "clusterlink")
+CONTAINERFILE = os.path.join(ROOT, "charts", "Containerfile")
+BIN = os.environ.get("CL_BIN_DIR", os.path.join(ROOT, "build"))
+MULT = float(os.environ.get("CL_TEST_TIMEOUT_MULT", "1"))
+
+# K8S_CONTRACT.md
+SERVICE_VERBS = ["get", "list", "watch", "create", "update", "patch", "delete"]
+POD_VERBS = ["list", "watch"]
+RUN = "/run/clusterlink"
+STATE = "/var/lib/clusterlink"
+TLS = "/etc/clusterlink/tls"
+DP_PORT = 8443
+UID = 10001
+# what every render needs
+REQUIRED = {"gateway": {"name": "east"}, "tls": {"existingSecret": "east-tls"}}
+
+NAMESPACED = {"ServiceAccount", "Role", "RoleBinding", "Service", "Deployment",
+              "PersistentVolumeClaim"}
+DNS1035 = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
+DNS1123_SUB = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+
+
+def helm(*args, check=True):
+    if not os.access(HELM, os.X_OK):
+        pytest.fail("helm not found at %s: run .ci/install (it fetches helm v3.17.2)" % HELM)
+    p = subprocess.run([HELM] + list(args), capture_output=True, text=True,
+                       timeout=60 * MULT, env=dict(os.environ, HELM_CACHE_HOME=_tmp("cache"),
+                                                   HELM_CONFIG_HOME=_tmp("config"),
+                                                   HELM_DATA_HOME=_tmp("data")))
+    if check and p.returncode != 0:
+        raise AssertionError("helm %s failed (%d):\n%s%s" % (" ".join(args), p.returncode,
+                                                             p.stdout, p.stderr))
+    return p
+
+
+_TMP = tempfile.mkdtemp(prefix="cl-helm-")
+
+
+def _tmp(name):
+    d = os.path.join(_TMP, name)
+    os.makedirs(d, exist_ok=True)
+    return d
+
+
+def teardown_module(module):
+    shutil.rmtree(_TMP, ignore_errors=True)
+
+
+def merge(base, over):
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def values_file(values):
+    fd, path = tempfile.mkstemp(suffix=".yaml", dir=_TMP)
+    with os.fdopen(fd, "w") as f:
+        yaml.safe_dump(values, f)
+    return path
+
+
+def template(values, release="gw", namespace="clusterlink", chart=CHART, check=True):
+    """helm template with these values (a file, so types are exact); the parsed objects."""
+    p = helm("template", release, chart, "--namespace", namespace, "-f", values_file(values),
+             check=check)
+    if not check:
+        return p
+    return [d for d in yaml.safe_load_all(p.stdout) if d]
+
+
+def chart_values():
+    with open(os.path.join(CHART, "values.yaml")) as f:
+        return yaml.safe_load(f)
+
+
+def by_kind(objs):
+    out = {}
+    for o in objs:
+        assert o["kind"] not in out, "two objects of kind %s" % o["kind"]
+        out[o["kind"]] = o
+    return out
+
+
+def container(dep, name):
+    cs = [c for c in dep["spec"]["template"]["spec"]["containers"] if c["name"] == name]
+    assert len(cs) == 1, "container %s: %d" % (name, len(cs))
+    return cs[0]
+
+
+def flag(cmd, name):
+    """The value of a flag that takes one (the only occurrence)."""
+    idx = [i for i, a in enumerate(cmd) if a == name]
+    assert len(idx) == 1, "%s appears %d times in %s" % (name, len(idx), cmd)
+    return cmd[idx[0] + 1]
+
+
+def mounts(c):
+    return {m["name"]: m for m in c.get("volumeMounts", [])}
+
+
+def volumes(dep):
+    return {v["name"]: v for v in dep["spec"]["template"]["spec"]["volumes"]}
+
+
+def contract_cp_command(name, namespace, selector, admins, level):
+    cmd = ["cl-controlplane", "--name", name, "--data-dir", STATE, "--socket", RUN + "/cp.sock",
+           "--cert", TLS + "/cert.pem", "--key", TLS + "/key.pem", "--ca", TLS + "/ca.pem",
+           "--k8s", "--k8s-namespace", namespace, "--k8s-selector", selector,
+           "--ready-file", RUN + "/cp.ready"]
+    for a in admins:
+        cmd += ["--admin", a]
+    return cmd + ["--log-level", level]
+
+
+def contract_dp_command(workers, level):
+    return ["cl-dataplane", "--socket", RUN + "/cp.sock", "--listen", "0.0.0.0:%d" % DP_PORT,
+            "--import-bind", "0.0.0.0", "--cert", TLS + "/cert.pem", "--key", TLS + "/key.pem",
+            "--ca", TLS + "/ca.pem", "--workers", str(workers), "--ready-file",
+            RUN + "/dp.ready", "--log-level", level]
+
+
+def resolve_port(c, port):
+    """A container port by number or by name."""
+    if isinstance(port, int):
+        return port
+    named = [p["containerPort"] for p in c.get("ports", []) if p.get("name") == port]
+    assert len(named) == 1, "port %r not declared by %s" % (port, c["name"])
+    return named[0]
+
+
+def check_gateway(objs, values, release, namespace):
+    """Everything that must hold for any values; returns the objects by kind."""
+    v = merge(chart_values(), values)
+    k = by_kind(objs)
+    persist = v["state"]["persistence"]
+    want = {"ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding",
+            "Service", "Deployment"}
+    if persist["enabled"] and not persist["existingClaim"]:
+        want.add("PersistentVolumeClaim")
+    assert set(k) == want
+
+    for o in objs:
+        md = o["metadata"]
+        if o["kind"] in NAMESPACED:
+            assert md.get("namespace") == namespace, (o["kind"], md)
+        else:
+            assert "namespace" not in md
+        assert DNS1123_SUB.match(md["name"]), md["name"]
+        assert md["labels"]["app.kubernetes.io/instance"] == release
+        assert md["labels"]["app.kubernetes.io/managed-by"] == "Helm"
+    assert DNS1035.match(k["Service"]["metadata"]["name"])
+
+    dep = k["Deployment"]
+    spec = dep["spec"]
+    pod = spec["template"]["spec"]
+    assert spec["replicas"] == 1
+    assert spec["strategy"] == {"type": "Recreate"}
+    sel = spec["selector"]["matchLabels"]
+    assert sel and set(spec["selector"]) == {"matchLabels"}
+    labels = spec["template"]["metadata"]["labels"]
+    assert all(labels.get(key) == val for key, val in sel.items()), (sel, labels)
+    assert sel == {"app.kubernetes.io/name": v["nameOverride"] or "clusterlink",
+                   "app.kubernetes.io/instance": release,
+                   "app.kubernetes.io/component": "gateway"}
+
+    cp = container(dep, "controlplane")
+    dp = container(dep, "dataplane")
+    assert [c["name"] for c in pod["containers"]] == ["controlplane", "dataplane"]
+    assert not pod.get("initContainers")
+    image = "%s:%s" % (v["image"]["repository"], v["image"]["tag"] or "0.1.0")
+    for c in (cp, dp):
+        assert c["image"] == image
+        assert c["imagePullPolicy"] == v["image"]["pullPolicy"]
+        assert "args" not in c
+
+    # the command lines, exactly as in the contract
+    cpc, dpc = cp["command"], dp["command"]
+    selector = flag(cpc, "--k8s-selector")
+    assert selector == ",".join("%s=%s" % kv for kv in sorted(sel.items()))
+    assert dict(kv.split("=", 1) for kv in selector.split(",")) == sel
+    assert cpc == contract_cp_command(v["gateway"]["name"], namespace, selector,
+                                      v["gateway"]["admins"], v["gateway"]["logLevel"])
+    assert dpc == contract_dp_command(v["dataplane"]["workers"], v["gateway"]["logLevel"])
+
+    # the external Service selects the gateway pod and maps service.port to --listen's port
+    svc = k["Service"]
+    assert svc["spec"]["type"] == v["service"]["type"]
+    assert svc["spec"]["selector"] == sel
+    assert len(svc["spec"]["ports"]) == 1
+    sp = svc["spec"]["ports"][0]
+    assert sp["port"] == v["service"]["port"] and sp["protocol"] == "TCP"
+    listen_port = int(flag(dpc, "--listen").rsplit(":", 1)[1])
+    assert resolve_port(dp, sp["targetPort"]) == listen_port == DP_PORT
+    assert [p["containerPort"] for p in dp["ports"]] == [DP_PORT]
+    assert not cp.get("ports")
+    if v["service"]["type"] != "ClusterIP" and v["service"]["nodePort"] is not None:
+        assert sp["nodePort"] == v["service"]["nodePort"]
+    else:
+        assert "nodePort" not in sp
+    assert svc["metadata"].get("annotations", {}) == v["service"]["annotations"]
+
+    # the IPC socket: one emptyDir, mounted at the same path in both containers
+    vols = volumes(dep)
+    assert set(vols) == {"run", "state", "tls"}
+    assert vols["run"] == {"name": "run", "emptyDir": {}}
+    assert mounts(cp)["run"]["mountPath"] == mounts(dp)["run"]["mountPath"] == RUN
+    sock = flag(cpc, "--socket")
+    assert sock == flag(dpc, "--socket") and os.path.dirname(sock) == RUN
+    for c, f in ((cp, cpc), (dp, dpc)):
+        assert os.path.dirname(flag(f, "--ready-file")) == mounts(c)["run"]["mountPath"]
+        assert not mounts(c)["run"].get("readOnly")
+
+    # state: PVC or emptyDir, mounted where --data-dir points, in the controlplane only
+    assert mounts(cp)["state"]["mountPath"] == flag(cpc, "--data-dir")
+    assert "state" not in mounts(dp)
+    if persist["enabled"]:
+        claim = persist["existingClaim"] or k["PersistentVolumeClaim"]["metadata"]["name"]
+        assert vols["state"] == {"name": "state", "persistentVolumeClaim": {"claimName": claim}}
+        if not persist["existingClaim"]:
+            pvc = k["PersistentVolumeClaim"]["spec"]
+            assert pvc["accessModes"] == ["ReadWriteOnce"]
+            assert pvc["resources"] == {"requests": {"storage": persist["size"]}}
+            sc = persist["storageClass"]
+            if sc == "-":
+                assert pvc["storageClassName"] == ""
+            elif sc:
+                assert pvc["storageClassName"] == sc
+            else:
+                assert "storageClassName" not in pvc
+    else:
+        assert vols["state"] == {"name": "state", "emptyDir": {}}
+
+    # certificates: the Secret's keys land where the flags point, read-only, in both containers
+    sec = vols["tls"]["secret"]
+    assert sec["secretName"] == v["tls"]["existingSecret"]
+    items = {i["key"]: i["path"] for i in sec["items"]}
+    assert set(items) == {"ca.pem", "cert.pem", "key.pem"}
+    for c, f in ((cp, cpc), (dp, dpc)):
+        m = mounts(c)["tls"]
+        assert m["readOnly"] is True
+        for fl, key in (("--cert", "cert.pem"), ("--key", "key.pem"), ("--ca", "ca.pem")):
+            assert flag(f, fl) == os.path.join(m["mountPath"], items[key])
+
+    # RBAC: exactly the contract's verbs, bound to the pod's ServiceAccount
+    sa = k["ServiceAccount"]
+    assert pod["serviceAccountName"] == sa["metadata"]["name"]
+    assert pod.get("automountServiceAccountToken", True) is True
+    assert sa.get("automountServiceAccountToken", True) is True
+    assert sa["metadata"].get("annotations", {}) == v["serviceAccount"]["annotations"]
+    role, crole = k["Role"], k["ClusterRole"]
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["services"],
+                              "verbs": SERVICE_VERBS}]
+    assert crole["rules"] == [{"apiGroups": [""], "resources": ["pods"], "verbs": POD_VERBS}]
+    for binding, target in ((k["RoleBinding"], role), (k["ClusterRoleBinding"], crole)):
+        assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io",
+                                      "kind": target["kind"],
+                                      "name": target["metadata"]["name"]}
+        assert binding["subjects"] == [{"kind": "ServiceAccount",
+                                        "name": sa["metadata"]["name"],
+                                        "namespace": namespace}]
+    # cluster-wide names carry the namespace: same release name in two namespaces, no clash
+    assert namespace in crole["metadata"]["name"]
+
+    # non-root, read-only, no capabilities
+    psc = pod["securityContext"]
+    assert psc["runAsNonRoot"] is True and psc["runAsUser"] == UID and UID != 0
+    assert psc["fsGroup"] == UID
+    for c in (cp, dp):
+        sc = c["securityContext"]
+        assert sc["runAsNonRoot"] is True and sc["runAsUser"] == UID
+        assert sc["allowPrivilegeEscalation"] is False
+        assert sc["readOnlyRootFilesystem"] is True
+        assert sc["capabilities"] == {"drop": ["ALL"]}
+        assert "privileged" not in sc
+
+    # probes (the controlplane has no HTTP port)
+    assert cp["readinessProbe"]["exec"]["command"] == ["test", "-f", flag(cpc, "--ready-file")]
+    assert cp["livenessProbe"]["exec"]["command"] == ["test", "-S", sock]
+    assert dp["readinessProbe"]["exec"]["command"] == ["test", "-f", flag(dpc, "--ready-file")]
+    assert resolve_port(dp, dp["livenessProbe"]["tcpSocket"]["port"]) == listen_port
+
+    # resources and scheduling pass through
+    assert cp.get("resources", {}) == v["controlplane"]["resources"]
+    assert dp.get("resources", {}) == v["dataplane"]["resources"]
+    for key in ("nodeSelector", "tolerations", "affinity"):
+        assert pod.get(key, type(v[key])()) == v[key], key
+    assert pod.get("imagePullSecrets", []) == v["imagePullSecrets"]
+    assert spec["template"]["metadata"].get("annotations", {}) == v["podAnnotations"]
+    return k
+
+
+MATRIX = [
+    ("defaults", {}, "gw", "clusterlink"),
+    ("nodeport", {"service": {"type": "NodePort", "nodePort": 30443}}, "gw", "clusterlink"),
+    ("nodeport-allocated", {"service": {"type": "NodePort"}}, "gw", "clusterlink"),
+    ("loadbalancer", {"service": {"type": "LoadBalancer", "nodePort": 31443, "port": 9443,
+                                  "annotations": {"example.com/lb": "internal"}}},
+     "gw", "clusterlink"),
+    ("clusterip", {"service": {"type": "ClusterIP", "nodePort": 30443}}, "gw", "clusterlink"),
+    ("persistence-off", {"state": {"persistence": {"enabled": False}}}, "gw", "clusterlink"),
+    ("existing-claim", {"state": {"persistence": {"existingClaim": "my-state"}}},
+     "gw", "clusterlink"),
+    ("storage-class", {"state": {"persistence": {"storageClass": "fast-ssd", "size": "5Gi"}}},
+     "gw", "clusterlink"),
+    ("storage-class-none", {"state": {"persistence": {"storageClass": "-"}}},
+     "gw", "clusterlink"),
+    ("workers-4", {"dataplane": {"workers": 4}}, "gw", "clusterlink"),
+    ("admins", {"gateway": {"admins": ["gwctl.east", "ops.example"]}}, "gw", "clusterlink"),
+    ("resources", {"controlplane": {"resources": {"requests": {"cpu": "100m", "memory": "128Mi"},
+                                                  "limits": {"memory": "256Mi"}}},
+                   "dataplane": {"workers": 2,
+                                 "resources": {"requests": {"cpu": 2, "memory": "256Mi"},
+                                               "limits": {"cpu": "2", "memory": "1Gi"}}}},
+     "gw", "clusterlink"),
+    ("no-resources", {"controlplane": {"resources": {}}, "dataplane": {"resources": {}}},
+     "gw", "clusterlink"),
+    ("custom-names", {"nameOverride": "cl", "gateway": {"name": "west"},
+                      "tls": {"existingSecret": "west.tls"}}, "prod-gateway", "edge-west"),
+    ("fullname-override", {"fullnameOverride": "gateway-west"}, "r", "team-a"),
+    ("release-has-chart-name", {}, "clusterlink-east", "default"),
+    ("scheduling", {"nodeSelector": {"kubernetes.io/os": "linux"},
+                    "tolerations": [{"key": "dedicated", "operator": "Equal",
+                                     "value": "gateway", "effect": "NoSchedule"}],
+                    "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+                        "nodeSelectorTerms": [{"matchExpressions": [
+                            {"key": "zone", "operator": "In", "values": ["a", "b"]}]}]}}},
+                    "podAnnotations": {"example.com/scrape": "false"},
+                    "imagePullSecrets": [{"name": "registry"}],
+                    "serviceAccount": {"annotations": {"example.com/role": "gw"}}},
+     "gw", "clusterlink"),
+    ("image-and-logs", {"image": {"repository": "registry.example/cl/clusterlink-c",
+                                  "tag": "0.1.0-rc1", "pullPolicy": "Always"},
+                        "gateway": {"logLevel": "debug"}}, "gw", "clusterlink"),
+]
+
+
+@pytest.fixture(params=MATRIX, ids=[m[0] for m in MATRIX])
+def rendered(request):
+    _, over, release, ns = request.param
+    values = merge(REQUIRED, over)
+    return template(values, release=release, namespace=ns), values, release, ns
+
+
+def test_lint_strict():
+    req = ["--set", "gateway.name=east", "--set", "tls.existingSecret=east-tls"]
+    p = helm("lint", "--strict", CHART, *req)
+    assert "0 chart(s) failed" in p.stdout, p.stdout
+    assert "[WARNING]" not in p.stdout and "[ERROR]" not in p.stdout, p.stdout
+    # with every matrix entry too (lint renders the templates and runs the schema)
+    for name, over, _, ns in MATRIX:
+        p = helm("lint", "--strict", CHART, "--namespace", ns, "-f",
+                 values_file(merge(REQUIRED, over)))
+        assert "0 chart(s) failed" in p.stdout, (name, p.stdout)
+    # without the required values lint (which relaxes `required`) still names them;
+    # helm template and install fail on them (test_required_values)
+    p = helm("lint", "--strict", CHART, check=False)
+    out = p.stdout + p.stderr
+    assert "gateway.name is required" in out and "tls.existingSecret is required" in out, out
+
+
+def test_template_matrix(rendered):
+    objs, values, release, ns = rendered
+    check_gateway(objs, values, release, ns)
+
+
+def test_names_and_nodeport_details():
+    k = by_kind(template(merge(REQUIRED, {}), release="gw", namespace="a"))
+    assert k["Deployment"]["metadata"]["name"] == "gw-clusterlink"
+    assert k["PersistentVolumeClaim"]["metadata"]["name"] == "gw-clusterlink-state"
+    k = by_kind(template(merge(REQUIRED, {}), release="clusterlink-east", namespace="a"))
+    assert k["Service"]["metadata"]["name"] == "clusterlink-east"
+    k = by_kind(template(merge(REQUIRED, {"fullnameOverride": "gateway-west"}), release="r"))
+    assert k["Service"]["metadata"]["name"] == "gateway-west"
+    # two releases of the same name in two namespaces: the cluster-wide objects differ
+    a = by_kind(template(REQUIRED, release="gw", namespace="a"))
+    b = by_kind(template(REQUIRED, release="gw", namespace="b"))
+    for kind in ("ClusterRole", "ClusterRoleBinding"):
+        assert a[kind]["metadata"]["name"] != b[kind]["metadata"]["name"]
+    # a 53-character release name (helm's maximum) still gives DNS-1035 object names
+    long_release = "r" + "x" * 52
+    k = by_kind(template(REQUIRED, release=long_release))
+    assert DNS1035.match(k["Service"]["metadata"]["name"])
+    check_gateway(list(k.values()), REQUIRED, long_release, "clusterlink")
+
+
+BAD = [
+    ("replicas-0", {"replicas": 0}, "replicas: Must be greater than or equal to 1"),
+    ("replicas-2", {"replicas": 2}, "replicas: Must be less than or equal to 1"),
+    ("port-70000", {"service": {"port": 70000}}, "service.port: Must be less than or equal to 65535"),
+    ("port-0", {"service": {"port": 0}}, "service.port: Must be greater than or equal to 1"),
+    ("nodeport-70000", {"service": {"type": "NodePort", "nodePort": 70000}}, "service.nodePort"),
+    ("port-string", {"service": {"port": "443"}}, "service.port: Invalid type"),
+    ("workers-0", {"dataplane": {"workers": 0}},
+     "dataplane.workers: Must be greater than or equal to 1"),
+    ("unknown-top", {"replica": 1}, "Additional property replica is not allowed"),
+    ("unknown-nested", {"service": {"loadBalancerIP": "1.2.3.4"}},
+     "service: Additional property loadBalancerIP is not allowed"),
+    ("unknown-deep", {"state": {"persistence": {"sizee": "1Gi"}}},
+     "state.persistence: Additional property sizee is not allowed"),
+    ("unknown-in-k8s-type", {"tolerations": [{"key": "a", "operatr": "Exists"}]},
+     "Additional property operatr is not allowed"),
+    ("unknown-in-affinity", {"affinity": {"nodeAfinity": {}}},
+     "Additional property nodeAfinity is not allowed"),
+    ("unknown-in-resources", {"dataplane": {"resources": {"request": {"cpu": 1}}}},
+     "Additional property request is not allowed"),
+    ("bad-quantity", {"dataplane": {"resources": {"requests": {"cpu": "lots"}}}},
+     "Does not match pattern"),
+    ("service-type", {"service": {"type": "ExternalName"}}, "service.type must be one of"),
+    ("log-level", {"gateway": {"logLevel": "verbose"}}, "gateway.logLevel must be one of"),
+    ("gateway-name-not-dns", {"gateway": {"name": "East_1"}}, "gateway.name: Does not match"),
+    ("pull-policy", {"image": {"pullPolicy": "Sometimes"}}, "image.pullPolicy must be one of"),
+    ("admins-not-list", {"gateway": {"admins": "gwctl.east"}}, "gateway.admins: Invalid type"),
+    ("admins-duplicate", {"gateway": {"admins": ["a", "a"]}}, "gateway.admins"),
+]
+
+
+@pytest.mark.parametrize("over,msg", [b[1:] for b in BAD], ids=[b[0] for b in BAD])
+def test_schema_rejects(over, msg):
+    p = template(merge(REQUIRED, over), check=False)
+    assert p.returncode != 0, "accepted: %r" % (over,)
+    assert "values don't meet the specifications of the schema" in p.stderr, p.stderr
+    assert msg in p.stderr, p.stderr
+
+
+@pytest.mark.parametrize("missing,msg", [
+    ("gateway", "gateway.name is required"),
+    ("tls", "tls.existingSecret is required"),
+])
+def test_required_values(missing, msg):
+    values = {k: v for k, v in REQUIRED.items() if k != missing}
+    p = template(values, check=False)
+    assert p.returncode != 0
+    assert msg in p.stderr, p.stderr
+
+
+def test_schema_is_strict_at_every_level():
+    """Every object schema lists its properties and rejects others; the only open objects are
+    string maps (labels, annotations, nodeSelector) and quantity maps (resources)."""
+    with open(os.path.join(CHART, "values.schema.json")) as f:
+        schema = json.load(f)
+    assert schema["$schema"] == "http://json-schema.org/draft-07/schema#"
+    seen = []
+
+    def walk(node, where):
+        if isinstance(node, list):
+            for i, n in enumerate(node):
+                walk(n, "%s[%d]" % (where, i))
+            return
+        if not isinstance(node, dict):
+            return
+        if "properties" in node:
+            assert node.get("additionalProperties") is False, where
+            seen.append(where)
+        elif node.get("type") == "object":
+            ap = node.get("additionalProperties")
+            assert ap in ({"type": "string"},
+                          {"$ref": "#/definitions/io.k8s.apimachinery.pkg.api.resource.Quantity"}), \
+                "%s: an open object (%r)" % (where, ap)
+        for key, sub in node.items():
+            if key == "properties":
+                for p, s in sub.items():
+                    walk(s, where + "." + p)
+            elif key in ("items", "additionalProperties", "anyOf", "oneOf", "allOf",
+                         "definitions"):
+                if key == "definitions":
+                    for d, s in sub.items():
+                        walk(s, "#" + d)
+                else:
+                    walk(sub, where + "/" + key)
+    walk(schema, "(root)")
+    assert len(seen) > 20, seen
+    # every leaf of values.yaml is described by the schema
+
+    def leaves(v, prefix=""):
+        if isinstance(v, dict) and v:
+            for key, sub in v.items():
+                yield from leaves(sub, prefix + key + ".")
+        else:
+            yield prefix[:-1]
+    for leaf in leaves(chart_values()):
+        node = schema
+        for part in leaf.split("."):
+            if "$ref" in node:  # a Kubernetes type: helm validated the defaults against it
+                break
+            node = node["properties"][part]
+        assert node.get("type") or node.get("$ref") or node.get("anyOf"), leaf
+
+
+def test_schema_definitions_match_the_official_spec():
+    """The Kubernetes types in values.schema.json are what charts/schema_defs.py derives from
+    the official OpenAPI spec (when the spec is in the tree)."""
+    spec_path = _openapi_spec_path()
+    if spec_path is None:
+        pytest.skip("the official OpenAPI spec is not in this tree (tests/support/k8s)")
+    spec_mod = _load(os.path.join(ROOT, "charts", "schema_defs.py"), "schema_defs")
+    with open(spec_path) as f:
+        spec = json.load(f)
+    with open(os.path.join(CHART, "values.schema.json")) as f:
+        schema = json.load(f)
+    assert schema["definitions"] == spec_mod.definitions(spec)
+
+
+def _load(path, name):
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _openapi_spec_path():
+    for dirpath, _, files in os.walk(os.path.join(ROOT, "tests", "support")):
+        for f in files:
+            if f.startswith("kubernetes-openapi") and f.endswith(".json"):
+                return os.path.join(dirpath, f)
+    return None
+
+
+# ---- NOTES.txt -------------------------------------------------------------------------
+
+def render_notes(values, release="gw", namespace="clusterlink"):
+    """NOTES.txt is not printed by `helm template`: render it through a copy of the chart
+    where a ConfigMap carries it (tpl with the same context)."""
+    d = tempfile.mkdtemp(dir=_TMP)
+    chart = os.path.join(d, "clusterlink")
+    shutil.copytree(CHART, chart)
+    shutil.copy(os.path.join(chart, "templates", "NOTES.txt"), os.path.join(chart, "notes.txt"))
+    with open(os.path.join(chart, "templates", "zz-notes.yaml"), "w") as f:
+        f.write('apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: notes\n'
+                'data:\n  notes: {{ tpl (.Files.Get "notes.txt") . | quote }}\n')
+    objs = template(values, release=release, namespace=namespace, chart=chart)
+    return [o for o in objs if o["kind"] == "ConfigMap"][0]["data"]["notes"]
+
+
+@pytest.mark.parametrize("stype", ["LoadBalancer", "NodePort", "ClusterIP"])
+def test_notes(stype):
+    notes = render_notes(merge(REQUIRED, {"service": {"type": stype}}), namespace="edge")
+    assert "gwctl init --id east --host $HOST --port $PORT" in notes
+    assert "kubectl -n edge rollout status deployment/gw-clusterlink" in notes
+    assert "gwctl create peer --name east" in notes
+    assert "gwctl.east" in notes
+    if stype == "LoadBalancer":
+        assert "status.loadBalancer.ingress" in notes
+    elif stype == "NodePort":
+        assert "nodePort" in notes
+    else:
+        assert "port-forward service/gw-clusterlink 8443:443" in notes
+    notes = render_notes(merge(REQUIRED, {"gateway": {"admins": ["ops.a", "ops.b"]},
+                                          "state": {"persistence": {"enabled": False}}}))
+    assert "ops.a, ops.b" in notes and "WARNING" in notes
+
+
+# ---- the chart against the binaries it runs ----------------------------------------------
+
+def _help(binary):
+    path = os.path.join(BIN, binary)
+    assert os.access(path, os.X_OK), "%s not built" % path
+    p = subprocess.run([path, "--help"], capture_output=True, text=True, timeout=10 * MULT)
+    return p.stdout + p.stderr
+
+
+def _flags(cmd):
+    return sorted({a for a in cmd[1:] if a.startswith("--")})
+
+
+# flags of the contract that the controlplane gains on branch cp-k8s
+CP_K8S_PENDING = {"--k8s-namespace", "--k8s-selector"}
+
+
+def test_rendered_flags_exist_in_the_binaries():
+    k = by_kind(template(merge(REQUIRED, {"gateway": {"admins": ["a"]}})))
+    dep = k["Deployment"]
+    dp_help = _help("dataplane/cl-dataplane")
+    missing = [f for f in _flags(container(dep, "dataplane")["command"]) if f not in dp_help]
+    assert not missing, "cl-dataplane --help lacks %s" % missing
+    cp_help = _help("controlplane/cl-controlplane")
+    missing = [f for f in _flags(container(dep, "controlplane")["command"]) if f not in cp_help]
+    assert not set(missing) - CP_K8S_PENDING, "cl-controlplane --help lacks %s" % missing
+    if missing:
+        pytest.skip("cl-controlplane does not have %s yet (branch cp-k8s)" % missing)
+
+
+# ---- the Containerfile -----------------------------------------------------------------
+
+def containerfile_stages():
+    """[(from_line_words, [(instruction, args_text), ...]), ...] with continuations joined."""
+    with open(CONTAINERFILE) as f:
+        text = f.read()
+    lines, cur = [], ""
+    for raw in text.splitlines():
+        s = raw.strip()
+        if not cur and (not s or s.startswith("#")):
+            continue
+        if s.startswith("#"):
+            continue
+        if s.endswith("\\"):
+            cur += s[:-1] + " "
+            continue
+        lines.append(cur + s)
+        cur = ""
+    assert not cur, "dangling continuation"
+    stages = []
+    for ln in lines:
+        instr, _, rest = ln.partition(" ")
+        instr = instr.upper()
+        if instr == "FROM":
+            stages.append((rest.split(), []))
+        else:
+            assert stages, "instruction before FROM: " + ln
+            stages[-1][1].append((instr, rest.strip()))
+    return stages
+
+
+@functools.lru_cache(maxsize=None)
+def linked_runtime_packages():
+    """Debian packages providing the shared libraries cl-controlplane, cl-dataplane and gwctl
+    link (ldd, then dpkg -S on the resolved path)."""
+    pkgs = set()
+    for b in ("controlplane/cl-controlplane", "dataplane/cl-dataplane", "gwctl/gwctl"):
+        out = subprocess.run(["ldd", os.path.join(BIN, b)], capture_output=True, text=True,
+                             check=True, timeout=10 * MULT).stdout
+        for line in out.splitlines():
+            m = re.search(r"(/\S+)\s+\(0x", line)
+            if not m:
+                assert "linux-vdso" in line or "statically" in line, line
+                continue
+            pkgs.add(_dpkg_owner(m.group(1)))
+    return frozenset(pkgs)
+
+
+@functools.lru_cache(maxsize=None)
+def _dpkg_owner(path):
+    cands = [path, os.path.realpath(path)]
+    for p in list(cands):  # merged /usr: dpkg knows one spelling of the path
+        cands.append("/usr" + p if not p.startswith("/usr/") else p[4:])
+    for p in cands:
+        r = subprocess.run(["dpkg", "-S", p], capture_output=True, text=True)
+        if r.returncode == 0:
+            return r.stdout.split(":", 1)[0].strip()
+    raise AssertionError("no Debian package owns %s" % path)
+
+
+def _build_is_the_images():
+    """The Containerfile builds with .ci/install's configuration (RelWithDebInfo, wolfSSL
+    linked statically, no sanitizers): True when BIN was configured the same way."""
+    cache = os.path.join(BIN, "CMakeCache.txt")
+    with open(cache) as f:
+        c = dict(re.findall(r"^([A-Za-z_]+):[A-Z]+=(.*)$", f.read(), re.M))
+    return (c.get("CMAKE_BUILD_TYPE") == "RelWithDebInfo" and not c.get("CL_SANITIZE")
+            and c.get("CL_SYSTEM_WOLFSSL", "OFF").upper() in ("OFF", "0", "FALSE", "")
+            and c.get("CL_COVERAGE", "OFF").upper() in ("OFF", "0", "FALSE", ""))
+
+
+def test_containerfile_mirrors_the_install_script():
+    stages = containerfile_stages()
+    assert len(stages) == 2
+    (build_from, build), (final_from, final) = stages
+    assert build_from[0] in ("debian:12", "docker.io/library/debian:12")
+    assert build_from[1:] == ["AS", "build"] or build_from[1:] == ["as", "build"]
+    assert final_from == ["docker.io/library/debian:12-slim"] or final_from == ["debian:12-slim"]
+
+    # build stage: copies the sources CMake reads and runs .ci/install, nothing else
+    workdir = [a for i, a in build if i == "WORKDIR"]
+    assert len(workdir) == 1
+    copied = set()
+    for instr, args in build:
+        assert instr in ("WORKDIR", "COPY", "RUN"), instr
+        if instr == "COPY":
+            parts = args.split()
+            assert not parts[0].startswith("--"), args
+            copied.update(p.rstrip("/") for p in parts[:-1])
+    with open(os.path.join(ROOT, "CMakeLists.txt")) as f:
+        subdirs = re.findall(r"^add_subdirectory\((\S+)\)", f.read(), re.M)
+    assert subdirs and set(subdirs) | {"CMakeLists.txt", ".ci"} == copied, copied
+    runs = [a for i, a in build if i == "RUN"]
+    assert runs == [".ci/install"], runs
+    with open(os.path.join(ROOT, ".ci", "install")) as f:
+        install = f.read()
+    # .ci/install builds into build/ by default; the final stage copies from there
+    assert 'BUILD_DIR=${BUILD_DIR:-build}' in install
+    build_dir = workdir[0].rstrip("/") + "/build/"
+
+    # final stage: apt-get install exactly the runtime packages, the three binaries, the user
+    runs = [a for i, a in final if i == "RUN"]
+    apt = [r for r in runs if "apt-get install" in r]
+    assert len(apt) == 1
+    words = shlex.split(apt[0].split("apt-get install", 1)[1].split("&&", 1)[0])
+    packages = {w for w in words if not w.startswith("-")}
+    linked = linked_runtime_packages()
+    if _build_is_the_images():
+        assert packages == linked
+    else:
+        # a sanitizer or system-wolfSSL build links more (the gcc RelWithDebInfo run of
+        # .ci/test checks equality): the image's packages must still all be needed
+        assert packages <= linked, packages - linked
+    for p in packages:  # each is a real Debian package installed here (same release)
+        r = subprocess.run(["dpkg-query", "-W", "-f=${Status}", p], capture_output=True,
+                           text=True)
+        assert "install ok installed" in r.stdout, p
+
+    copies = [a for i, a in final if i == "COPY"]
+    assert len(copies) == 1
+    parts = copies[0].split()
+    assert parts[0] == "--from=build"
+    srcs, dest = parts[1:-1], parts[-1]
+    assert dest == "/usr/local/bin/"
+    assert sorted(srcs) == sorted(build_dir + b for b in (
+        "controlplane/cl-controlplane", "dataplane/cl-dataplane", "gwctl/gwctl"))
+    users = [a for i, a in final if i == "USER"]
+    assert users == ["%d:%d" % (UID, UID)]
+    useradd = [r for r in runs if "useradd" in r]
+    assert len(useradd) == 1 and "--uid %d" % UID in useradd[0]
+    assert "--gid %d" % UID in useradd[0]
+    assert not any(i == "ADD" for i, _ in final)
+
+    # the chart runs as that uid
+    pod = by_kind(template(REQUIRED))["Deployment"]["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsUser"] == UID
+    assert pod["securityContext"]["runAsGroup"] == UID
+    # and the binaries the chart's commands name are the ones the image has
+    names = {c["command"][0] for c in pod["containers"]}
+    assert names <= {os.path.basename(s) for s in srcs}
