@@ -512,6 +512,29 @@ def test_schema_is_strict_at_every_level():
         assert node.get("type") or node.get("$ref") or node.get("anyOf"), leaf
 
 
+def test_docs_list_every_value():
+    """docs/kubernetes.md has a table row for every leaf of values.yaml, with its default."""
+    with open(os.path.join(ROOT, "docs", "kubernetes.md")) as f:
+        rows = dict(re.findall(r"^\| `([A-Za-z.]+)` \| ([^|]*) \|", f.read(), re.M))
+
+    def leaves(v, prefix=""):
+        if isinstance(v, dict) and v and not prefix.endswith("resources."):
+            for key, sub in v.items():
+                yield from leaves(sub, prefix + key + ".")
+        else:
+            yield prefix[:-1], v
+    want = dict(leaves(chart_values()))
+    assert set(rows) == set(want), set(rows) ^ set(want)
+    for key, default in want.items():
+        if key.endswith("resources"):
+            continue  # described in words
+        if isinstance(default, str):
+            shown = default if default else '""'
+        else:
+            shown = json.dumps(default)
+        assert rows[key].strip().startswith("`%s`" % shown), (key, rows[key], shown)
+
+
 def test_schema_definitions_match_the_official_spec():
     """The Kubernetes types in values.schema.json are what charts/schema_defs.py derives from
     the official OpenAPI spec (when the spec is in the tree)."""
