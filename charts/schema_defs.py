@@ -2,17 +2,18 @@
 """The Kubernetes types the chart's values pass through (resources, tolerations, affinity,
 imagePullSecrets), as strict draft-07 JSON Schema derived from the official OpenAPI v2 spec.
 
-    charts/schema_defs.py <kubernetes-openapi-v2.json>
+    charts/schema_defs.py [kubernetes-openapi-v2.json[.gz]]
 
 rewrites the "definitions" of charts/clusterlink/values.schema.json (the rest of the file is
 hand-written and left alone). tests/system/test_helm_chart.py derives them again from the spec
-and fails if the committed ones differ.
+and fails if the committed ones differ. The spec defaults to tests/support/k8s's copy.
 
 Conversion: descriptions and x-kubernetes-* extensions dropped; every object with properties
 gets additionalProperties: false (unknown keys are errors, as in the rest of the schema);
 formats dropped (helm's validator does not know int32/int64); Quantity becomes a string
 matching the Kubernetes quantity grammar or a number (YAML `cpu: 1`).
 """
+import gzip
 import json
 import os
 import sys
@@ -33,8 +34,9 @@ QUANTITY_SCHEMA = {
         {"type": "number"},
     ]
 }
-SCHEMA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "clusterlink",
-                      "values.schema.json")
+HERE = os.path.dirname(os.path.abspath(__file__))
+SCHEMA = os.path.join(HERE, "clusterlink", "values.schema.json")
+SPEC = os.path.join(HERE, "..", "tests", "support", "k8s", "kubernetes-openapi-v2.json.gz")
 
 
 def _convert(node, spec_defs, out):
@@ -81,10 +83,11 @@ def definitions(spec):
 
 
 def main(argv):
-    if len(argv) != 2:
-        sys.stderr.write("usage: %s <kubernetes-openapi-v2.json>\n" % argv[0])
+    if len(argv) > 2:
+        sys.stderr.write("usage: %s [kubernetes-openapi-v2.json[.gz]]\n" % argv[0])
         return 2
-    with open(argv[1]) as f:
+    path = argv[1] if len(argv) == 2 else SPEC
+    with (gzip.open(path, "rt") if path.endswith(".gz") else open(path)) as f:
         spec = json.load(f)
     with open(SCHEMA) as f:
         schema = json.load(f)
