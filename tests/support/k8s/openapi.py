@@ -503,6 +503,132 @@ def find_resource(group, version, plural):
     return None
 
 
+# ---- OpenAPI v3, derived from v2 ---------------------------------------------------------------
+# kubectl 1.32 reads /openapi/v3 (JSON) to learn that the server does field validation (then it
+# leaves --validate=strict to the server) and to compute client-side apply's strategic merge
+# patches. The real server generates v3 from the same Go types; here each group-version document
+# is converted from the v2 spec: same paths, operations, parameters and schemas, $refs moved to
+# #/components/schemas, body parameters turned into requestBody, responses given content.
+
+_v3_docs = None
+
+
+def _v3_key(path):
+    sp = _split_path(path.rstrip("/"))
+    if sp is None:
+        p = path.rstrip("/")
+        if p in ("/api/v1",):
+            return "api/v1"
+        m = re.match(r"^/apis/([^/{}]+)/([^/{}]+)$", p)
+        return "apis/%s/%s" % (m.group(1), m.group(2)) if m else None
+    g, v, _ = sp
+    return "api/v1" if g == "" else "apis/%s/%s" % (g, v)
+
+
+def _v3_refs(o, out):
+    if isinstance(o, dict):
+        for k, v in o.items():
+            if k == "$ref" and isinstance(v, str) and v.startswith(DEF_PREFIX):
+                out.add(v[len(DEF_PREFIX):])
+            else:
+                _v3_refs(v, out)
+    elif isinstance(o, list):
+        for x in o:
+            _v3_refs(x, out)
+
+
+def _v3_rewrite(o):
+    if isinstance(o, dict):
+        return {k: ("#/components/schemas/" + v[len(DEF_PREFIX):]
+                    if k == "$ref" and isinstance(v, str) and v.startswith(DEF_PREFIX)
+                    else _v3_rewrite(v)) for k, v in o.items()}
+    if isinstance(o, list):
+        return [_v3_rewrite(x) for x in o]
+    return o
+
+
+def _v3_param(p, consumes=("*/*",)):
+    if "$ref" in p:
+        p = spec()["parameters"][p["$ref"].rsplit("/", 1)[-1]]
+    if p.get("in") == "body":
+        return None, {"content": {t: {"schema": p.get("schema", {})} for t in consumes},
+                      "required": bool(p.get("required"))}
+    q = {k: p[k] for k in ("name", "in", "description", "required") if k in p}
+    sch = {k: p[k] for k in ("type", "format", "items") if k in p}
+    if p.get("uniqueItems"):
+        q["schema"] = dict(sch, uniqueItems=True)
+    else:
+        q["schema"] = sch
+    return q, None
+
+
+def _v3_operation(op):
+    out = {k: v for k, v in op.items()
+           if k not in ("consumes", "produces", "parameters", "responses", "schemes")}
+    params = []
+    for p in op.get("parameters", []):
+        q, body = _v3_param(p, op.get("consumes") or ["*/*"])
+        if body is not None:
+            out["requestBody"] = body
+        else:
+            params.append(q)
+    if params:
+        out["parameters"] = params
+    responses = {}
+    for code, r in op.get("responses", {}).items():
+        rr = {"description": r.get("description", "")}
+        if "schema" in r:
+            rr["content"] = {t: {"schema": r["schema"]}
+                             for t in op.get("produces", ["application/json"])}
+        responses[code] = rr
+    out["responses"] = responses
+    return out
+
+
+def _v3_build():
+    docs = {}
+    for path, item in spec()["paths"].items():
+        key = _v3_key(path)
+        if key is None:
+            continue
+        conv = {}
+        for method, op in item.items():
+            if method == "parameters":
+                conv["parameters"] = [q for q, _ in map(_v3_param, op) if q is not None]
+            else:
+                conv[method] = _v3_operation(op)
+        docs.setdefault(key, {})[path] = conv
+    out = {}
+    for key, paths in sorted(docs.items()):
+        names = set()
+        _v3_refs(paths, names)
+        todo = list(names)
+        while todo:
+            n = todo.pop()
+            more = set()
+            _v3_refs(definitions()[n], more)
+            for m in more - names:
+                names.add(m)
+                todo.append(m)
+        doc = {"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": "unversioned"},
+               "paths": _v3_rewrite(paths),
+               "components": {"schemas": {n: _v3_rewrite(definitions()[n]) for n in sorted(names)},
+                              "securitySchemes": {"BearerToken": {
+                                  "type": "apiKey", "name": "authorization", "in": "header",
+                                  "description": "Bearer Token authentication"}}}}
+        out[key] = json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()
+    return out
+
+
+def openapi_v3_documents():
+    """{"api/v1": bytes, "apis/apps/v1": bytes, ...}: one OpenAPI 3.0 JSON document per
+    group-version (cached)."""
+    global _v3_docs
+    if _v3_docs is None:
+        _v3_docs = _v3_build()
+    return _v3_docs
+
+
 # ---- manifests ---------------------------------------------------------------------------------
 
 def load_manifests(text):
