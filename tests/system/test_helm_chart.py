@@ -1,9 +1,18 @@
 """The Helm chart (charts/clusterlink) and the image it runs (charts/Containerfile), without a
-cluster: the real helm binary lints and renders the chart over a matrix of values, and the
-rendered objects are checked for what makes a gateway work (selectors, ports, the shared socket,
-certificate paths, RBAC verbs, non-root); the schema must reject bad values; the Containerfile
-is checked against the binaries this build produced. helm is .tools/bin/helm (.ci/install puts
-it there): the tests fail, not skip, when it is missing."""
+cluster:
+  - the real helm lints the chart and renders it over a matrix of values; the rendered objects
+    are checked for what makes a gateway work (selectors, ports, the shared socket, certificate
+    paths, RBAC verbs, non-root) and validated strictly against the official OpenAPI spec
+    (tests/support/k8s/openapi.py);
+  - every rendering is applied with the real kubectl to the strict test API server
+    (tests/support/k8s/apiserver.py) and read back;
+  - the schema must reject bad values; NOTES.txt renders for each Service type;
+  - the rendered pods run on loopback with their exact command lines, volumes mapped to
+    directories and probes run as the kubelet would, and are linked with gwctl as in
+    docs/kubernetes.md;
+  - the Containerfile is checked against the binaries this build produced (ldd + dpkg -S).
+helm and kubectl are .tools/bin/{helm,kubectl} (.ci/install puts them there): the tests fail,
+not skip, when they are missing."""
 import copy
 import functools
 import importlib.util
@@ -25,6 +34,8 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), 
 sys.path.insert(0, os.path.join(ROOT, "tests", "support", "k8s"))
 import openapi  # noqa: E402  (the official spec, strict: tests/support/k8s)
 HELM = os.path.join(ROOT, ".tools", "bin", "helm")
+KUBECTL = os.path.join(ROOT, ".tools", "bin", "kubectl")
+APISERVER = os.path.join(ROOT, "tests", "support", "k8s", "apiserver.py")
 CHART = os.path.join(ROOT, "charts", "clusterlink")
 CONTAINERFILE = os.path.join(ROOT, "charts", "Containerfile")
 BIN = os.environ.get("CL_BIN_DIR", os.path.join(ROOT, "build"))
@@ -572,6 +583,172 @@ def test_validation_is_not_vacuous():
     role = copy.deepcopy(k["Role"])
     role["rules"][0]["verb"] = ["get"]
     assert openapi.validate(role)
+
+
+# ---- applied to the strict test API server ----------------------------------------------
+
+class ApiServerProc:
+    """tests/support/k8s/apiserver.py on loopback (its own self-signed certificate, a bearer
+    token) and a kubeconfig for the real kubectl."""
+
+    def __init__(self, d):
+        self.dir = d
+        cert, key = os.path.join(d, "server.pem"), os.path.join(d, "server.key")
+        h.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+               "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", cert, "-days", "1",
+               "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"])
+        ready = os.path.join(d, "apiserver.ready")
+        self.proc = h.Proc("apiserver", ["/usr/bin/python3", APISERVER, "--listen",
+                                         "127.0.0.1:0", "--cert", cert, "--key", key,
+                                         "--token", "chart-test-token", "--ready-file", ready],
+                           d)
+
+        def port():
+            assert self.proc.alive(), self.proc.tail()
+            try:
+                with open(ready) as f:
+                    return int(f.read().split()[0])
+            except (OSError, ValueError, IndexError):
+                return None
+        self.port = h.wait_for(port, 30, "test API server ready")
+        self.kubeconfig = os.path.join(d, "kubeconfig")
+        with open(self.kubeconfig, "w") as f:
+            yaml.safe_dump({
+                "apiVersion": "v1", "kind": "Config", "current-context": "test",
+                "clusters": [{"name": "test", "cluster": {
+                    "server": "https://127.0.0.1:%d" % self.port,
+                    "certificate-authority": cert}}],
+                "users": [{"name": "test", "user": {"token": "chart-test-token"}}],
+                "contexts": [{"name": "test", "context": {"cluster": "test", "user": "test"}}]},
+                f)
+
+    def kubectl(self, *args, input=None, check=True):
+        if not os.access(KUBECTL, os.X_OK):
+            pytest.fail("kubectl not found at %s: run .ci/install" % KUBECTL)
+        p = subprocess.run([KUBECTL, "--kubeconfig", self.kubeconfig] + list(args),
+                           input=input, capture_output=True, text=True, timeout=60 * MULT,
+                           env=dict(os.environ, KUBECACHEDIR=os.path.join(self.dir, "cache"),
+                                    HOME=self.dir))
+        if check and p.returncode != 0:
+            raise AssertionError("kubectl %s failed (%d):\n%s%s" % (
+                " ".join(args), p.returncode, p.stdout, p.stderr))
+        return p
+
+    def apply(self, objs, check=True):
+        return self.kubectl("apply", "--validate=strict", "-f", "-",
+                            input=yaml.safe_dump_all(objs), check=check)
+
+    def stop(self):
+        return self.proc.stop()
+
+
+@pytest.fixture(scope="module")
+def apiserver():
+    d = tempfile.mkdtemp(prefix="apiserver-", dir=_TMP)
+    srv = ApiServerProc(d)
+    yield srv
+    assert srv.stop() == 0
+
+
+def namespace(name):
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+
+
+def _applied(out, objs, verb):
+    """kubectl apply's output names every object once, with this verb."""
+    lines = sorted(out.strip().splitlines())
+    want = sorted("%s/%s %s" % (o["kind"].lower(), o["metadata"]["name"], verb) for o in objs)
+    got = sorted(re.sub(r"^([a-z]+)\.[a-z0-9.]+/", r"\1/", ln) for ln in lines)
+    assert got == want, (got, want)
+
+
+@pytest.fixture(scope="module")
+def applied(apiserver):
+    """Every matrix rendering, each in a namespace of its own so they coexist, applied to the
+    test API server in one `kubectl apply --validate=strict` (kubectl's client-side work
+    dominates the cost), applied again, and read back: {case: (values, rendered, stored)}."""
+    cases, stream = {}, []
+    for name, over, release, _ in MATRIX:
+        ns = "m-" + name
+        values = merge(REQUIRED, over)
+        objs = template(values, release=release, namespace=ns)
+        cases[name] = (values, objs)
+        stream += [namespace(ns)] + objs
+    _applied(apiserver.apply(stream).stdout, stream, "created")
+    _applied(apiserver.apply(stream).stdout, stream, "unchanged")
+    objs = [o for o in stream if o["kind"] != "Namespace"]
+    stored = json.loads(apiserver.kubectl("get", "-f", "-", "-o", "json",
+                                          input=yaml.safe_dump_all(objs)).stdout)["items"]
+    assert [(o["kind"], o["metadata"]["name"]) for o in stored] == \
+        [(o["kind"], o["metadata"]["name"]) for o in objs]
+    out, i = {}, 0
+    for name, (values, rendered) in cases.items():
+        out[name] = (values, rendered, stored[i:i + len(rendered)])
+        i += len(rendered)
+    return out
+
+
+@pytest.mark.parametrize("case", [m[0] for m in MATRIX])
+def test_applies_to_the_test_api_server(applied, case):
+    """Each rendering is accepted by the strict test API server through the real kubectl
+    (apply --validate=strict: unknown fields are errors), re-applies unchanged, and reads back
+    with what makes the gateway work intact (the server fills in defaults, allocates the
+    clusterIP and node ports)."""
+    values, objs, stored = applied[case]
+    for o in stored:  # what the server stores still validates strictly
+        assert openapi.validate(o) == [], (o["kind"], openapi.validate(o))
+    k, got = by_kind(objs), by_kind(stored)
+    svc, dep = got["Service"], got["Deployment"]
+    assert svc["spec"]["selector"] == dep["spec"]["selector"]["matchLabels"]
+    labels = dep["spec"]["template"]["metadata"]["labels"]
+    assert all(labels[key] == val for key, val in svc["spec"]["selector"].items())
+    assert svc["spec"]["type"] == values.get("service", {}).get("type", "LoadBalancer")
+    assert svc["spec"]["clusterIP"]
+    sp = svc["spec"]["ports"][0]
+    if svc["spec"]["type"] == "ClusterIP":
+        assert "nodePort" not in sp
+    else:
+        want = values.get("service", {}).get("nodePort")
+        assert sp["nodePort"] == want if want else 30000 <= sp["nodePort"] <= 32767
+    # the server kept everything the chart rendered (it only adds defaults)
+    for kind in k:
+        want_o = {f: v for f, v in k[kind].items() if f not in ("metadata", "status")}
+        got_o = {f: v for f, v in got[kind].items() if f not in ("metadata", "status")}
+        assert _with_defaults(want_o, got_o) == got_o, kind
+        for f in ("labels", "annotations"):
+            want_m = k[kind]["metadata"].get(f, {})
+            assert {x: got[kind]["metadata"].get(f, {}).get(x) for x in want_m} == want_m
+
+
+def _with_defaults(rendered, stored):
+    """rendered, with the fields the server added to stored (defaults) copied in: equal to
+    stored iff the server kept everything the chart rendered."""
+    def fill(r, st):
+        if isinstance(r, dict) and isinstance(st, dict):
+            out = {k: fill(r[k], st.get(k)) if k in r else st[k] for k in st}
+            for k in r:
+                out.setdefault(k, r[k])
+            return out
+        if isinstance(r, list) and isinstance(st, list) and len(r) == len(st):
+            return [fill(a, b) for a, b in zip(r, st)]
+        return r
+    return fill(rendered, stored)
+
+
+def test_test_api_server_rejects_what_the_real_one_would(apiserver):
+    """The apply path above is not a rubber stamp: the same objects, broken, are refused."""
+    ns = "m-broken"
+    apiserver.apply([namespace(ns)])
+    k = by_kind(template(REQUIRED, namespace=ns))
+    svc = copy.deepcopy(k["Service"])
+    svc["spec"]["ports"][0]["targetPort"] = 70000
+    dep = copy.deepcopy(k["Deployment"])
+    dep["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/instance"] = "other"
+    role = copy.deepcopy(k["Role"])
+    role["rules"][0]["verbz"] = ["get"]
+    for bad in (svc, dep, role):
+        p = apiserver.apply([bad], check=False)
+        assert p.returncode != 0, (bad["kind"], p.stdout)
 
 
 # ---- NOTES.txt -------------------------------------------------------------------------
