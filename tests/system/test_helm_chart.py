@@ -371,9 +371,10 @@ MATRIX = [
     ("scheduling", {"nodeSelector": {"kubernetes.io/os": "linux"},
                     "tolerations": [{"key": "dedicated", "operator": "Equal",
                                      "value": "gateway", "effect": "NoSchedule"}],
-                    "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
-                        "nodeSelectorTerms": [{"matchExpressions": [
-                            {"key": "zone", "operator": "In", "values": ["a", "b"]}]}]}}},
+                    "affinity": {"nodeAffinity": {
+                        "requiredDuringSchedulingIgnoredDuringExecution": {
+                            "nodeSelectorTerms": [{"matchExpressions": [
+                                {"key": "zone", "operator": "In", "values": ["a", "b"]}]}]}}},
                     "podAnnotations": {"example.com/scrape": "false"},
                     "imagePullSecrets": [{"name": "registry"}],
                     "serviceAccount": {"annotations": {"example.com/role": "gw"}}},
@@ -436,7 +437,8 @@ def test_names_and_nodeport_details():
 BAD = [
     ("replicas-0", {"replicas": 0}, "replicas: Must be greater than or equal to 1"),
     ("replicas-2", {"replicas": 2}, "replicas: Must be less than or equal to 1"),
-    ("port-70000", {"service": {"port": 70000}}, "service.port: Must be less than or equal to 65535"),
+    ("port-70000", {"service": {"port": 70000}},
+     "service.port: Must be less than or equal to 65535"),
     ("port-0", {"service": {"port": 0}}, "service.port: Must be greater than or equal to 1"),
     ("nodeport-70000", {"service": {"type": "NodePort", "nodePort": 70000}}, "service.nodePort"),
     ("port-string", {"service": {"port": "443"}}, "service.port: Invalid type"),
@@ -503,8 +505,8 @@ def test_schema_is_strict_at_every_level():
             seen.append(where)
         elif node.get("type") == "object":
             ap = node.get("additionalProperties")
-            assert ap in ({"type": "string"},
-                          {"$ref": "#/definitions/io.k8s.apimachinery.pkg.api.resource.Quantity"}), \
+            quantity = "#/definitions/io.k8s.apimachinery.pkg.api.resource.Quantity"
+            assert ap in ({"type": "string"}, {"$ref": quantity}), \
                 "%s: an open object (%r)" % (where, ap)
         for key, sub in node.items():
             if key == "properties":
@@ -888,11 +890,11 @@ class LoopbackPod:
                 out.append(a)
         return out
 
-    def start(self, cp_drop=()):
+    def start(self, cp_drop=(), cp_extra=()):
         # in a pod both containers start at once: the dataplane first here, it must wait
         self.procs["dataplane"] = h.Proc(self.name + "-dp", self.command("dataplane"), self.dir)
-        self.procs["controlplane"] = h.Proc(self.name + "-cp",
-                                            self.command("controlplane", cp_drop), self.dir)
+        self.procs["controlplane"] = h.Proc(
+            self.name + "-cp", self.command("controlplane", cp_drop) + list(cp_extra), self.dir)
         h.wait_for(lambda: self.ready() or not all(p.alive() for p in self.procs.values()),
                    20, "%s ready (readiness probes)" % self.name)
         for cname, p in self.procs.items():
@@ -925,26 +927,40 @@ class LoopbackPod:
         return {n: p.stop() for n, p in self.procs.items()}
 
 
-def test_rendered_pods_link_on_loopback(workdir):
+def test_rendered_pods_link_on_loopback(workdir, request):
     """Two gateways from the chart (east, west), their pods run on loopback with the rendered
     command lines, probes and volumes; linked with the gwctl steps of docs/kubernetes.md, bytes
-    cross from east's import to a service behind west."""
+    cross from east's import to a service behind west. When the controlplane has its
+    Kubernetes mode, each gateway also gets the test API server (--kubeconfig: the one flag a
+    pod does not need) and east's import must become the Service of the contract."""
     cp_cmd = container(by_kind(template(REQUIRED))["Deployment"], "controlplane")["command"]
     pending = rejected_flags("controlplane/cl-controlplane", cp_cmd)
     assert not set(pending) - CP_K8S_PENDING, pending
-    k8s = "--k8s" not in pending
+    k8s = not pending
+    api, extra_cp = None, []
+    if k8s:
+        kc = ["cl-controlplane", "--kubeconfig", "/dev/null"]
+        assert not rejected_flags("controlplane/cl-controlplane", kc), \
+            "cl-controlplane has --k8s-selector but no --kubeconfig (K8S_CONTRACT.md)"
+        api = request.getfixturevalue("apiserver")
+        extra_cp = ["--kubeconfig", api.kubeconfig]
     fabric = h.Fabric(workdir)
-    pods = {}
+    pods, sel = {}, {}
     srv = h.EchoServer()
     try:
         for gw in ("east", "west"):
             d = fabric.peer(gw)
             secret = {"ca.pem": fabric.ca, "cert.pem": os.path.join(d, "cert.pem"),
                       "key.pem": os.path.join(d, "key.pem")}
+            # a namespace per gateway: two clusters, one test API server
             dep = by_kind(template({"gateway": {"name": gw},
                                     "tls": {"existingSecret": gw + "-tls"}},
-                                   release="clusterlink", namespace="clusterlink"))["Deployment"]
-            pods[gw] = LoopbackPod(dep, secret, workdir, gw).start(cp_drop=pending)
+                                   release="clusterlink", namespace=gw))["Deployment"]
+            sel[gw] = dep["spec"]["selector"]["matchLabels"]
+            if api:
+                api.apply([namespace(gw)])
+            pods[gw] = LoopbackPod(dep, secret, workdir, gw).start(cp_drop=pending,
+                                                                   cp_extra=extra_cp)
             for c in ("controlplane", "dataplane"):
                 assert pods[gw].probe(c, "livenessProbe"), (gw, c)
 
@@ -977,12 +993,27 @@ def test_rendered_pods_link_on_loopback(workdir):
         port = 80 if k8s else target
         ctl("--context", "east", "create", "import", "--name", "web", "--port", port,
             "--target-port", target, "--peer", "west")
-        imp = json.loads(ctl("--context", "east", "get", "import", "--name", "web", "-o", "json").stdout)
+        imp = json.loads(ctl("--context", "east", "get", "import", "--name", "web",
+                             "-o", "json").stdout)
         assert imp["spec"]["port"] == port and imp["spec"]["targetPort"] == target
         # the import's Service would map 80 -> target on the pod: the dataplane listens there
         got = h.wait_for(lambda: h.echo_roundtrip(target, b"through the chart"), 15,
                          "bytes through east's import")
         assert got == b"through the chart"
+        if api:  # the import's Service, as K8S_CONTRACT.md says, in east's namespace only
+            def service():
+                p = api.kubectl("-n", "east", "get", "service", "web", "-o", "json",
+                                check=False)
+                return json.loads(p.stdout) if p.returncode == 0 else None
+            svc = h.wait_for(service, 15, "the import's Service")
+            assert svc["spec"]["type"] == "ClusterIP"
+            assert svc["spec"]["selector"] == sel["east"]
+            assert [(x["port"], x["targetPort"], x.get("protocol", "TCP"))
+                    for x in svc["spec"]["ports"]] == [(80, target, "TCP")]
+            assert svc["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "clusterlink"
+            assert svc["metadata"]["labels"]["clusterlink.net/import"] == "web"
+            p = api.kubectl("-n", "west", "get", "service", "web", check=False)
+            assert p.returncode != 0 and "NotFound" in p.stderr
     finally:
         srv.close()
         bad = {}
