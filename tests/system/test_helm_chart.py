@@ -21,6 +21,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -71,17 +72,25 @@ def helm(*args, check=True):
     return p
 
 
-_TMP = tempfile.mkdtemp(prefix="cl-helm-")
+_TMP = None  # created on first use, removed after the module's tests
+
+
+def _tmpdir():
+    global _TMP
+    if _TMP is None:
+        _TMP = tempfile.mkdtemp(prefix="cl-helm-", dir=os.environ.get("CL_TEST_TMP") or None)
+    return _TMP
 
 
 def _tmp(name):
-    d = os.path.join(_TMP, name)
+    d = os.path.join(_tmpdir(), name)
     os.makedirs(d, exist_ok=True)
     return d
 
 
 def teardown_module(module):
-    shutil.rmtree(_TMP, ignore_errors=True)
+    if _TMP is not None:
+        shutil.rmtree(_TMP, ignore_errors=True)
 
 
 def merge(base, over):
@@ -95,7 +104,7 @@ def merge(base, over):
 
 
 def values_file(values):
-    fd, path = tempfile.mkstemp(suffix=".yaml", dir=_TMP)
+    fd, path = tempfile.mkstemp(suffix=".yaml", dir=_tmpdir())
     with os.fdopen(fd, "w") as f:
         yaml.safe_dump(values, f)
     return path
@@ -646,7 +655,7 @@ class ApiServerProc:
 
 @pytest.fixture(scope="module")
 def apiserver():
-    d = tempfile.mkdtemp(prefix="apiserver-", dir=_TMP)
+    d = tempfile.mkdtemp(prefix="apiserver-", dir=_tmpdir())
     srv = ApiServerProc(d)
     yield srv
     assert srv.stop() == 0
@@ -758,7 +767,7 @@ def test_test_api_server_rejects_what_the_real_one_would(apiserver):
 def render_notes(values, release="gw", namespace="clusterlink"):
     """NOTES.txt is not printed by `helm template`: render it through a copy of the chart
     where a ConfigMap carries it (tpl with the same context)."""
-    d = tempfile.mkdtemp(dir=_TMP)
+    d = tempfile.mkdtemp(dir=_tmpdir())
     chart = os.path.join(d, "clusterlink")
     shutil.copytree(CHART, chart)
     shutil.copy(os.path.join(chart, "templates", "NOTES.txt"), os.path.join(chart, "notes.txt"))
@@ -924,7 +933,17 @@ class LoopbackPod:
         return all(self.probe(c, "readinessProbe") for c in ("controlplane", "dataplane"))
 
     def stop(self):
-        return {n: p.stop() for n, p in self.procs.items()}
+        """SIGTERM to each container's process; their exit codes. A process of the group
+        still alive afterwards (an orphaned worker) is killed and reported as exit code
+        'leftover'."""
+        rcs = {n: p.stop() for n, p in self.procs.items()}
+        for n, p in self.procs.items():
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+                rcs[n] = "leftover"
+            except ProcessLookupError:
+                pass
+        return rcs
 
 
 def test_rendered_pods_link_on_loopback(workdir, request):
@@ -959,8 +978,8 @@ def test_rendered_pods_link_on_loopback(workdir, request):
             sel[gw] = dep["spec"]["selector"]["matchLabels"]
             if api:
                 api.apply([namespace(gw)])
-            pods[gw] = LoopbackPod(dep, secret, workdir, gw).start(cp_drop=pending,
-                                                                   cp_extra=extra_cp)
+            pods[gw] = LoopbackPod(dep, secret, workdir, gw)  # stopped in finally
+            pods[gw].start(cp_drop=pending, cp_extra=extra_cp)
             for c in ("controlplane", "dataplane"):
                 assert pods[gw].probe(c, "livenessProbe"), (gw, c)
 
