@@ -75,7 +75,7 @@ void dp_ref_del(struct dp_refs *r, uint64_t ref)
         return;
     sl->obj = NULL;
     sl->kind = DP_REF_NONE;
-    if (++sl->gen == 0) /* wrapped: 0 would make ref 0-able in the high half; skip it */
+    if (++sl->gen == 0) /* generations start at 1: keep it so after 2^32 reuses */
         sl->gen = 1;
     sl->next_free = r->free;
     r->free = (uint32_t)(sl - r->slots) + 1;

@@ -84,6 +84,10 @@ static void close_all(struct dp_tunnel *t, bool reset, int err)
         return;
     if (t->state == DP_TUNNEL_ST_OPEN)
         dp_count(group_of(t), t->name, "open", -1);
+    if (reset && t->state == DP_TUNNEL_ST_OPEN)
+        CL_DEBUG("dp.tunnel", "conn=%llu reset with %zu bytes down and %zu up not yet written",
+                 (unsigned long long)t->id, t->x[DP_DOWN]->ops->write_queue_size(t->x[DP_DOWN]),
+                 t->x[DP_UP]->ops->write_queue_size(t->x[DP_UP]));
     set_state(t, DP_TUNNEL_ST_CLOSING);
     t->close_err = err;
     cl_list_remove(&t->link);
@@ -311,7 +315,7 @@ void dp_xprt_on_eof(struct dp_xprt *x)
         fail(t, rc);
         return;
     }
-    maybe_finish(t);
+    maybe_finish(t); /* the shutdown may have completed at once */
 }
 
 void dp_xprt_on_written(struct dp_xprt *x, size_t n)
@@ -423,6 +427,8 @@ int dp_tunnel_start(struct dp_tunnel *t)
     t->rsv[DP_DOWN] = t->rsv[DP_UP] = NULL;
     if ((rc = flush_early(t)) != 0)
         goto fail;
+    if (t->state == DP_TUNNEL_ST_CLOSING) /* the up side's shutdown completed the tunnel */
+        return -1;
     t->sf[DP_DOWN] &= ~DP_SF_READING; /* read_start again: the early reader was stopped or not */
     for (unsigned i = 0; i < DP_SIDES; i++)
         if ((rc = read_side(t, i)) != 0)

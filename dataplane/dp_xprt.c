@@ -32,6 +32,7 @@
 #define TF_CLOSING  0x10u
 #define TF_WANT_WR  0x20u /* write_room() said full: owe on_writable */
 #define TF_NODELAY  0x40u
+#define TF_SHUT     0x80u /* uv_shutdown completed */
 
 static struct dp_xprt_tcp *tcp_of(struct dp_xprt *x)
 {
@@ -105,13 +106,14 @@ static void tcp_consume(struct dp_xprt *xp, size_t n)
     (void)n;
 }
 
-static void tcp_flush(struct dp_xprt_tcp *x);
+static int tcp_flush(struct dp_xprt_tcp *x);
 
 static void on_tcp_shutdown(uv_shutdown_t *req, int status)
 {
     struct dp_xprt_tcp *x = CL_CONTAINER_OF(req, struct dp_xprt_tcp, sreq);
 
     (void)status; /* ENOTCONN and friends: the write side is gone either way */
+    x->flags |= TF_SHUT;
     if (x->flags & TF_CLOSING)
         return;
     dp_xprt_on_shutdown(&x->x);
@@ -126,13 +128,14 @@ static void tcp_maybe_shutdown(struct dp_xprt_tcp *x)
         return;
     x->flags |= TF_SHUTTING;
     if ((rc = uv_shutdown(&x->sreq, (uv_stream_t *)&x->tcp, on_tcp_shutdown)) != 0)
-        dp_xprt_on_shutdown(&x->x); /* ENOTCONN: nothing left to half-close */
+        dp_xprt_on_shutdown(&x->x); /* ENOTCONN: nothing left to half-close (synchronous) */
 }
 
 static void on_tcp_write(uv_write_t *req, int status)
 {
     struct dp_xprt_tcp *x = CL_CONTAINER_OF(req, struct dp_xprt_tcp, wreq);
     size_t n = x->inflight;
+    int rc;
 
     x->flags &= ~TF_WRITING;
     x->inflight = 0;
@@ -146,7 +149,10 @@ static void on_tcp_write(uv_write_t *req, int status)
     dp_xprt_on_written(&x->x, n); /* may close the tunnel */
     if (x->flags & TF_CLOSING)
         return;
-    tcp_flush(x);
+    if ((rc = tcp_flush(x)) != 0) {
+        dp_xprt_on_error(&x->x, rc);
+        return;
+    }
     if ((x->flags & TF_WANT_WR) && cl_bufq_len(&x->q) <= DP_TCP_LOWAT) {
         x->flags &= ~TF_WANT_WR;
         dp_xprt_on_writable(&x->x);
@@ -156,7 +162,8 @@ static void on_tcp_write(uv_write_t *req, int status)
     tcp_maybe_shutdown(x);
 }
 
-static void tcp_flush(struct dp_xprt_tcp *x)
+/* Writes what is queued unless a write is in flight. Returns 0 or a libuv error. */
+static int tcp_flush(struct dp_xprt_tcp *x)
 {
     struct iovec iov[MAX_IOV];
     uv_buf_t b[MAX_IOV];
@@ -164,18 +171,17 @@ static void tcp_flush(struct dp_xprt_tcp *x)
     int rc;
 
     if ((x->flags & (TF_WRITING | TF_CLOSING)) || cl_bufq_is_empty(&x->q))
-        return;
+        return 0;
     n = cl_bufq_peek_iov(&x->q, 0, iov, MAX_IOV);
     for (size_t i = 0; i < n; i++) {
         b[i] = uv_buf_init(iov[i].iov_base, (unsigned)iov[i].iov_len);
         total += iov[i].iov_len;
     }
-    if ((rc = uv_write(&x->wreq, (uv_stream_t *)&x->tcp, b, (unsigned)n, on_tcp_write)) != 0) {
-        dp_xprt_on_error(&x->x, rc);
-        return;
-    }
+    if ((rc = uv_write(&x->wreq, (uv_stream_t *)&x->tcp, b, (unsigned)n, on_tcp_write)) != 0)
+        return rc;
     x->flags |= TF_WRITING;
     x->inflight = total;
+    return 0;
 }
 
 static size_t tcp_reserve(struct dp_xprt *xp, uint8_t **p)
@@ -192,10 +198,13 @@ static ssize_t tcp_commit(struct dp_xprt *xp, size_t n)
 {
     struct dp_xprt_tcp *x = tcp_of(xp);
 
+    int rc;
+
     if (x->flags & (TF_CLOSING | TF_SHUT_REQ))
         return CL_ECLOSED;
     cl_bufq_commit(&x->q, n); /* read in place: zero-copy */
-    tcp_flush(x);
+    if ((rc = tcp_flush(x)) != 0)
+        return rc;
     return (ssize_t)n;
 }
 
@@ -206,9 +215,12 @@ static ssize_t tcp_write(struct dp_xprt *xp, const uint8_t *data, size_t len)
 
     if (x->flags & (TF_CLOSING | TF_SHUT_REQ))
         return CL_ECLOSED;
+    int rc;
+
     if ((n = cl_bufq_write(&x->q, data, len)) < 0)
         return n;
-    tcp_flush(x);
+    if ((rc = tcp_flush(x)) != 0)
+        return rc;
     return n;
 }
 
@@ -253,9 +265,11 @@ static void tcp_close(struct dp_xprt *xp, bool reset)
     if (x->flags & TF_CLOSING)
         return;
     x->flags |= TF_CLOSING;
-    /* uv_tcp_close_reset() refuses (and leaves the handle open) on a socket that was never
-     * connected (no fd yet) and after uv_shutdown(): close normally then */
-    if (reset && !(x->flags & TF_SHUTTING) && uv_tcp_close_reset(&x->tcp, on_tcp_close) == 0)
+    /* uv_tcp_close_reset() refuses, and leaves the handle open, on a socket that was never
+     * connected (no fd yet, EBADF) and while a uv_shutdown() is in progress (EINVAL): close
+     * normally then */
+    if (reset && (x->flags & (TF_SHUTTING | TF_SHUT)) != TF_SHUTTING &&
+        uv_tcp_close_reset(&x->tcp, on_tcp_close) == 0)
         return;
     uv_close((uv_handle_t *)&x->tcp, on_tcp_close);
 }

@@ -18,9 +18,10 @@
  * stream on a shared connection. The engine only calls the ops below, so a side can be swapped
  * (kernel splice(2) for TCP, fakes in tests/unit/dataplane/test_tunnel_fsm.c).
  *
- * Everything runs on the worker's loop. Ops never call back into the engine before they return
- * except where said (close); upcalls (dp_xprt_on_*) may close the tunnel, so an xprt must not
- * touch the tunnel after an upcall unless it checked that it is not closing.
+ * Everything runs on the worker's loop. Ops report failures by their return value and never
+ * call back into the engine before they return, except where said (shutdown, close). Upcalls
+ * (dp_xprt_on_*) may close the tunnel, so an xprt must not touch the tunnel after an upcall
+ * unless it checked that it is not closing.
  */
 
 struct dp_tunnel;
@@ -57,7 +58,8 @@ struct dp_xprt_ops {
     size_t (*write_room)(struct dp_xprt *x);
     /* Bytes accepted and not yet written (queue + in flight). */
     size_t (*write_queue_size)(const struct dp_xprt *x);
-    /* Half-close once the queued bytes are sent; dp_xprt_on_shutdown() when done. */
+    /* Half-close once the queued bytes are sent; dp_xprt_on_shutdown() when done, possibly
+     * before this returns (nothing left to half-close). Returns 0 or an error. */
     int (*shutdown)(struct dp_xprt *x);
     /* Closes (reset: abortively, RST / RST_STREAM). dp_xprt_on_closed() follows exactly once,
      * possibly before close returns. No other upcall after close. */
