@@ -36,7 +36,8 @@ static const char usage[] =
     "  --idle-timeout <ms>    a tunnel with no byte either way for that long is reset, both\n"
     "                         ends (default 3600000 = 1 h; 0: never)\n"
     "  --log-level <lvl>      error, warn, info (default), debug, trace\n"
-    "  --ready-file <path>    written with the public port once every worker listens\n"
+    "  --ready-file <path>    written with the public port once every worker listens (an old\n"
+    "                         one is removed at start)\n"
     "  -h, --help             this text\n";
 
 /* Picks a free port for --listen host:0 (SO_REUSEPORT, so workers can bind it too); the
@@ -201,6 +202,11 @@ int main(int argc, char **argv)
             fprintf(stderr, "cl-dataplane: cannot pick a port on %s: %s\n", host, cl_strerror(rc));
             return 1;
         }
+    }
+    /* a ready file left by an earlier run (e.g. a restarted container) must not say "ready" */
+    if (ready != NULL && unlink(ready) != 0 && errno != ENOENT) {
+        fprintf(stderr, "cl-dataplane: cannot remove the old %s: %s\n", ready, strerror(errno));
+        return 1;
     }
     return dp_master_run(argc, argv, &o, (int)workers, ready);
 }
