@@ -226,6 +226,8 @@ static bool list_has(const char *v, const char *token, bool last_only)
 /* Content-Length: every value (and every element of a list) must be the same number. */
 static int parse_length(const char *v, bool *have, uint64_t *out)
 {
+    if (*v == '\0')
+        return CL_EHTTP;
     while (*v != '\0') {
         uint64_t n = 0;
         size_t digits = 0;
