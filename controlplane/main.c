@@ -285,6 +285,11 @@ int main(int argc, char **argv)
     }
     if (cp.k8s && (rc = cp_k8s_start(&cp, &ko, &cp.kube, err, sizeof(err))) != 0) {
         fprintf(stderr, "cl-controlplane: Kubernetes mode: %s\n", err);
+        cp_state_free(&cp);
+        cp_store_close(cp.store);
+        cl_tls_ctx_unref(tls);
+        cl_tls_global_cleanup();
+        free(admins);
         return 1;
     }
     if ((rc = cp_peers_start(&cp, tls, &health, &cp.peers)) != 0) {
