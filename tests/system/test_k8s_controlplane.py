@@ -14,6 +14,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -680,3 +681,120 @@ def test_bad_configuration_is_refused(api, fabric, workdir):
                        text=True, timeout=20 * h.MULT)
     assert r.returncode == 1 and "KUBERNETES_SERVICE_HOST" in r.stderr
     assert "--kubeconfig" in run("--help").stdout
+
+
+# ---- a misbehaving API server ------------------------------------------------------------------
+
+class FakeApi:
+    """A TLS server with the API server's certificate that holds requests unanswered
+    ("silent") or answers garbage ("garbage")."""
+
+    def __init__(self, api, mode):
+        self.mode = mode
+        self.held = []
+        self.requests = 0
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(os.path.join(api.dir, "apiserver.pem"),
+                            os.path.join(api.dir, "apiserver.key"))
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.ctx = ctx
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.closed:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _serve(self, raw):
+        try:
+            c = self.ctx.wrap_socket(raw, server_side=True)
+            c.settimeout(30)
+            data = b""
+            while b"\r\n\r\n" not in data:
+                d = c.recv(4096)
+                if not d:
+                    return
+                data += d
+            self.requests += 1
+            if self.mode == "silent":
+                self.held.append(c)
+                return
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: nonsense\r\n\r\n{}")
+            c.close()
+        except (OSError, ssl.SSLError):
+            pass
+
+    def release(self):
+        for c in self.held:
+            try:
+                c.close()
+            except OSError:
+                pass
+        self.held = []
+
+    def close(self):
+        self.closed = True
+        self.release()
+        self.sock.close()
+
+
+def write_kubeconfig(path, port, ca):
+    with open(path, "w") as f:
+        f.write("current-context: t\ncontexts: [{name: t, context: {cluster: c, user: u, "
+                "namespace: %s}}]\nclusters: [{name: c, cluster: {server: 'https://127.0.0.1:%d', "
+                "certificate-authority: '%s'}}]\nusers: [{name: u, user: {token: %s}}]\n"
+                % (NS, port, ca, TOKEN))
+
+
+def test_misbehaving_api_server_never_blocks_the_controlplane(api, fabric, workdir):
+    fake = FakeApi(api, "silent")
+    kc = os.path.join(workdir, "fake-kubeconfig")
+    write_kubeconfig(kc, fake.port, api.ca)
+    g = h.Gateway(fabric, "east", workdir,
+                  extra_cp=["--k8s", "--kubeconfig", kc, "--k8s-selector", SEL_ARG])
+    try:
+        g.start()
+        h.wait_for(lambda: fake.requests >= 2, 10, "list requests held by the fake server")
+        # every API request hangs; the controlplane still answers at once
+        for i in range(5):
+            t0 = time.monotonic()
+            st = g.ctl_json("status")
+            assert time.monotonic() - t0 < 2 * h.MULT
+            assert st["kubernetes"]["synced"] is False
+        create_import(g, "web", 80)
+        assert svc_state(g, "web") == "pending"
+        # the server starts talking nonsense: reported, retried, never fatal
+        fake.mode = "garbage"
+        fake.release()
+        h.wait_for(lambda: "malformed HTTP" in g.ctl_json("status")["kubernetes"]["lastError"],
+                   30, "bad answers reported")
+        assert g.cp.alive()
+    finally:
+        rcs = g.stop()
+        fake.close()
+    assert all(rc == 0 for rc in rcs.values()), rcs
+
+
+def test_untrusted_api_server_certificate_is_refused(api, fabric, workdir):
+    other = os.path.join(workdir, "other-ca")
+    os.makedirs(other)
+    other_ca, _, _ = make_certs(other)
+    kc = os.path.join(workdir, "wrong-ca-kubeconfig")
+    write_kubeconfig(kc, api.port, other_ca)
+    g = h.Gateway(fabric, "east", workdir,
+                  extra_cp=["--k8s", "--kubeconfig", kc, "--k8s-selector", SEL_ARG])
+    try:
+        g.start()
+        h.wait_for(lambda: "not signed by the configured CA" in
+                   g.ctl_json("status")["kubernetes"]["lastError"], 20, "TLS failure reported")
+        assert api.controlplane_requests() == []  # not a single request got through
+    finally:
+        rcs = g.stop()
+    assert all(rc == 0 for rc in rcs.values()), rcs
