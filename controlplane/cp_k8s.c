@@ -336,6 +336,11 @@ static void item_run(struct item *it)
                    "a letter)",
                    NULL);
         return;
+    case CP_K8S_WAIT: /* its DELETED event brings it back here */
+        set_status(it, "pending", "the Service is being deleted; it is created again once gone",
+                   NULL);
+        item_due(it, CONFLICT_RECHECK_MS);
+        return;
     case CP_K8S_CONFLICT: /* not cached normally: only ours are */
         set_status(it, "conflict", "a Service of this name is not managed by ClusterLink", NULL);
         return;

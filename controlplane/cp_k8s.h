@@ -90,6 +90,7 @@ enum cp_k8s_action {
     CP_K8S_DELETE,   /* DELETE (a managed Service whose import is gone) */
     CP_K8S_CONFLICT, /* a Service of that name that is not ours: never touched */
     CP_K8S_INVALID,  /* the import cannot be a Service (name not DNS-1035) */
+    CP_K8S_WAIT,     /* ours is being deleted (deletionTimestamp): create it once it is gone */
     CP_K8S_ACTION_COUNT,
 };
 

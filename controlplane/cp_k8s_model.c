@@ -12,6 +12,7 @@
 static const char *const action_names[CP_K8S_ACTION_COUNT] = {
     [CP_K8S_NONE] = "none",     [CP_K8S_CREATE] = "create",     [CP_K8S_UPDATE] = "update",
     [CP_K8S_DELETE] = "delete", [CP_K8S_CONFLICT] = "conflict", [CP_K8S_INVALID] = "invalid",
+    [CP_K8S_WAIT] = "wait",
 };
 
 const char *cp_k8s_action_name(enum cp_k8s_action a)
@@ -199,9 +200,12 @@ static json_t *updated(const char *name, const json_t *imp, const json_t *actual
 enum cp_k8s_action cp_k8s_plan(const char *ns, const char *name, const json_t *imp,
                                const json_t *actual, const json_t *selector, json_t **body)
 {
+    bool going = json_object_get(json_object_get(actual, "metadata"), "deletionTimestamp") != NULL;
+
     *body = NULL;
-    if (imp == NULL)
-        return actual != NULL && cp_k8s_service_is_ours(actual) ? CP_K8S_DELETE : CP_K8S_NONE;
+    if (imp == NULL) /* one being deleted already needs nothing more */
+        return actual != NULL && cp_k8s_service_is_ours(actual) && !going ? CP_K8S_DELETE
+                                                                          : CP_K8S_NONE;
     if (!cl_str_is_dns1035_label(name))
         return CP_K8S_INVALID;
     if (actual == NULL) {
@@ -210,6 +214,8 @@ enum cp_k8s_action cp_k8s_plan(const char *ns, const char *name, const json_t *i
     }
     if (!cp_k8s_service_is_ours(actual))
         return CP_K8S_CONFLICT;
+    if (going)
+        return CP_K8S_WAIT;
     if (matches(name, imp, actual, selector))
         return CP_K8S_NONE;
     *body = updated(name, imp, actual, selector);

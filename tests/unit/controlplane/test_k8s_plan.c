@@ -198,6 +198,14 @@ static void plans(void **state)
                         json_pack("{s:s}", "app.kubernetes.io/managed-by", "helm"));
     assert_int_equal(cp_k8s_plan("cl", "web", imp, foreign, sel, &body), CP_K8S_CONFLICT);
     json_decref(foreign);
+    /* ours, being deleted (finalizers pending): wait for it to go, never update or delete it */
+    json_t *going = json_deep_copy(actual);
+    json_object_set_new(json_object_get(going, "metadata"), "deletionTimestamp",
+                        json_string("2026-01-01T00:00:00Z"));
+    assert_int_equal(cp_k8s_plan("cl", "web", imp, going, sel, &body), CP_K8S_WAIT);
+    assert_null(body);
+    assert_int_equal(cp_k8s_plan("cl", "web", NULL, going, sel, &body), CP_K8S_NONE);
+    json_decref(going);
     /* an import whose name cannot be a Service name */
     assert_int_equal(cp_k8s_plan("cl", "9web", imp, NULL, sel, &body), CP_K8S_INVALID);
     assert_null(body);
