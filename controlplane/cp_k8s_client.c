@@ -406,6 +406,8 @@ static void conn_close(struct conn *k, int err)
         dispatch(k->c);
 }
 
+static void write_out(struct conn *k);
+
 static void on_write(uv_write_t *req, int status)
 {
     struct conn *k = CL_CONTAINER_OF(req, struct conn, wreq);
@@ -419,24 +421,7 @@ static void on_write(uv_write_t *req, int status)
         conn_close(k, status);
         return;
     }
-    /* more may have been queued meanwhile */
-    struct cl_bufq *q = cp_k8s_tls_outq(k->tls);
-    if (cl_bufq_len(q) > 0) {
-        struct iovec iov[MAX_IOV];
-        uv_buf_t bufs[MAX_IOV];
-        size_t n = cl_bufq_peek_iov(q, 0, iov, MAX_IOV), total = 0;
-        for (size_t i = 0; i < n; i++) {
-            bufs[i] = uv_buf_init(iov[i].iov_base, (unsigned)iov[i].iov_len);
-            total += iov[i].iov_len;
-        }
-        int rc = uv_write(&k->wreq, (uv_stream_t *)&k->tcp, bufs, (unsigned)n, on_write);
-        if (rc != 0) {
-            conn_close(k, rc);
-            return;
-        }
-        k->writing = true;
-        k->wlen = total;
-    }
+    write_out(k); /* more may have been queued meanwhile */
 }
 
 static void write_out(struct conn *k)
