@@ -22,6 +22,8 @@ Test control endpoints (no token needed, loopback clients only):
   GET  /_test/requests        [{method, path, query, code, verb, resource, subresource,
                                 namespace, name}] served so far
   POST /_test/reset           clears faults and the request log (not the objects)
+  POST /_test/tokens          {"tokens": ["new", ...]}: the bearer tokens accepted from now on
+                               (token rotation)
 """
 import argparse
 import base64
@@ -245,10 +247,12 @@ class Store:
         return self.history[i:]
 
     def expire(self):
+        """Compaction past everything any client has seen: the counter moves on, so resuming
+        from any resourceVersion handed out before gets 410; a fresh list gives a good one."""
         self.epoch += 1
         self.history = []
         self.history_rvs = []
-        self.oldest = self.rv
+        self.oldest = self.next_rv()
         self.cond.notify_all()
 
     def persist(self):
@@ -271,6 +275,21 @@ class Store:
             self.bucket(tuple(e["gvr"]))[(o["metadata"].get("namespace", ""),
                                           o["metadata"]["name"])] = o
         self.oldest = self.rv  # no history survives a restart
+
+
+_GENERATION = {}
+
+
+def tracks_generation(r):
+    """Whether objects of r carry metadata.generation: the kinds whose status reports an
+    observedGeneration (Deployments, Pods, PodDisruptionBudgets, ...), not Services or
+    ConfigMaps, as on the real server."""
+    key = (r.group, r.version, r.plural)
+    if key not in _GENERATION:
+        d = openapi.find_definition(gv_string(r.group, r.version), r.kind)
+        _, st = openapi.field_schema(d, ["status"]) if d else (None, None)
+        _GENERATION[key] = bool(st and "observedGeneration" in (st.get("properties") or {}))
+    return _GENERATION[key]
 
 
 def object_fields(r, obj):
@@ -355,7 +374,7 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
         self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.ctx.load_cert_chain(args.cert, args.key)
         self.ctx.set_alpn_protocols(["http/1.1"])
-        self.token = args.token
+        self.tokens = {args.token}
         self.store = Store(args.watch_history, os.path.join(args.state_dir, "state.json")
                            if args.state_dir else None)
         self.sem = semantics.Semantics(args.service_cidr, tuple(
@@ -428,7 +447,9 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
         meta["uid"] = str(uuid.uuid4())
         meta["resourceVersion"] = str(st.next_rv())
         meta["creationTimestamp"] = now_rfc3339()
-        meta["generation"] = 1
+        meta.pop("generation", None)
+        if tracks_generation(r):
+            meta["generation"] = 1
         for k in ("selfLink", "deletionTimestamp", "deletionGracePeriodSeconds", "managedFields"):
             meta.pop(k, None)
         st.bucket((r.group, r.version, r.plural))[(ns if r.namespaced else "",
@@ -543,7 +564,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def dispatch(self, method):
         self.code = 0
-        url = urllib.parse.urlsplit(self.path)
+        self.logged = False
+        self.url = url = urllib.parse.urlsplit(self.path)
         path = url.path
         self.query = urllib.parse.parse_qs(url.query, keep_blank_values=True)
         self.info = {}
@@ -560,7 +582,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             try:
                 if path.rstrip("/") not in ("/version", "/healthz", "/livez", "/readyz"):
                     auth = self.headers.get("Authorization") or ""
-                    if auth != "Bearer " + srv.token:
+                    if not auth.startswith("Bearer ") or auth[7:] not in srv.tokens:
                         raise ApiError(401, "Unauthorized", "Unauthorized")
                 self.info = self.parse_resource_path(method, path)
                 code = srv.faults.take(method, self.info) if self.info else None
@@ -575,12 +597,19 @@ class Handler(http.server.BaseHTTPRequestHandler):
         except (ConnectionError, ssl.SSLError, socket.timeout, TimeoutError):
             self.close_connection = True
         finally:
-            srv.log_request({"method": method, "path": path, "query": url.query,
-                             "code": self.code, "verb": self.info.get("verb"),
-                             "resource": self.info.get("resource"),
-                             "subresource": self.info.get("subresource"),
-                             "namespace": self.info.get("namespace"),
-                             "name": self.info.get("name")})
+            self.log_once()
+
+    def log_once(self):
+        """Adds this request to the request log (once; a watch is logged when it starts)."""
+        if self.logged:
+            return
+        self.logged = True
+        info = self.info
+        self.server.log_request({"method": self.command, "path": self.url.path,
+                                 "query": self.url.query, "code": self.code,
+                                 "verb": info.get("verb"), "resource": info.get("resource"),
+                                 "subresource": info.get("subresource"),
+                                 "namespace": info.get("namespace"), "name": info.get("name")})
 
     def injected(self, code):
         info = self.info
@@ -730,6 +759,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     except ValueError as e:
                         raise bad_request(str(e))
                 return self.send(200, {"faults": srv.faults.pending()})
+            if method == "POST" and path == "/_test/tokens":
+                req, _ = parse_json(body or b"null")
+                toks = req.get("tokens") if isinstance(req, dict) else None
+                if not isinstance(toks, list) or not all(isinstance(t, str) and t
+                                                         for t in toks):
+                    raise bad_request('expected {"tokens": ["...", ...]}')
+                srv.tokens = set(toks)
+                return self.send(200, {"tokens": len(toks)})
             if method == "GET" and path == "/_test/faults":
                 return self.send(200, {"faults": srv.faults.pending()})
             if method == "POST" and path == "/_test/expire-watches":
@@ -828,7 +865,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         return self.send(200, None, raw=openapi.spec_bytes())
 
     def v3_index(self):
-        srv = self.server
+        return Handler.build_v3_index(self.server)
+
+    @staticmethod
+    def build_v3_index(srv):
         with srv.v3_lock:
             if srv.v3_index is None:
                 docs = openapi.openapi_v3_documents()
@@ -848,9 +888,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
                            "NotAcceptable")
         h = self.server.v3_hashes[key]
         immutable = self.query.get("hash", [""])[0] == h
-        return self.send(200, None, raw=docs[key], headers={
-            "Etag": '"%s"' % h,
-            "Cache-Control": "public, immutable" if immutable else "no-cache, no-store"})
+        headers = {"Etag": '"%s"' % h,
+                   "Cache-Control": "public, immutable" if immutable else "no-cache, no-store"}
+        if self.headers.get("If-None-Match") == '"%s"' % h:
+            self.send_response(304)
+            for k, v in headers.items():
+                self.send_header(k, v)
+            self.end_headers()
+            self.code = 304
+            return
+        return self.send(200, None, raw=docs[key], headers=headers)
 
     # ---- reads --
 
@@ -950,7 +997,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return False
             self.connection.settimeout(0.05)
             try:
-                data = self.connection.recv(1)
+                self.connection.recv(1)
             except (ssl.SSLWantReadError, socket.timeout, TimeoutError):
                 return False
             finally:
@@ -987,6 +1034,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Cache-Control", "no-cache, private")
         self.end_headers()
         self.code = 200
+        self.log_once()
         with st.cond:
             epoch = st.epoch
             pending = []
@@ -1161,7 +1209,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if dry:
                 meta["uid"] = str(uuid.uuid4())
                 meta["creationTimestamp"] = now_rfc3339()
-                meta["generation"] = 1
+                meta.pop("generation", None)
+                if tracks_generation(r):
+                    meta["generation"] = 1
             else:
                 self.server.finish_create(r, ns, obj)
             out = copy.deepcopy(obj)
@@ -1261,7 +1311,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
         def content(o):
             return {k: v for k, v in o.items() if k not in ("metadata", "status")}
-        if content(new) != content(cur):
+        if tracks_generation(r) and content(new) != content(cur):
             nmeta["generation"] = cmeta.get("generation", 1) + 1
         nmeta["resourceVersion"] = cmeta["resourceVersion"]
         if new == cur:
@@ -1424,6 +1474,8 @@ def main(argv):
         with open(tmp, "w") as f:
             f.write("%d\n" % actual)
         os.replace(tmp, args.ready_file)
+    # kubectl reads /openapi/v3 on every apply: build it now rather than on its first request
+    threading.Thread(target=Handler.build_v3_index, args=(srv,), daemon=True).start()
     sys.stderr.write("apiserver: listening on https://%s:%d\n" % (host, actual))
     sys.stderr.flush()
     while not stop.wait(0.5):

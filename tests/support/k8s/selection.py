@@ -29,7 +29,7 @@ def valid_label_value(v):
 
 
 class LabelSelector:
-    """A conjunction of requirements (key, op, values); op in =, !=, in, notin, exists, !, gt, lt."""
+    """A conjunction of requirements (key, op, values); op: =, !=, in, notin, exists, !, gt, lt."""
 
     def __init__(self, reqs):
         self.reqs = reqs

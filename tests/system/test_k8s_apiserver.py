@@ -1,0 +1,849 @@
+"""The strict Kubernetes test API server (tests/support/k8s) and its schema validator.
+
+openapi.py, patches.py and selection.py are checked directly; the server is checked with the real
+kubectl (<repo>/.tools/bin/kubectl, installed by .ci/install: missing is a failure, not a skip)
+and with a small Python client for what kubectl does not show (409 on a stale resourceVersion,
+410 on an expired watch, injected faults, the request log). Every test starts its own server on
+port 0 and stops it by PID; it must exit 0.
+"""
+import copy
+import gzip
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import threading
+
+import pytest
+import yaml
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support",
+                                "k8s"))
+
+import k8sharness  # noqa: E402
+import openapi  # noqa: E402
+import patches  # noqa: E402
+import selection  # noqa: E402
+
+SVC_PATH = "/api/v1/namespaces/default/services"
+POD_PATH = "/api/v1/namespaces/default/pods"
+
+
+def service(name="web", port=80, target=8080, **spec):
+    s = {"apiVersion": "v1", "kind": "Service",
+         "metadata": {"name": name, "labels": {"app": name}},
+         "spec": {"selector": {"app": name},
+                  "ports": [{"name": "tcp", "protocol": "TCP", "port": port,
+                             "targetPort": target}]}}
+    s["spec"].update(spec)
+    return s
+
+
+def deployment(name="web", replicas=2, image="nginx:1.27"):
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
+            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
+                     "template": {"metadata": {"labels": {"app": name}}, "spec": {
+                         "containers": [{"name": "main", "image": image,
+                                         "ports": [{"name": "http", "containerPort": 8080}],
+                                         "resources": {"requests": {"cpu": "100m",
+                                                                    "memory": "64Mi"},
+                                                       "limits": {"cpu": 1}}}]}}}}
+
+
+def pod(name, ip, labels=None, sa="default"):
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "labels": labels or {"app": "client"}},
+            "spec": {"serviceAccountName": sa,
+                     "containers": [{"name": "c", "image": "busybox:1.36"}]},
+            "status": {"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}]}}
+
+
+@pytest.fixture
+def srv(workdir):
+    s = k8sharness.ApiServer(workdir).start()
+    yield s
+    assert s.stop() == 0, s.tail()
+
+
+def dump(workdir, name, objs):
+    path = os.path.join(workdir, name)
+    with open(path, "w") as f:
+        yaml.safe_dump_all(objs, f)
+    return path
+
+
+# ---- openapi.py --------------------------------------------------------------------------------
+
+def test_spec_is_the_published_file():
+    with gzip.open(openapi.SPEC_GZ, "rb") as f:
+        assert hashlib.sha256(f.read()).hexdigest() == openapi.SPEC_SHA256
+    assert len(openapi.definitions()) == 771
+
+
+def test_valid_objects_pass():
+    assert openapi.validate(service()) == []
+    assert openapi.validate(deployment()) == []
+    s = service(target="http")  # a named target port
+    s["metadata"]["creationTimestamp"] = None  # null = unset, as kubectl writes it
+    assert openapi.validate(s) == []
+    sa = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "cl"}}
+    role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+            "metadata": {"name": "r"},
+            "rules": [{"apiGroups": [""], "resources": ["services"], "verbs": ["get"]}]}
+    pdb = {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "p"},
+           "spec": {"maxUnavailable": "50%", "selector": {"matchLabels": {"a": "b"}}}}
+    lst = {"apiVersion": "v1", "kind": "List", "items": [sa, role, pdb]}
+    assert openapi.validate(lst) == []
+
+
+def test_unknown_fields_are_errors_with_paths():
+    s = service()
+    s["spec"]["bogus"] = 1
+    s["spec"]["ports"][0]["extra"] = "x"
+    s["metadata"]["labelz"] = {}
+    errs = openapi.validate(s)
+    assert '$.spec.bogus: unknown field "bogus"' in errs
+    assert '$.spec.ports[0].extra: unknown field "extra"' in errs
+    assert '$.metadata.labelz: unknown field "labelz"' in errs
+    assert len(errs) == 3
+    d = deployment()
+    d["spec"]["template"]["spec"]["containers"][0]["resources"]["request"] = {}
+    assert openapi.validate(d) == [
+        '$.spec.template.spec.containers[0].resources.request: unknown field "request"']
+
+
+def test_wrong_types_are_errors():
+    s = service(port="80")
+    s["spec"]["selector"]["n"] = 3  # map values are strings
+    s["spec"]["ports"][0]["targetPort"] = True  # int-or-string, not a boolean
+    errs = openapi.validate(s)
+    assert "$.spec.ports[0].port: expected integer, got string" in errs
+    assert "$.spec.selector.n: expected string, got integer" in errs
+    assert "$.spec.ports[0].targetPort: expected integer or string, got boolean" in errs
+    assert len(errs) == 3
+    s = service(target=1.5)
+    assert openapi.validate(s) == ["$.spec.ports[0].targetPort: expected integer or string, "
+                                   "got number"]
+    s = service(port=2 ** 31)
+    assert openapi.validate(s) == ["$.spec.ports[0].port: integer 2147483648 out of int32 range"]
+    d = deployment()
+    d["spec"]["template"]["spec"]["containers"] = {"name": "x"}
+    assert openapi.validate(d) == ["$.spec.template.spec.containers: expected array, got object"]
+    d = deployment()
+    d["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["cpu"] = "1 core"
+    assert len(openapi.validate(d)) == 1
+    assert "quantities must match" in openapi.validate(d)[0]
+
+
+def test_required_kind_and_list_keys():
+    d = deployment()
+    del d["spec"]["selector"]
+    d["spec"]["template"]["spec"]["containers"].append({"image": "x"})
+    errs = openapi.validate(d)
+    assert "$.spec.selector: required field is missing" in errs
+    assert "$.spec.template.spec.containers[1].name: required field is missing" in errs
+    assert openapi.validate({"apiVersion": "v1", "kind": "Nope"})[0].startswith(
+        "$: no schema for apiVersion")
+    assert openapi.validate({"kind": "Service"}) == [
+        "$.apiVersion: apiVersion is required (a non-empty string)"]
+    s = service()
+    s["spec"]["ports"].append({"name": "again", "port": 80, "targetPort": 1})  # protocol TCP
+    assert openapi.validate(s) == ["$.spec.ports[1]: duplicate entry for key port=80, "
+                                   "protocol=\"TCP\" (same as index 0)"]
+
+
+def test_prune_and_manifests():
+    s = service()
+    s["spec"]["bogus"] = {"x": 1}
+    assert openapi.prune_unknown(s) == service()
+    docs = openapi.load_manifests("a: 1\n---\n---\nb: 2018-01-01\n")
+    assert docs == [{"a": 1}, {"b": "2018-01-01"}]
+    with pytest.raises(ValueError, match="duplicate key 'a'"):
+        openapi.load_manifests("a: 1\na: 2\n")
+
+
+def test_resources_from_spec_paths():
+    rs = {(r.group, r.version, r.plural): r for r in openapi.resources()}
+    svc = rs[("", "v1", "services")]
+    assert svc.kind == "Service" and svc.namespaced
+    assert svc.verbs == ["create", "delete", "deletecollection", "get", "list", "patch",
+                         "update", "watch"]
+    assert svc.subresources["status"]["verbs"] == ["get", "patch", "update"]
+    assert not rs[("", "v1", "namespaces")].namespaced
+    assert rs[("apps", "v1", "deployments")].kind == "Deployment"
+    assert not rs[("rbac.authorization.k8s.io", "v1", "clusterroles")].namespaced
+    assert rs[("rbac.authorization.k8s.io", "v1", "roles")].namespaced
+    assert rs[("policy", "v1", "poddisruptionbudgets")].namespaced
+    assert rs[("", "v1", "componentstatuses")].verbs == ["get", "list"]
+    g = openapi.groups()
+    assert g[""] == ["v1"] and g["apps"] == ["v1"] and g["autoscaling"][0] == "v2"
+
+
+def test_label_and_field_selectors():
+    ls = selection.parse_label_selector("app=web,tier!=db,env in (a, b),!legacy,zone")
+    assert ls.matches({"app": "web", "env": "a", "zone": "x"})
+    assert not ls.matches({"app": "web", "env": "a", "zone": "x", "legacy": ""})
+    assert not ls.matches({"app": "web", "env": "c", "zone": "x"})
+    assert not ls.matches({"app": "web", "env": "a", "zone": "x", "tier": "db"})
+    assert not ls.matches({"app": "web", "env": "a"})
+    assert selection.parse_label_selector("a==b,c notin (d)").matches({"a": "b", "c": "e"})
+    for bad in ("a in b", "a=(", "=x", "a,", "a in ()", "Bad Key=1"):
+        with pytest.raises(selection.SelectorError):
+            selection.parse_label_selector(bad)
+    fs = selection.parse_field_selector("metadata.name=x,status.podIP!=1.2.3.4",
+                                        ["metadata.name", "status.podIP"])
+    assert fs.matches({"metadata.name": "x", "status.podIP": "5.6.7.8"})
+    assert not fs.matches({"metadata.name": "x", "status.podIP": "1.2.3.4"})
+    with pytest.raises(selection.SelectorError, match="field label not supported: spec.x"):
+        selection.parse_field_selector("spec.x=1", ["metadata.name"])
+
+
+def test_patches():
+    svc = service()
+    svc["spec"]["ports"].append({"name": "m", "port": 9090, "targetPort": 9090})
+    # strategic: ports merge by port, $setElementOrder, $patch: delete, null deletes
+    p = {"spec": {"$setElementOrder/ports": [{"port": 9090}, {"port": 81}],
+                  "ports": [{"port": 9090, "targetPort": 9191}, {"port": 81, "name": "n"},
+                            {"$patch": "delete", "port": 80}],
+                  "selector": {"app": None, "x": "y"}}}
+    out = patches.strategic_merge_patch(svc, p, "io.k8s.api.core.v1.Service")
+    assert out["spec"]["ports"] == [{"name": "m", "port": 9090, "targetPort": 9191},
+                                    {"port": 81, "name": "n"}]
+    assert out["spec"]["selector"] == {"x": "y"}
+    d = deployment()
+    d["spec"]["template"]["spec"]["containers"].append({"name": "side", "image": "s"})
+    p = {"spec": {"template": {"spec": {"containers": [{"name": "side", "image": "s2"}]}},
+                  "strategy": {"$retainKeys": ["type"], "type": "Recreate"}}}
+    d["spec"]["strategy"] = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1}}
+    out = patches.strategic_merge_patch(d, p, "io.k8s.api.apps.v1.Deployment")
+    cs = out["spec"]["template"]["spec"]["containers"]
+    assert [c["name"] for c in cs] == ["main", "side"] and cs[1]["image"] == "s2"
+    assert cs[0] == d["spec"]["template"]["spec"]["containers"][0]
+    assert out["spec"]["strategy"] == {"type": "Recreate"}
+    # lists without a merge strategy are replaced
+    out = patches.strategic_merge_patch(svc, {"spec": {"externalIPs": ["1.2.3.4"]}},
+                                        "io.k8s.api.core.v1.Service")
+    assert out["spec"]["externalIPs"] == ["1.2.3.4"]
+    with pytest.raises(patches.PatchError, match="merge key"):
+        patches.strategic_merge_patch(svc, {"spec": {"ports": [{"name": "x"}]}},
+                                      "io.k8s.api.core.v1.Service")
+    # RFC 7386 and RFC 6902
+    assert patches.merge_patch({"a": {"b": 1, "c": 2}}, {"a": {"b": None, "d": 3}}) == {
+        "a": {"c": 2, "d": 3}}
+    doc = {"a": [1, 2], "b": {"c": "x"}}
+    out = patches.json_patch(doc, [{"op": "add", "path": "/a/-", "value": 3},
+                                   {"op": "replace", "path": "/b/c", "value": "y"},
+                                   {"op": "move", "from": "/b/c", "path": "/d"},
+                                   {"op": "test", "path": "/a/2", "value": 3}])
+    assert out == {"a": [1, 2, 3], "b": {}, "d": "y"} and doc == {"a": [1, 2], "b": {"c": "x"}}
+    with pytest.raises(patches.PatchConflict):
+        patches.json_patch(doc, [{"op": "test", "path": "/a/0", "value": 9}])
+    with pytest.raises(patches.PatchConflict):
+        patches.json_patch(doc, [{"op": "remove", "path": "/nope"}])
+
+
+# ---- the server, through kubectl ---------------------------------------------------------------
+
+def test_kubectl_is_installed():
+    assert os.access(k8sharness.KUBECTL, os.X_OK), \
+        "kubectl missing at %s: run .ci/install" % k8sharness.KUBECTL
+
+
+def test_kubectl_apply_update_get_delete(srv, workdir):
+    path = dump(workdir, "app.yaml", [service(), deployment()])
+    out = srv.kubectl("apply", "-f", path).stdout
+    assert "service/web created" in out and "deployment.apps/web created" in out
+    first = json.loads(srv.kubectl("get", "service", "web", "-o", "json").stdout)
+    assert first["spec"]["clusterIP"].startswith("10.")
+    assert first["spec"]["ports"][0]["targetPort"] == 8080
+    assert "kubectl.kubernetes.io/last-applied-configuration" in first["metadata"]["annotations"]
+
+    # apply again with changes: a new port, another target, more replicas, a new env var
+    svc = service(target=9090)
+    svc["spec"]["ports"].append({"name": "metrics", "port": 9100, "targetPort": 9100})
+    dep = deployment(replicas=3)
+    dep["spec"]["template"]["spec"]["containers"][0]["env"] = [{"name": "MODE", "value": "x"}]
+    path = dump(workdir, "app2.yaml", [svc, dep])
+    out = srv.kubectl("apply", "-f", path).stdout
+    assert "service/web configured" in out and "deployment.apps/web configured" in out
+    assert "unchanged" in srv.kubectl("apply", "-f", path).stdout
+    now = json.loads(srv.kubectl("get", "service", "web", "-o", "json").stdout)
+    assert now["metadata"]["uid"] == first["metadata"]["uid"]
+    assert "generation" not in now["metadata"]  # Services have none; Deployments do (below)
+    assert now["spec"]["clusterIP"] == first["spec"]["clusterIP"]
+    assert [(p["port"], p["targetPort"]) for p in now["spec"]["ports"]] == [(80, 9090),
+                                                                          (9100, 9100)]
+    assert int(now["metadata"]["resourceVersion"]) > int(first["metadata"]["resourceVersion"])
+    d = json.loads(srv.kubectl("get", "deploy", "web", "-o", "json").stdout)
+    assert d["spec"]["replicas"] == 3 and d["metadata"]["generation"] == 2
+    assert d["spec"]["template"]["spec"]["containers"][0]["env"] == [{"name": "MODE",
+                                                                      "value": "x"}]
+
+    lst = json.loads(srv.kubectl("get", "svc", "-l", "app=web", "-o", "json").stdout)
+    assert [i["metadata"]["name"] for i in lst["items"]] == ["web"]
+    out = srv.kubectl("delete", "-f", path).stdout
+    assert 'service "web" deleted' in out and 'deployment.apps "web" deleted' in out
+    p = srv.kubectl("get", "svc", "web", check=False)
+    assert p.returncode != 0 and 'services "web" not found' in p.stderr
+    names = srv.kubectl("get", "svc", "-o", "name").stdout.split()
+    assert names == ["service/kubernetes"]
+    # the protocol kubectl negotiated: client-side apply = strategic merge patch with
+    # fieldValidation=Strict, discovery and openapi v3 served as JSON
+    log = srv.requests()
+    patched = [r for r in log if r["method"] == "PATCH"]
+    assert patched and all("fieldValidation=Strict" in r["query"] and r["code"] == 200
+                           for r in patched)
+    assert any(r["path"] == "/openapi/v3" and r["code"] == 200 for r in log)
+    assert not any(r["path"] == "/openapi/v2" for r in log)
+
+
+def test_kubectl_watch_sees_events(srv, workdir):
+    srv.kubectl("apply", "-f", dump(workdir, "a.yaml", [service("first")]))
+    out_path = os.path.join(workdir, "watch.out")
+    cmd, env = srv.kubectl_cmd("get", "services", "--watch", "--output-watch-events",
+                               "--request-timeout=60s", "-o",
+                               "jsonpath={.type} {.object.metadata.name}{\"\\n\"}")
+    with open(out_path, "w") as out:
+        p = subprocess.Popen(cmd, stdout=out, stderr=subprocess.PIPE, env=env, text=True)
+    try:
+        k8sharness_wait(lambda: any(r["verb"] == "watch" for r in srv.requests()),
+                        "watch opened")
+        srv.kubectl("apply", "-f", dump(workdir, "b.yaml", [service("second")]))
+        srv.kubectl("label", "service", "second", "tier=x")
+        srv.kubectl("delete", "service", "second")
+        k8sharness_wait(lambda: "DELETED second" in open(out_path).read(), "DELETED printed")
+        # the server ending the stream ends `kubectl get --watch`
+        srv.expire_watches()
+        p.wait(timeout=30 * k8sharness.MULT)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    lines = open(out_path).read().split("\n")
+    assert "ADDED first" in lines and "ADDED kubernetes" in lines
+    i = lines.index("ADDED second")
+    assert lines[i + 1:i + 3] == ["MODIFIED second", "DELETED second"], lines
+
+
+def k8sharness_wait(cond, what, timeout=20):
+    import time
+    deadline = time.monotonic() + timeout * k8sharness.MULT
+    while not cond():
+        assert time.monotonic() < deadline, "timed out waiting for " + what
+        time.sleep(0.05)
+
+
+def test_kubectl_refusals(srv, workdir):
+    srv.kubectl("apply", "-f", dump(workdir, "ok.yaml", [service()]))
+    bad = service()
+    bad["spec"]["bogus"] = 1
+    p = srv.kubectl("apply", "--validate=strict", "-f", dump(workdir, "u.yaml", [bad]),
+                    check=False)
+    assert p.returncode != 0 and 'strict decoding error: unknown field "spec.bogus"' in p.stderr
+    new = service("fresh")
+    new["spec"]["ports"][0]["extra"] = True
+    p = srv.kubectl("create", "-f", dump(workdir, "u2.yaml", [new]), check=False)
+    assert p.returncode != 0 and 'unknown field "spec.ports[0].extra"' in p.stderr
+    p = srv.kubectl("get", "svc", "fresh", check=False)
+    assert p.returncode != 0
+    # --validate=warn: kept, warned, the field dropped
+    p = srv.kubectl("apply", "--validate=warn", "-f", dump(workdir, "w.yaml", [new]))
+    assert 'Warning: unknown field "spec.ports[0].extra"' in p.stderr
+    got = json.loads(srv.kubectl("get", "svc", "fresh", "-o", "json").stdout)
+    assert "extra" not in got["spec"]["ports"][0]
+
+    p = srv.kubectl("apply", "-f", dump(workdir, "n.yaml", [service("1web")]), check=False)
+    assert p.returncode != 0 and 'metadata.name: Invalid value: "1web": a DNS-1035 label' \
+        in p.stderr
+    p = srv.kubectl("apply", "-f", dump(workdir, "n2.yaml", [service("web.x")]), check=False)
+    assert p.returncode != 0 and "DNS-1035" in p.stderr
+
+    p = srv.kubectl("apply", "-f", dump(workdir, "p.yaml", [service("big", port=70000)]),
+                    check=False)
+    assert p.returncode != 0 and \
+        "spec.ports[0].port: Invalid value: 70000: must be between 1 and 65535, inclusive" \
+        in p.stderr
+    p = srv.kubectl("apply", "-f", dump(workdir, "t.yaml", [service("big", target=0)]))
+    p = srv.kubectl("apply", "-f", dump(workdir, "t2.yaml", [service("big2", target=65536)]),
+                    check=False)
+    assert p.returncode != 0 and "spec.ports[0].targetPort: Invalid value: 65536" in p.stderr
+    p = srv.kubectl("apply", "-f", dump(workdir, "t3.yaml", [service("big3", target="no_way")]),
+                    check=False)
+    assert p.returncode != 0 and 'spec.ports[0].targetPort: Invalid value: "no_way"' in p.stderr
+
+    ip = json.loads(srv.kubectl("get", "svc", "web", "-o", "json").stdout)["spec"]["clusterIP"]
+    other = "10.96.0.77" if ip != "10.96.0.77" else "10.96.0.78"
+    p = srv.kubectl("apply", "-f", dump(workdir, "c.yaml", [service(clusterIP=other)]),
+                    check=False)
+    assert p.returncode != 0 and 'spec.clusterIP: Invalid value: "%s": field is immutable' \
+        % other in p.stderr
+    p = srv.kubectl("patch", "svc", "web", "--type=merge", "-p",
+                    json.dumps({"spec": {"clusterIP": other, "clusterIPs": [other]}}),
+                    check=False)
+    assert p.returncode != 0 and "field is immutable" in p.stderr
+    got = json.loads(srv.kubectl("get", "svc", "web", "-o", "json").stdout)
+    assert got["spec"]["clusterIP"] == ip
+
+    d = deployment()
+    d["spec"]["template"]["metadata"]["labels"] = {"app": "other"}
+    p = srv.kubectl("apply", "-f", dump(workdir, "d.yaml", [d]), check=False)
+    assert p.returncode != 0 and "`selector` does not match template `labels`" in p.stderr
+
+
+def test_kubectl_discovery_and_explain(srv):
+    out = srv.kubectl("api-resources", "--api-group=apps").stdout
+    assert "deployments" in out and "deploy" in out
+    out = srv.kubectl("api-resources").stdout
+    for line in ("services", "svc", "poddisruptionbudgets", "clusterroles"):
+        assert line in out
+    out = srv.kubectl("api-versions").stdout.split()
+    assert "v1" in out and "apps/v1" in out and "rbac.authorization.k8s.io/v1" in out
+    out = srv.kubectl("explain", "service.spec.ports.targetPort").stdout
+    assert "IntOrString" in out or "<IntOrString>" in out
+    out = srv.kubectl("version", "-o", "json").stdout
+    assert json.loads(out)["serverVersion"]["gitVersion"].startswith("v1.36.0")
+
+
+# ---- the server, through HTTP ------------------------------------------------------------------
+
+def test_auth_and_errors(srv):
+    code, _, st = srv.request("GET", SVC_PATH, token=False)
+    assert code == 401 and st["kind"] == "Status" and st["reason"] == "Unauthorized"
+    code, _, st = srv.request("GET", SVC_PATH, token="wrong")
+    assert code == 401
+    old = srv.token
+    srv.set_tokens(["rotated"])
+    assert srv.request("GET", SVC_PATH, token=old)[0] == 401
+    assert srv.request("GET", SVC_PATH)[0] == 200
+    code, _, v = srv.request("GET", "/version", token=False)
+    assert code == 200 and v["major"] == "1"
+    code, _, st = srv.request("GET", SVC_PATH + "/nope")
+    assert code == 404 and st["reason"] == "NotFound" and st["message"] == \
+        'services "nope" not found' and st["details"] == {"name": "nope", "kind": "services"}
+    code, _, st = srv.request("POST", SVC_PATH, body=b"{nope")
+    assert code == 400 and st["reason"] == "BadRequest"
+    code, _, st = srv.request("POST", SVC_PATH, body=service())
+    assert code == 201
+    code, _, st = srv.request("POST", SVC_PATH, body=service())
+    assert code == 409 and st["reason"] == "AlreadyExists"
+    code, _, st = srv.request("POST", "/api/v1/namespaces/ghost/services", body=service())
+    assert code == 404 and st["message"] == 'namespaces "ghost" not found'
+    code, _, st = srv.request("POST", SVC_PATH, body=service("x", port=0))
+    assert code == 422 and st["reason"] == "Invalid" and st["details"]["causes"] == [
+        {"reason": "FieldValueInvalid", "field": "spec.ports[0].port",
+         "message": "Invalid value: 0: must be between 1 and 65535, inclusive"}]
+    two = service("two")
+    two["spec"]["ports"].append({"port": 81, "targetPort": "http"})
+    code, _, st = srv.request("POST", SVC_PATH, body=two)
+    assert code == 422 and st["details"]["causes"][0]["field"] == "spec.ports[1].name"
+    code, _, st = srv.request("POST", SVC_PATH, body=service("y", target="8080"))
+    assert code == 422  # a string target port must be an IANA name, not digits
+    code, _, st = srv.request("GET", "/apis/apps/v1/namespaces/default/nothings")
+    assert code == 404
+    code, _, st = srv.request("POST", SVC_PATH, body=service("z"),
+                              headers={"Content-Type": "application/vnd.kubernetes.protobuf"})
+    assert code == 415
+
+
+def test_field_validation_modes(srv):
+    s = service("a")
+    s["spec"]["bogus"] = 1
+    code, _, st = srv.request("POST", SVC_PATH + "?fieldValidation=Strict", body=s)
+    assert code == 400 and 'unknown field "spec.bogus"' in st["message"]
+    code, h, obj = srv.request("POST", SVC_PATH, body=s)  # default Warn
+    assert code == 201 and "bogus" not in obj["spec"]
+    assert h.get_all("Warning") == ['299 - "unknown field \\"spec.bogus\\""']
+    s["metadata"]["name"] = "b"
+    code, h, obj = srv.request("POST", SVC_PATH + "?fieldValidation=Ignore", body=s)
+    assert code == 201 and not h.get_all("Warning")
+    dup = b'{"apiVersion":"v1","kind":"Service","metadata":{"name":"c","name":"c"},' \
+          b'"spec":{"ports":[{"port":1}]}}'
+    code, _, st = srv.request("POST", SVC_PATH + "?fieldValidation=Strict", body=dup,
+                              headers={"Content-Type": "application/json"})
+    assert code == 400 and 'duplicate field "name"' in st["message"]
+    code, _, st = srv.request("POST", SVC_PATH + "?fieldValidation=Bogus", body=service("d"))
+    assert code == 400
+    bad = service("e")
+    bad["spec"]["ports"][0]["port"] = "eighty"
+    code, _, st = srv.request("POST", SVC_PATH + "?fieldValidation=Ignore", body=bad)
+    assert code == 400 and "spec.ports[0].port: expected integer, got string" in st["message"]
+
+
+def test_update_conflicts_and_noop(srv):
+    code, _, obj = srv.request("POST", SVC_PATH, body=service())
+    assert code == 201
+    uid, rv, ip = obj["metadata"]["uid"], obj["metadata"]["resourceVersion"], \
+        obj["spec"]["clusterIP"]
+    # a PUT built from scratch (no clusterIP, no resourceVersion) keeps the allocated IP
+    code, _, upd = srv.request("PUT", SVC_PATH + "/web", body=service(target=9000))
+    assert code == 200 and upd["spec"]["clusterIP"] == ip and upd["metadata"]["uid"] == uid
+    assert int(upd["metadata"]["resourceVersion"]) > int(rv)
+    # the same object again: nothing written, resourceVersion unchanged
+    code, _, same = srv.request("PUT", SVC_PATH + "/web", body=upd)
+    assert code == 200 and same["metadata"]["resourceVersion"] == upd["metadata"][
+        "resourceVersion"]
+    # stale resourceVersion: 409 Conflict
+    stale = copy.deepcopy(obj)
+    stale["spec"]["ports"][0]["port"] = 81
+    code, _, st = srv.request("PUT", SVC_PATH + "/web", body=stale)
+    assert code == 409 and st["reason"] == "Conflict" and "the object has been modified" in \
+        st["message"]
+    code, _, st = srv.request("PATCH", SVC_PATH + "/web", body=json.dumps(
+        {"metadata": {"resourceVersion": rv}, "spec": {"selector": {"a": "b"}}}),
+        headers={"Content-Type": "application/merge-patch+json"})
+    assert code == 409
+    code, _, st = srv.request("PUT", SVC_PATH + "/missing", body=service("missing"))
+    assert code == 404
+    code, _, st = srv.request("PUT", SVC_PATH + "/web", body=service("other"))
+    assert code == 400 and "does not match the name on the URL" in st["message"]
+    # merge patch and json patch
+    code, _, p1 = srv.request("PATCH", SVC_PATH + "/web", body=json.dumps(
+        {"metadata": {"labels": {"x": "1"}}}),
+        headers={"Content-Type": "application/merge-patch+json"})
+    assert code == 200 and p1["metadata"]["labels"] == {"app": "web", "x": "1"}
+    code, _, p2 = srv.request("PATCH", SVC_PATH + "/web", body=json.dumps(
+        [{"op": "test", "path": "/spec/ports/0/targetPort", "value": 9000},
+         {"op": "replace", "path": "/spec/ports/0/targetPort", "value": "http"}]),
+        headers={"Content-Type": "application/json-patch+json"})
+    assert code == 200 and p2["spec"]["ports"][0]["targetPort"] == "http"
+    code, _, st = srv.request("PATCH", SVC_PATH + "/web", body=json.dumps(
+        [{"op": "test", "path": "/spec/ports/0/targetPort", "value": 1}]),
+        headers={"Content-Type": "application/json-patch+json"})
+    assert code == 422
+    code, _, st = srv.request("PATCH", SVC_PATH + "/web", body="{}",
+                              headers={"Content-Type": "application/apply-patch+yaml"})
+    assert code == 415
+    # delete with a stale precondition, then for real: services answer with the object
+    code, _, st = srv.request("DELETE", SVC_PATH + "/web", body={
+        "preconditions": {"resourceVersion": rv}})
+    assert code == 409
+    code, _, gone = srv.request("DELETE", SVC_PATH + "/web")
+    assert code == 200 and gone["kind"] == "Service" and gone["metadata"]["uid"] == uid
+    code, _, st = srv.request("DELETE", SVC_PATH + "/web")
+    assert code == 404
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "b"}}
+    assert srv.request("POST", "/api/v1/namespaces/default/configmaps", body=cm)[0] == 201
+    code, _, st = srv.request("DELETE", "/api/v1/namespaces/default/configmaps/c")
+    assert code == 200 and st["kind"] == "Status" and st["status"] == "Success"
+
+
+def test_node_ports_and_cluster_ips(srv):
+    code, _, a = srv.request("POST", SVC_PATH, body=service("a", type="NodePort"))
+    assert code == 201 and 30000 <= a["spec"]["ports"][0]["nodePort"] <= 32767
+    taken = a["spec"]["ports"][0]["nodePort"]
+    b = service("b", type="NodePort")
+    b["spec"]["ports"][0]["nodePort"] = taken
+    code, _, st = srv.request("POST", SVC_PATH, body=b)
+    assert code == 422 and "provided port is already allocated" in st["message"]
+    b["spec"]["ports"][0]["nodePort"] = 80
+    code, _, st = srv.request("POST", SVC_PATH, body=b)
+    assert code == 422 and "valid ports is 30000-32767" in st["message"]
+    c = service("c")
+    c["spec"]["ports"][0]["nodePort"] = 31000
+    code, _, st = srv.request("POST", SVC_PATH, body=c)
+    assert code == 422 and "may not be used when `type` is 'ClusterIP'" in st["message"]
+    code, _, st = srv.request("POST", SVC_PATH, body=service("d", clusterIP=a["spec"][
+        "clusterIP"]))
+    assert code == 422 and "provided IP is already allocated" in st["message"]
+    code, _, st = srv.request("POST", SVC_PATH, body=service("e", clusterIP="192.168.0.1"))
+    assert code == 422 and "not in the valid range" in st["message"]
+    code, _, f = srv.request("POST", SVC_PATH, body=service("f", clusterIP="None"))
+    assert code == 201 and f["spec"]["clusterIP"] == "None"
+    code, _, g = srv.request("POST", SVC_PATH, body=service("g", clusterIP="10.96.1.1"))
+    assert code == 201 and g["spec"]["clusterIPs"] == ["10.96.1.1"]
+    # NodePort -> ClusterIP wipes the node port; the update keeps clusterIP
+    code, _, a2 = srv.request("PUT", SVC_PATH + "/a", body=service("a"))
+    assert code == 200 and "nodePort" not in a2["spec"]["ports"][0]
+    assert a2["spec"]["clusterIP"] == a["spec"]["clusterIP"]
+
+
+def test_list_selectors_and_pod_status(srv):
+    for name, ip, labels in (("p1", "10.244.0.5", {"app": "client", "tier": "a"}),
+                             ("p2", "10.244.0.6", {"app": "client", "tier": "b"}),
+                             ("p3", "10.244.0.7", {"app": "other"})):
+        code, _, obj = srv.request("POST", POD_PATH, body=pod(name, ip, labels))
+        assert code == 201, obj
+        assert obj["status"]["podIP"] == ip
+    code, _, lst = srv.request("GET", "/api/v1/pods?fieldSelector=status.podIP%3D10.244.0.6")
+    assert code == 200 and [i["metadata"]["name"] for i in lst["items"]] == ["p2"]
+    assert "kind" not in lst["items"][0] and lst["kind"] == "PodList"
+    assert int(lst["metadata"]["resourceVersion"]) > 0
+
+    def names(q):
+        code, _, lst = srv.request("GET", POD_PATH + "?labelSelector=" + q)
+        assert code == 200, lst
+        return [i["metadata"]["name"] for i in lst["items"]]
+    assert names("app%3Dclient") == ["p1", "p2"]
+    assert names("app%3D%3Dclient,tier!%3Da") == ["p2"]
+    assert names("tier%20in%20(a,b)") == ["p1", "p2"]
+    assert names("tier%20notin%20(a)") == ["p2", "p3"]
+    assert names("tier") == ["p1", "p2"]
+    assert names("!tier") == ["p3"]
+    code, _, st = srv.request("GET", POD_PATH + "?labelSelector=a%20in%20b")
+    assert code == 400
+    code, _, st = srv.request("GET", SVC_PATH + "?fieldSelector=status.podIP%3D1.2.3.4")
+    assert code == 400 and "field label not supported" in st["message"]
+    # paging
+    code, _, page = srv.request("GET", POD_PATH + "?limit=2")
+    assert len(page["items"]) == 2 and page["metadata"]["remainingItemCount"] == 1
+    code, _, rest = srv.request("GET", POD_PATH + "?limit=2&continue=" +
+                                page["metadata"]["continue"])
+    assert [i["metadata"]["name"] for i in rest["items"]] == ["p3"]
+    # pods/status: PUT and PATCH change status only
+    code, _, p = srv.request("GET", POD_PATH + "/p1")
+    p["status"]["podIP"] = "10.244.1.1"
+    p["status"]["podIPs"] = [{"ip": "10.244.1.1"}]
+    p["spec"]["containers"][0]["image"] = "ignored:1"
+    code, _, p2 = srv.request("PUT", POD_PATH + "/p1/status", body=p)
+    assert code == 200 and p2["status"]["podIP"] == "10.244.1.1"
+    assert p2["spec"]["containers"][0]["image"] == "busybox:1.36"
+    code, _, p3 = srv.request("PATCH", POD_PATH + "/p1/status", body=json.dumps(
+        {"status": {"podIP": "10.244.1.2", "podIPs": [{"ip": "10.244.1.2"}]}}),
+        headers={"Content-Type": "application/merge-patch+json"})
+    assert code == 200 and p3["status"]["podIP"] == "10.244.1.2"
+    # a strategic merge patch merges podIPs by ip: two IPs, the first no longer podIP
+    code, _, st = srv.request("PATCH", POD_PATH + "/p1/status", body=json.dumps(
+        {"status": {"podIP": "10.244.1.3", "podIPs": [{"ip": "10.244.1.3"}]}}),
+        headers={"Content-Type": "application/strategic-merge-patch+json"})
+    assert code == 422 and st["details"]["causes"][0]["field"] == "status.podIPs[0].ip"
+    # the main resource keeps status on update; spec changes other than image are refused
+    p3["status"]["podIP"] = "1.1.1.1"
+    code, _, p4 = srv.request("PUT", POD_PATH + "/p1", body=p3)
+    assert code == 200 and p4["status"]["podIP"] == "10.244.1.2"
+    p4["spec"]["serviceAccountName"] = "other"
+    code, _, st = srv.request("PUT", POD_PATH + "/p1", body=p4)
+    assert code == 422 and "pod updates may not change fields" in st["message"]
+    code, _, st = srv.request("POST", POD_PATH, body=pod("bad", "not-an-ip"))
+    assert code == 422 and st["details"]["causes"][0]["field"] == "status.podIP"
+
+
+def test_watch_resume_transitions_and_expiry(srv):
+    code, _, lst = srv.request("GET", SVC_PATH)
+    rv0 = lst["metadata"]["resourceVersion"]
+    srv.request("POST", SVC_PATH, body=service("a"))
+    code, _, b = srv.request("POST", SVC_PATH, body=service("b"))
+    srv.request("PATCH", SVC_PATH + "/b", body=json.dumps({"metadata": {"labels": {"w": "1"}}}),
+                headers={"Content-Type": "application/merge-patch+json"})
+    srv.request("PATCH", SVC_PATH + "/b", body=json.dumps({"metadata": {"labels": {"w": None}}}),
+                headers={"Content-Type": "application/merge-patch+json"})
+    srv.request("DELETE", SVC_PATH + "/a")
+    # resume from the list's resourceVersion: every change since, in order
+    evs = list(srv.watch(SVC_PATH + "?watch=1&resourceVersion=%s&timeoutSeconds=1" % rv0))
+    assert [(e["type"], e["object"]["metadata"]["name"]) for e in evs] == [
+        ("ADDED", "a"), ("ADDED", "b"), ("MODIFIED", "b"), ("MODIFIED", "b"), ("DELETED", "a")]
+    assert all(e["object"]["kind"] == "Service" for e in evs)
+    rvs = [int(e["object"]["metadata"]["resourceVersion"]) for e in evs]
+    assert rvs == sorted(rvs) and len(set(rvs)) == 5
+    # with a label selector, entering and leaving the selection are ADDED and DELETED
+    evs = list(srv.watch(SVC_PATH + "?watch=1&labelSelector=w%%3D1&resourceVersion=%s"
+                         "&timeoutSeconds=1" % rv0))
+    assert [(e["type"], e["object"]["metadata"]["name"]) for e in evs] == [
+        ("ADDED", "b"), ("DELETED", "b")]
+    # no resourceVersion: the current state as ADDED, then live events
+    w = srv.watch(SVC_PATH + "?watch=1&timeoutSeconds=5")
+    first = [next(w), next(w)]
+    assert sorted(e["object"]["metadata"]["name"] for e in first) == ["b", "kubernetes"]
+    srv.request("POST", SVC_PATH, body=service("c"))
+    e = next(w)
+    assert e["type"] == "ADDED" and e["object"]["metadata"]["name"] == "c"
+    last_rv = e["object"]["metadata"]["resourceVersion"]
+    # expire: the open watch ends; resuming from before now gets 410 Gone as an ERROR event
+    srv.expire_watches()
+    assert list(w) == []
+    evs = list(srv.watch(SVC_PATH + "?watch=1&resourceVersion=%s" % last_rv))
+    assert len(evs) == 1 and evs[0]["type"] == "ERROR"
+    st = evs[0]["object"]
+    assert st["code"] == 410 and st["reason"] == "Expired" and \
+        st["message"].startswith("too old resource version")
+    # re-list and watch from the new resourceVersion works
+    code, _, lst = srv.request("GET", SVC_PATH)
+    w = srv.watch(SVC_PATH + "?watch=1&timeoutSeconds=5&resourceVersion=" +
+                  lst["metadata"]["resourceVersion"])
+    srv.request("DELETE", SVC_PATH + "/c")
+    e = next(w)
+    assert e["type"] == "DELETED" and e["object"]["metadata"]["name"] == "c"
+    w.close()
+    # a continue token from before the compaction is gone too
+    code, _, page = srv.request("GET", SVC_PATH + "?limit=1")
+    srv.expire_watches()
+    srv.request("POST", SVC_PATH, body=service("d"))
+    code, _, st = srv.request("GET", SVC_PATH + "?limit=1&continue=" +
+                              page["metadata"]["continue"])
+    assert code == 410 and st["reason"] == "Expired"
+
+
+def test_faults_and_request_log(srv):
+    srv.request("POST", SVC_PATH, body=service())
+    srv.reset()
+    srv.faults({"method": "PUT", "resource": "services", "codes": [409, 429, 500], "count": 3})
+    body = service(target=9999)
+    got = []
+    for _ in range(4):
+        code, h, st = srv.request("PUT", SVC_PATH + "/web", body=body)
+        got.append(code)
+        if code == 429:
+            assert h["Retry-After"] == "1" and st["reason"] == "TooManyRequests"
+            assert st["details"]["retryAfterSeconds"] == 1
+        elif code == 409:
+            assert st["reason"] == "Conflict"
+        elif code == 500:
+            assert st["reason"] == "InternalError"
+    assert got == [409, 429, 500, 200]
+    # other methods and resources are not affected; count cycles through codes
+    srv.faults([{"resource": "pods", "verb": "list", "codes": [503], "count": 2}])
+    assert srv.request("GET", SVC_PATH)[0] == 200
+    assert [srv.request("GET", POD_PATH)[0] for _ in range(3)] == [503, 503, 200]
+    code, _, st = srv.request("POST", "/_test/faults", body={"codes": []}, token=False)
+    assert code == 400
+    log = srv.requests()
+    assert [(r["method"], r["path"], r["code"]) for r in log[:4]] == [
+        ("PUT", SVC_PATH + "/web", c) for c in (409, 429, 500, 200)]
+    assert log[0]["verb"] == "update" and log[0]["resource"] == "services" and \
+        log[0]["namespace"] == "default" and log[0]["name"] == "web"
+    srv.request("GET", SVC_PATH + "?labelSelector=app%3Dweb")
+    assert srv.requests()[-1]["query"] == "labelSelector=app%3Dweb"
+    srv.reset()
+    assert srv.requests() == []
+    assert srv.control("GET", "faults") == {"faults": []}
+
+
+def test_state_dir_keeps_objects(workdir):
+    state = os.path.join(workdir, "state")
+    s = k8sharness.ApiServer(workdir, state_dir=state).start()
+    try:
+        code, _, obj = s.request("POST", SVC_PATH, body=service())
+        assert code == 201
+    finally:
+        assert s.stop() == 0
+    s = k8sharness.ApiServer(workdir, state_dir=state, token=s.token).start()
+    try:
+        code, _, again = s.request("GET", SVC_PATH + "/web")
+        assert code == 200 and again == obj
+        code, _, lst = s.request("GET", SVC_PATH)
+        rv = int(lst["metadata"]["resourceVersion"])
+        assert rv >= int(obj["metadata"]["resourceVersion"])
+        evs = list(s.watch(SVC_PATH + "?watch=1&resourceVersion=1"))
+        assert evs[0]["type"] == "ERROR" and evs[0]["object"]["code"] == 410
+    finally:
+        assert s.stop() == 0
+
+
+def test_rbac_and_namespaces(srv):
+    rb = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+          "metadata": {"name": "cl"},
+          "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "cl"},
+          "subjects": [{"kind": "ServiceAccount", "name": "cl", "namespace": "default"}]}
+    path = "/apis/rbac.authorization.k8s.io/v1/namespaces/default/rolebindings"
+    code, _, obj = srv.request("POST", path, body=rb)
+    assert code == 201
+    obj["roleRef"]["name"] = "other"
+    code, _, st = srv.request("PUT", path + "/cl", body=obj)
+    assert code == 422 and "cannot change roleRef" in st["message"]
+    role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": {"name": "x", "namespace": "ignored"},
+            "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": []}]}
+    code, _, st = srv.request("POST", "/apis/rbac.authorization.k8s.io/v1/clusterroles",
+                              body=role)
+    assert code == 422 and st["details"]["causes"][0]["field"] == "rules[0].verbs"
+    ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "Bad_NS"}}
+    code, _, st = srv.request("POST", "/api/v1/namespaces", body=ns)
+    assert code == 422
+    ns["metadata"]["name"] = "team"
+    assert srv.request("POST", "/api/v1/namespaces", body=ns)[0] == 201
+    assert srv.request("POST", "/api/v1/namespaces/team/services", body=service())[0] == 201
+    code, _, gone = srv.request("DELETE", "/api/v1/namespaces/team")
+    assert code == 200 and gone["status"]["phase"] == "Terminating"
+    assert srv.request("GET", "/api/v1/namespaces/team/services/web")[0] == 404
+
+
+def test_concurrent_writers_and_watchers(srv):
+    """Writers on several connections (keep-alive, many requests each) while two watchers (one
+    namespaced, one cluster-wide) follow: every change seen once, in resourceVersion order."""
+    code, _, lst = srv.request("GET", "/api/v1/pods")
+    rv0 = lst["metadata"]["resourceVersion"]
+    errors = []
+
+    def writer(n):
+        c = srv.connect()
+        h = {"Authorization": "Bearer " + srv.token, "Content-Type": "application/json"}
+        try:
+            for i in range(10):
+                name = "w%d-%d" % (n, i)
+                c.request("POST", POD_PATH, body=json.dumps(pod(name, "10.1.%d.%d" % (n, i))),
+                          headers=h)
+                r = c.getresponse()
+                r.read()
+                if r.status != 201:
+                    errors.append((name, r.status))
+                c.request("DELETE", POD_PATH + "/" + name, headers=h)
+                r = c.getresponse()
+                r.read()
+                if r.status != 200:
+                    errors.append((name, r.status))
+        finally:
+            c.close()
+    seen = {}
+
+    def watcher(key, path):
+        evs = []
+        for e in srv.watch(path + "?watch=1&timeoutSeconds=30&resourceVersion=" + rv0):
+            evs.append((e["type"], e["object"]["metadata"]["name"],
+                        int(e["object"]["metadata"]["resourceVersion"])))
+            if len(evs) == 80:
+                break
+        seen[key] = evs
+    watchers = [threading.Thread(target=watcher, args=("ns", POD_PATH)),
+                threading.Thread(target=watcher, args=("all", "/api/v1/pods"))]
+    writers = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    for t in watchers + writers:
+        t.start()
+    for t in writers + watchers:
+        t.join(60)
+    assert errors == []
+    for key in ("ns", "all"):
+        evs = seen[key]
+        assert len(evs) == 80, key
+        rvs = [e[2] for e in evs]
+        assert rvs == sorted(rvs) and len(set(rvs)) == 80
+        for n in range(4):
+            for i in range(10):
+                name = "w%d-%d" % (n, i)
+                assert [e[0] for e in evs if e[1] == name] == ["ADDED", "DELETED"]
+
+
+def test_sigterm_ends_open_watches(workdir):
+    s = k8sharness.ApiServer(workdir).start()
+    w = s.watch(SVC_PATH + "?watch=1", timeout=30)
+    assert next(w)["object"]["metadata"]["name"] == "kubernetes"
+    assert s.stop(timeout=10) == 0
+    assert list(w) == []
+
+
+def test_initial_events_finalizers_and_deletecollection(srv):
+    path = "/api/v1/namespaces/default/configmaps"
+    for n in ("a", "b"):
+        cm = {"apiVersion": "v1", "kind": "ConfigMap",
+              "metadata": {"name": n, "labels": {"x": n}}}
+        if n == "b":
+            cm["metadata"]["finalizers"] = ["example.com/keep"]
+        assert srv.request("POST", path, body=cm)[0] == 201
+    evs = list(srv.watch(path + "?watch=1&sendInitialEvents=true&resourceVersionMatch="
+                         "NotOlderThan&allowWatchBookmarks=true&timeoutSeconds=1"))
+    assert [(e["type"], e["object"]["metadata"].get("name")) for e in evs] == [
+        ("ADDED", "a"), ("ADDED", "b"), ("BOOKMARK", None)]
+    assert evs[2]["object"]["metadata"]["annotations"] == {"k8s.io/initial-events-end": "true"}
+    assert srv.request("GET", path + "?watch=1&sendInitialEvents=true")[0] == 422
+    # a finalizer holds the object (202, deletionTimestamp) until an update removes it
+    code, _, b = srv.request("DELETE", path + "/b")
+    assert code == 202 and b["metadata"]["deletionTimestamp"]
+    code, _, b = srv.request("GET", path + "/b")
+    assert code == 200
+    b["metadata"]["finalizers"] = []
+    assert srv.request("PUT", path + "/b", body=b)[0] == 200
+    assert srv.request("GET", path + "/b")[0] == 404
+    assert srv.request("POST", path, body={"apiVersion": "v1", "kind": "ConfigMap",
+                                           "metadata": {"name": "c"}})[0] == 201
+    code, _, lst = srv.request("DELETE", path + "?labelSelector=x%3Da")
+    assert code == 200 and [i["metadata"]["name"] for i in lst["items"]] == ["a"]
+    assert [i["metadata"]["name"] for i in srv.request("GET", path)[2]["items"]] == ["c"]
