@@ -6,7 +6,6 @@ API server, and at the end the requests the controlplane made are checked agains
 the contract (K8S_CONTRACT.md): services in the namespace (get, list, watch, create, update,
 patch, delete) and pods everywhere (list, watch), nothing else.
 """
-import http.client
 import json
 import os
 import signal
@@ -24,6 +23,7 @@ import clharness as h
 HERE = os.path.dirname(os.path.abspath(__file__))
 SUPPORT = os.path.join(HERE, "..", "support", "k8s")
 sys.path.insert(0, SUPPORT)
+import k8sharness  # noqa: E402
 import openapi  # noqa: E402
 
 NS = "clusterlink"
@@ -36,79 +36,29 @@ RBAC = {("services", NS): {"get", "list", "watch", "create", "update", "patch", 
         ("pods", None): {"list", "watch"}}
 
 
-def make_certs(d):
-    """A CA and an API server certificate for 127.0.0.1 (IP SAN) and localhost."""
-    def ossl(*args):
-        subprocess.run(["openssl"] + list(args), check=True, capture_output=True)
-    ca, cakey = os.path.join(d, "ca.pem"), os.path.join(d, "ca.key")
-    crt, key = os.path.join(d, "apiserver.pem"), os.path.join(d, "apiserver.key")
-    csr, ext = os.path.join(d, "apiserver.csr"), os.path.join(d, "ext.cnf")
-    ossl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-         "-keyout", cakey, "-out", ca, "-days", "2", "-subj", "/CN=test-kubernetes-ca")
-    ossl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key,
-         "-out", csr, "-subj", "/CN=kube-apiserver")
-    with open(ext, "w") as f:
-        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n")
-    ossl("x509", "-req", "-in", csr, "-CA", ca, "-CAkey", cakey, "-CAcreateserial", "-out", crt,
-         "-days", "2", "-extfile", ext)
-    return ca, crt, key
-
-
-class ApiServer:
-    """The test API server process, a client for it, and the list of requests this test (not
-    the controlplane) made, so the controlplane's own requests can be told apart."""
+class ApiServer(k8sharness.ApiServer):
+    """The test API server (k8sharness) with a few object helpers, and the list of requests
+    this test (not the controlplane) made, so the controlplane's own can be told apart."""
 
     def __init__(self, workdir):
-        self.dir = os.path.join(workdir, "apiserver")
-        os.makedirs(self.dir)
-        self.ca, crt, key = make_certs(self.dir)
-        ready = os.path.join(self.dir, "ready")
-        self.proc = h.Proc("apiserver", [
-            "/usr/bin/python3", os.path.join(SUPPORT, "apiserver.py"), "--listen",
-            "127.0.0.1:0", "--cert", crt, "--key", key, "--token", TOKEN, "--ready-file", ready],
-            self.dir)
-
-        def port():
-            if not self.proc.alive():
-                return -1
-            try:
-                with open(ready) as f:
-                    return int(f.read().strip() or 0) or None
-            except (OSError, ValueError):
-                return None
-        self.port = h.wait_for(port, 20, "API server ready")
-        assert self.port > 0, self.proc.tail()
-        self.ctx = ssl.create_default_context(cafile=self.ca)
+        super().__init__(workdir, token=TOKEN)
+        self.start()
         self.mine = []  # (method, path) this test sent
-        self.kubeconfig = os.path.join(self.dir, "kubeconfig")
-        with open(self.kubeconfig, "w") as f:
-            f.write("apiVersion: v1\nkind: Config\ncurrent-context: test\n"
-                    "contexts:\n- name: test\n  context: {cluster: c, user: u, namespace: %s}\n"
-                    "clusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:%d\n"
-                    "    certificate-authority: ca.pem\n"
-                    "users:\n- name: u\n  user: {token: %s}\n" % (NS, self.port, TOKEN))
+        # the context's namespace is where the Services go (no --k8s-namespace given)
+        self.kubeconfig_path = self.kubeconfig(namespace=NS)
         self.create_namespace(NS)
 
-    def request(self, method, path, body=None, auth=True, log=True):
-        c = http.client.HTTPSConnection("127.0.0.1", self.port, context=self.ctx, timeout=20)
-        hdrs = {"Accept": "application/json"}
-        if auth:
-            hdrs["Authorization"] = "Bearer " + TOKEN
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode()
-            hdrs["Content-Type"] = ("application/merge-patch+json" if method == "PATCH"
-                                    else "application/json")
-        if log and not path.startswith("/_test/"):
+    def request(self, method, path, body=None, headers=None, token=True, raw=False,
+                timeout=10):
+        if not path.startswith("/_test/"):
             self.mine.append((method, path.split("?")[0]))
-        c.request(method, path, body=data, headers=hdrs)
-        r = c.getresponse()
-        raw = r.read()
-        c.close()
-        return r.status, (json.loads(raw) if raw else None)
+        if method == "PATCH" and body is not None:
+            headers = dict(headers or {}, **{"Content-Type": "application/merge-patch+json"})
+            body = json.dumps(body)
+        return super().request(method, path, body, headers, token, raw, timeout)
 
     def ok(self, method, path, body=None):
-        st, obj = self.request(method, path, body)
+        st, _, obj = self.request(method, path, body)
         assert 200 <= st < 300, (method, path, st, obj)
         return obj
 
@@ -124,7 +74,7 @@ class ApiServer:
         return {o["metadata"]["name"]: o for o in lst["items"]}
 
     def service(self, name):
-        st, obj = self.request("GET", "/api/v1/namespaces/%s/services/%s" % (NS, name))
+        st, _, obj = self.request("GET", "/api/v1/namespaces/%s/services/%s" % (NS, name))
         return obj if st == 200 else None
 
     def delete_service(self, name):
@@ -139,23 +89,11 @@ class ApiServer:
         self.ok("PATCH", "/api/v1/namespaces/%s/pods/%s/status" % (ns, name),
                 {"status": {"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}]}})
 
-    # test control
-    def control(self, method, what, body=None):
-        st, obj = self.request(method, "/_test/" + what, body, auth=False)
-        assert st == 200, (what, st, obj)
-        return obj
-
-    def faults(self, rules):
-        self.control("POST", "faults", rules)
-
-    def log(self):
-        return self.control("GET", "requests")
-
     def controlplane_requests(self):
         """The server's request log minus what this test sent."""
         mine = list(self.mine)
         out = []
-        for r in self.log():
+        for r in self.requests():
             if r["path"].startswith("/_test/"):
                 continue
             key = (r["method"], r["path"])
@@ -164,9 +102,6 @@ class ApiServer:
                 continue
             out.append(r)
         return out
-
-    def stop(self):
-        return self.proc.stop()
 
 
 def verb_of(r):
@@ -216,7 +151,7 @@ def api(workdir):
 
 
 def k8s_args(api, selector=SEL_ARG):
-    return ["--k8s", "--kubeconfig", api.kubeconfig, "--k8s-selector", selector,
+    return ["--k8s", "--kubeconfig", api.kubeconfig_path, "--k8s-selector", selector,
             "--target-ports", "21000-21999"]
 
 
@@ -423,7 +358,7 @@ def test_restart_adopts_without_writes_and_removes_orphans(api, kgateways):
     east.ctl("delete", "import", "--name", "c")
     assert east.cp.stop() == 0
     # back in Kubernetes mode: adopt a and b untouched, delete the orphan c
-    api.control("POST", "reset")
+    api.reset()
     api.mine = []
     east.extra_cp = k8s_args(api)
     start_cp(east)
@@ -440,7 +375,7 @@ def test_restart_adopts_without_writes_and_removes_orphans(api, kgateways):
     assert [(r["method"], r.get("name")) for r in w] == [("DELETE", "c")], w
     # and a plain restart with nothing changed writes nothing at all
     assert east.cp.stop() == 0
-    api.control("POST", "reset")
+    api.reset()
     api.mine = []
     start_cp(east)
     h.wait_for(lambda: east.ctl_json("status")["kubernetes"]["synced"], 10, "synced")
@@ -461,7 +396,7 @@ def test_watch_expired_then_resumed(api, kgateways):
                        if resource_of(r)[0] == "services" and verb_of(r) == "list")
     # something else changes, so the Services watch's resourceVersion falls behind
     api.create_namespace("elsewhere")
-    api.control("POST", "expire-watches")
+    api.expire_watches()
     # the watch is gone and history compacted: resuming gets 410, the controlplane re-lists
     h.wait_for(lambda: sum(1 for r in api.controlplane_requests()
                            if resource_of(r)[0] == "services" and verb_of(r) == "list") > lists_before,
@@ -476,7 +411,7 @@ def test_watch_expired_then_resumed(api, kgateways):
                (None, old), 10, "Service re-created after the watch resumed")
     # expired again with nothing newer: the watch resumes from where it was (no 410)
     wait_state(east, "web", "ready")
-    api.control("POST", "expire-watches")
+    api.expire_watches()
     time.sleep(0.3 * h.MULT)
     api.delete_service("web")
     h.wait_for(lambda: api.service("web") is not None, 10, "re-created after a second expiry")
@@ -665,11 +600,11 @@ def test_bad_configuration_is_refused(api, fabric, workdir):
     def run(*args):
         return subprocess.run(base + list(args), capture_output=True, text=True,
                               timeout=20 * h.MULT)
-    r = run("--k8s", "--kubeconfig", api.kubeconfig)
+    r = run("--k8s", "--kubeconfig", api.kubeconfig_path)
     assert r.returncode == 2 and "--k8s-selector" in r.stderr
-    r = run("--k8s", "--kubeconfig", api.kubeconfig, "--k8s-selector", "app")
+    r = run("--k8s", "--kubeconfig", api.kubeconfig_path, "--k8s-selector", "app")
     assert r.returncode == 2 and "k=v" in r.stderr
-    r = run("--kubeconfig", api.kubeconfig, "--k8s-selector", "a=b")
+    r = run("--kubeconfig", api.kubeconfig_path, "--k8s-selector", "a=b")
     assert r.returncode == 2 and "need Kubernetes mode" in r.stderr
     r = run("--k8s", "--kubeconfig", os.path.join(workdir, "nope"), "--k8s-selector", "a=b")
     assert r.returncode == 1 and "cannot read kubeconfig" in r.stderr
@@ -694,8 +629,7 @@ class FakeApi:
         self.held = []
         self.requests = 0
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(os.path.join(api.dir, "apiserver.pem"),
-                            os.path.join(api.dir, "apiserver.key"))
+        ctx.load_cert_chain(os.path.join(api.dir, "cert.pem"), os.path.join(api.dir, "key.pem"))
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(16)
@@ -785,7 +719,7 @@ def test_misbehaving_api_server_never_blocks_the_controlplane(api, fabric, workd
 def test_untrusted_api_server_certificate_is_refused(api, fabric, workdir):
     other = os.path.join(workdir, "other-ca")
     os.makedirs(other)
-    other_ca, _, _ = make_certs(other)
+    other_ca, _, _ = k8sharness.make_certs(other)
     kc = os.path.join(workdir, "wrong-ca-kubeconfig")
     write_kubeconfig(kc, api.port, other_ca)
     g = h.Gateway(fabric, "east", workdir,
