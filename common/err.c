@@ -69,6 +69,10 @@ const char *cl_strerror(int err)
         return "limit reached";
     case CL_ENOPEER:
         return "no candidate left";
+    case CL_EHTTP:
+        return "malformed HTTP message";
+    case CL_EHTTP_TOOBIG:
+        return "HTTP header, line or body too large";
     default:
         break;
     }

@@ -29,6 +29,7 @@ struct cp {
     struct cp_ipc *ipc;
     struct cp_peers *peers;
     bool k8s;                  /* Kubernetes mode: target ports are allocated */
+    struct cp_k8s *kube;       /* Kubernetes mode: Services and pod watch (cp_k8s.h) */
     uint16_t port_lo, port_hi; /* range for allocated target ports */
 };
 

@@ -7,6 +7,7 @@
 #include "cl/log.h"
 #include "cl/time.h"
 #include "cp.h"
+#include "cp_k8s.h"
 #include "cp_policy.h"
 
 static void respond(struct cp_http_resp *out, int status, json_t *body)
@@ -41,7 +42,8 @@ static bool is_admin(struct cp *cp, const char *identity)
     return false;
 }
 
-/* The object as the API shows it: peers carry their status. New reference. */
+/* The object as the API shows it: peers carry their status, imports in Kubernetes mode the
+ * state of their Service. New reference. */
 static json_t *present(struct cp *cp, enum cp_kind k, const char *name, json_t *obj)
 {
     json_t *o = json_deep_copy(obj);
@@ -52,6 +54,9 @@ static json_t *present(struct cp *cp, enum cp_kind k, const char *name, json_t *
         json_object_set_new(o, "status",
                             st != NULL ? json_deep_copy(st) : json_pack("{s:n}", "reachable"));
     }
+    if (o != NULL && k == CP_KIND_IMPORT && cp->kube != NULL)
+        json_object_set_new(o, "status",
+                            json_pack("{s:o}", "service", cp_k8s_import_status(cp->kube, name)));
     return o;
 }
 
@@ -263,7 +268,7 @@ static json_t *status_body(struct cp *cp)
         json_object_update(e, json_object_get(cp->peer_status, n)); /* reachable, since, ... */
         json_array_append_new(peers, e);
     }
-    return json_pack(
+    json_t *b = json_pack(
         "{s:s,s:s,s:I,s:I,s:o,s:o,s:O,s:{s:i,s:i,s:i,s:i}}", "name", cp->name, "version",
         CL_VERSION, "uptimeSeconds", (json_int_t)((cl_now_ms() - cp->started_ms) / 1000),
         "revision", (json_int_t)cp->revision, "workers", cp_ipc_workers(cp->ipc), "peers", peers,
@@ -271,6 +276,9 @@ static json_t *status_body(struct cp *cp)
         "exports", (int)json_object_size(cp->objs[CP_KIND_EXPORT]), "imports",
         (int)json_object_size(cp->objs[CP_KIND_IMPORT]), "policies",
         (int)json_object_size(cp->objs[CP_KIND_POLICY]));
+    if (b != NULL && cp->kube != NULL)
+        json_object_set_new(b, "kubernetes", cp_k8s_summary(cp->kube));
+    return b;
 }
 
 /* Exports the calling peer would be allowed to reach (ingress policy evaluated for it). */

@@ -5,6 +5,7 @@
 #include "cl/err.h"
 #include "cl/log.h"
 #include "cp.h"
+#include "cp_k8s.h"
 #include "cp_policy.h"
 
 /* Orders candidates in place: the reachable ones in scheme order; unreachable ones are left out
@@ -56,7 +57,8 @@ json_t *cp_authz_egress(struct cp *cp, const json_t *req)
         return json_pack("{s:b,s:s,s:s}", "allow", 0, "reason", "no such import", "policy", "");
     spec = json_object_get(o, "spec");
     cands = json_array();
-    from = json_object(); /* client attributes: none outside Kubernetes */
+    from = json_object(); /* client attributes: the pod's, in Kubernetes mode */
+    cp_k8s_client_attrs(cp->kube, client, from);
     json_array_foreach(json_object_get(spec, "sources"), i, src)
     {
         const char *peer = json_string_value(json_object_get(src, "peer"));

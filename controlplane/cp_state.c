@@ -5,6 +5,7 @@
 #include "cl/err.h"
 #include "cl/log.h"
 #include "cp.h"
+#include "cp_k8s.h"
 
 int cp_state_load(struct cp *cp)
 {
@@ -98,8 +99,10 @@ int cp_state_put(struct cp *cp, enum cp_kind k, const char *name, json_t *obj)
     json_object_set(cp->objs[k], name, obj);
     if (k == CP_KIND_PEER)
         cp_peers_sync(cp->peers);
-    if (k == CP_KIND_IMPORT)
+    if (k == CP_KIND_IMPORT) {
         json_object_del(cp->lb_state, name);
+        cp_k8s_import_changed(cp->kube, name); /* its Service follows */
+    }
     CL_INFO("cp.state", "stored %s %s (revision %llu)", cp_kind_name(k), name,
             (unsigned long long)cp->revision + 1);
     changed(cp, k, name, obj);
@@ -122,6 +125,8 @@ int cp_state_del(struct cp *cp, enum cp_kind k, const char *key)
         json_object_del(cp->peer_status, name);
         cp_peers_sync(cp->peers); /* stops its probes and closes its connection */
     }
+    if (k == CP_KIND_IMPORT)
+        cp_k8s_import_changed(cp->kube, name); /* its Service goes */
     CL_INFO("cp.state", "deleted %s %s (revision %llu)", cp_kind_name(k), name,
             (unsigned long long)cp->revision + 1);
     changed(cp, k, name, NULL);

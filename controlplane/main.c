@@ -13,6 +13,8 @@
 #include "cl/time.h"
 #include "cl/tls.h"
 #include "cp.h"
+#include "cp_k8s.h"
+#include "cp_k8s_config.h"
 
 static const char usage[] =
     "usage: cl-controlplane --name <peer> --data-dir <dir> --socket <path>\n"
@@ -33,9 +35,26 @@ static const char usage[] =
     "  --health-timeout <ms>         per probe: connect, TLS and answer (default 1000)\n"
     "  --health-fail-threshold <n>   failures before a peer gateway is down (default 2)\n"
     "  --health-ok-threshold <n>     successes before it is up again (default 1)\n"
-    "  --k8s                Kubernetes mode: an import's targetPort is allocated when 0 and\n"
-    "                       persisted (the Service maps port -> targetPort)\n"
-    "  --target-ports <lo-hi>  range for allocated target ports (default 20000-29999)\n"
+    "\n"
+    "Kubernetes mode (see docs/k8s-controlplane.md):\n"
+    "  --k8s                every import becomes a ClusterIP Service named after it (port ->\n"
+    "                       targetPort, selecting the dataplane pods); pods are watched so client\n"
+    "                       IPs get the attributes client.clusterlink.net/namespace, /labels.<k>\n"
+    "                       and /service-account. On by default in a pod (KUBERNETES_SERVICE_HOST\n"
+    "                       set and a service-account token mounted)\n"
+    "  --no-k8s             off, even in a pod\n"
+    "  --kubeconfig <path>  API server, CA and credentials from a kubeconfig (its "
+    "current-context)\n"
+    "                       instead of the pod's service account\n"
+    "  --k8s-namespace <ns> namespace of the Services (default: the service account's namespace,\n"
+    "                       else the kubeconfig context's, else \"default\")\n"
+    "  --k8s-selector <k=v,...>  labels of the dataplane pods, the selector of every Service\n"
+    "                       (required in Kubernetes mode)\n"
+    "  --target-ports <lo-hi>  range for allocated target ports (default 20000-29999); in\n"
+    "                       Kubernetes mode an import's targetPort is allocated from it when 0 "
+    "and\n"
+    "                       persisted\n"
+    "\n"
     "  --log-level <lvl>    error, warn, info (default), debug, trace\n"
     "  --ready-file <path>  written once the socket listens (for scripts and tests)\n"
     "  -h, --help           this text\n";
@@ -51,6 +70,8 @@ static void on_signal(uv_signal_t *s, int signum)
     cp.ipc = NULL;
     cp_peers_stop(cp.peers);
     cp.peers = NULL;
+    cp_k8s_stop(cp.kube);
+    cp.kube = NULL;
     uv_close((uv_handle_t *)&sigterm, NULL);
     uv_close((uv_handle_t *)&sigint, NULL);
 }
@@ -67,15 +88,27 @@ int main(int argc, char **argv)
         {"admin", required_argument, NULL, 'A'},
         {"log-level", required_argument, NULL, 'l'},
         {"ready-file", required_argument, NULL, 'r'},
+        {"health-interval", required_argument, NULL, 'I'},
+        {"health-timeout", required_argument, NULL, 'T'},
+        {"health-fail-threshold", required_argument, NULL, 'F'},
+        {"health-ok-threshold", required_argument, NULL, 'O'},
+        {"k8s", no_argument, NULL, 'K'},
+        {"no-k8s", no_argument, NULL, 'N'},
+        {"kubeconfig", required_argument, NULL, 'C'},
+        {"k8s-namespace", required_argument, NULL, 'S'},
+        {"k8s-selector", required_argument, NULL, 'L'},
+        {"target-ports", required_argument, NULL, 'P'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *name = NULL, *dir = NULL, *sock = NULL, *cert = NULL, *key = NULL, *ca = NULL;
     const char *ready = NULL;
+    struct cp_k8s_opts ko = {.pods = true};
+    int k8s_flag = -1; /* -1: detect (on in a pod), 0: --no-k8s, 1: --k8s */
     char **admins = NULL, defadmin[128];
     size_t nadmins = 0;
     enum cl_log_level lvl;
-    char err[256];
+    char err[512];
     int o, rc;
     long v;
     struct cp_health_opts health = {
@@ -136,7 +169,22 @@ int main(int argc, char **argv)
             *(o == 'F' ? &health.fail_threshold : &health.ok_threshold) = (int)v;
             break;
         case 'K':
-            cp.k8s = true;
+        case 'N':
+            k8s_flag = o == 'K';
+            break;
+        case 'C':
+            ko.kubeconfig = optarg;
+            break;
+        case 'S':
+            if (!cl_str_is_dns_label(optarg)) {
+                fprintf(stderr, "cl-controlplane: --k8s-namespace %s is not a namespace name\n",
+                        optarg);
+                return 2;
+            }
+            ko.ns = optarg;
+            break;
+        case 'L':
+            ko.selector = optarg;
             break;
         case 'P': {
             char lo[16], *dash = strchr(optarg, '-');
@@ -175,6 +223,32 @@ int main(int argc, char **argv)
         fprintf(stderr, "cl-controlplane: --name %s is not a DNS label\n", name);
         return 2;
     }
+    /* the service-account mount; CL_K8S_SA_DIR moves it for tests */
+    ko.sa_dir = getenv("CL_K8S_SA_DIR") != NULL ? getenv("CL_K8S_SA_DIR") : CP_K8S_SA_DIR;
+    if (k8s_flag < 0) { /* in a pod: a service-account token is mounted */
+        char tok[512];
+        snprintf(tok, sizeof(tok), "%s/token", ko.sa_dir);
+        k8s_flag = getenv("KUBERNETES_SERVICE_HOST") != NULL && access(tok, R_OK) == 0;
+        if (k8s_flag && ko.selector == NULL) {
+            fprintf(stderr, "cl-controlplane: running in a pod: Kubernetes mode needs "
+                            "--k8s-selector (the dataplane pods' labels), or --no-k8s\n");
+            return 2;
+        }
+    }
+    cp.k8s = k8s_flag == 1;
+    if (cp.k8s) {
+        char serr[256];
+        json_t *sel = cp_k8s_parse_selector(ko.selector, serr, sizeof(serr));
+        if (sel == NULL) {
+            fprintf(stderr, "cl-controlplane: --k8s-selector: %s\n", serr);
+            return 2;
+        }
+        json_decref(sel);
+    } else if (ko.kubeconfig != NULL || ko.ns != NULL || ko.selector != NULL) {
+        fprintf(stderr, "cl-controlplane: --kubeconfig, --k8s-namespace and --k8s-selector "
+                        "need Kubernetes mode (--k8s)\n");
+        return 2;
+    }
     cl_mem_install_jansson();
     cl_log_set_context("proc=cp");
     /* the certificate material must be usable now, not at the first peer call */
@@ -209,6 +283,15 @@ int main(int argc, char **argv)
         fprintf(stderr, "cl-controlplane: cannot load state: %s\n", cl_strerror(rc));
         return 1;
     }
+    if (cp.k8s && (rc = cp_k8s_start(&cp, &ko, &cp.kube, err, sizeof(err))) != 0) {
+        fprintf(stderr, "cl-controlplane: Kubernetes mode: %s\n", err);
+        cp_state_free(&cp);
+        cp_store_close(cp.store);
+        cl_tls_ctx_unref(tls);
+        cl_tls_global_cleanup();
+        free(admins);
+        return 1;
+    }
     if ((rc = cp_peers_start(&cp, tls, &health, &cp.peers)) != 0) {
         fprintf(stderr, "cl-controlplane: cannot start the health prober: %s\n", cl_strerror(rc));
         return 1;
@@ -217,6 +300,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "cl-controlplane: cannot listen on %s: %s\n", sock, cl_strerror(rc));
         cp_ipc_stop(cp.ipc);
         cp_peers_stop(cp.peers);
+        cp_k8s_stop(cp.kube);
         uv_run(cp.loop, UV_RUN_DEFAULT);
         return 1;
     }

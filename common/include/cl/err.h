@@ -47,6 +47,8 @@ enum cl_err {
     CL_ECLOSED = -10050,           /* object closed or closing */
     CL_EBUSY = -10051,             /* limit reached (queue full, too many) */
     CL_ENOPEER = -10052,           /* no candidate left */
+    CL_EHTTP = -10060,             /* malformed HTTP/1.1 message */
+    CL_EHTTP_TOOBIG = -10061,      /* HTTP header, line or body over its cap */
     CL_EMAX = -10999,
 };
 

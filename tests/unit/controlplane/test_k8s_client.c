@@ -1,0 +1,561 @@
+/* The Kubernetes API client on a real loop against a scripted HTTPS server (a wolfSSL server
+ * on a thread with blocking sockets): keep-alive, retries of 5xx/429/transport errors with
+ * their limits, timeouts, a connection cut mid-answer, watch streams, cancellation from inside
+ * a callback, freeing with calls in flight, certificate checks. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <wolfssl/options.h>
+#include <wolfssl/ssl.h>
+
+#include "cl/bufq.h"
+#include "cl/err.h"
+#include "cl/mem.h"
+#include "cl/time.h"
+#include "cl/tls.h"
+#include "cm.h"
+#include "cp_k8s_client.h"
+#include "pki.h"
+
+/* What the server does with the nth request (counting from 0 over the whole test). */
+enum act {
+    ACT_ANSWER,   /* send `text` */
+    ACT_HOLD,     /* never answer (until the client goes) */
+    ACT_CUT,      /* send `text`, then close the connection */
+    ACT_WATCH,    /* send `text` as a chunked stream, one chunk per line, then end it */
+    ACT_WATCH_ON, /* like ACT_WATCH but keep the stream open afterwards */
+};
+
+struct step {
+    enum act act;
+    const char *text;
+};
+
+struct server {
+    int lfd;
+    uint16_t port;
+    WOLFSSL_CTX *ctx;
+    pthread_t th;
+    const struct step *steps;
+    size_t nsteps;
+    int nreq;
+    int nconn;
+    char last_req[4096];
+    volatile int stop;
+};
+
+static struct cl_test_pki pki;
+static uv_loop_t loop;
+
+static void serve_conn(struct server *s, int fd)
+{
+    WOLFSSL *ssl = wolfSSL_new(s->ctx);
+    char buf[8192];
+
+    wolfSSL_set_fd(ssl, fd);
+    if (wolfSSL_accept(ssl) != WOLFSSL_SUCCESS)
+        goto done;
+    for (;;) {
+        size_t len = 0;
+        int n;
+        buf[0] = '\0';
+        while (strstr(buf, "\r\n\r\n") == NULL) {
+            if ((n = wolfSSL_read(ssl, buf + len, (int)(sizeof(buf) - 1 - len))) <= 0)
+                goto done;
+            len += (size_t)n;
+            buf[len] = '\0';
+        }
+        const char *cl = strstr(buf, "Content-Length: ");
+        size_t want = (size_t)(strstr(buf, "\r\n\r\n") - buf) + 4 +
+                      (cl != NULL ? (size_t)strtol(cl + 16, NULL, 10) : 0);
+        while (len < want) {
+            if ((n = wolfSSL_read(ssl, buf + len, (int)(sizeof(buf) - 1 - len))) <= 0)
+                goto done;
+            len += (size_t)n;
+            buf[len] = '\0';
+        }
+        snprintf(s->last_req, sizeof(s->last_req), "%s", buf);
+        int i = s->nreq++;
+        const struct step *st = (size_t)i < s->nsteps ? &s->steps[i] : NULL;
+        if (st == NULL || st->act == ACT_HOLD) {
+            while (wolfSSL_read(ssl, buf, sizeof(buf)) > 0)
+                ; /* until the client closes */
+            goto done;
+        }
+        if (st->act == ACT_WATCH || st->act == ACT_WATCH_ON) {
+            static const char head[] = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                                       "Transfer-Encoding: chunked\r\n\r\n";
+            wolfSSL_write(ssl, head, (int)strlen(head));
+            for (const char *p = st->text; *p != '\0';) {
+                const char *nl = strchr(p, '\n');
+                size_t l = nl != NULL ? (size_t)(nl - p) + 1 : strlen(p);
+                char hdr[32];
+                snprintf(hdr, sizeof(hdr), "%zx\r\n", l);
+                wolfSSL_write(ssl, hdr, (int)strlen(hdr));
+                wolfSSL_write(ssl, p, (int)l);
+                wolfSSL_write(ssl, "\r\n", 2);
+                p += l;
+            }
+            if (st->act == ACT_WATCH_ON) {
+                while (wolfSSL_read(ssl, buf, sizeof(buf)) > 0)
+                    ;
+                goto done;
+            }
+            wolfSSL_write(ssl, "0\r\n\r\n", 5);
+            continue;
+        }
+        wolfSSL_write(ssl, st->text, (int)strlen(st->text));
+        if (st->act == ACT_CUT)
+            goto done;
+    }
+done:
+    wolfSSL_free(ssl);
+    close(fd);
+}
+
+static void *server_main(void *arg)
+{
+    struct server *s = arg;
+
+    while (!s->stop) {
+        int fd = accept(s->lfd, NULL, NULL);
+        if (fd < 0)
+            break;
+        s->nconn++;
+        serve_conn(s, fd);
+    }
+    return NULL;
+}
+
+static void server_start(struct server *s, const struct step *steps, size_t n,
+                         const struct cl_test_leaf *leaf)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof(a);
+
+    memset(s, 0, sizeof(*s));
+    s->steps = steps;
+    s->nsteps = n;
+    s->lfd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_int_equal(bind(s->lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(s->lfd, 8), 0);
+    getsockname(s->lfd, (struct sockaddr *)&a, &al);
+    s->port = ntohs(a.sin_port);
+    s->ctx = wolfSSL_CTX_new(wolfSSLv23_server_method());
+    assert_int_equal(wolfSSL_CTX_use_certificate_chain_buffer(
+                         s->ctx, (const unsigned char *)leaf->cert, (long)strlen(leaf->cert)),
+                     WOLFSSL_SUCCESS);
+    assert_int_equal(wolfSSL_CTX_use_PrivateKey_buffer(s->ctx, (const unsigned char *)leaf->key,
+                                                       (long)strlen(leaf->key),
+                                                       WOLFSSL_FILETYPE_PEM),
+                     WOLFSSL_SUCCESS);
+    assert_int_equal(pthread_create(&s->th, NULL, server_main, s), 0);
+}
+
+static void server_stop(struct server *s)
+{
+    s->stop = 1;
+    shutdown(s->lfd, SHUT_RDWR);
+    close(s->lfd);
+    pthread_join(s->th, NULL);
+    wolfSSL_CTX_free(s->ctx);
+}
+
+static void config(struct cp_k8s_config *c, uint16_t port)
+{
+    memset(c, 0, sizeof(*c));
+    snprintf(c->host, sizeof(c->host), "127.0.0.1");
+    c->port = port;
+    c->server_name = cl_strdup("srv"); /* as kubeconfig's tls-server-name */
+    c->ca_pem = cl_strdup(pki.ca);
+    c->token = cl_strdup("tok");
+    assert_non_null(c->server_name);
+}
+
+/* ---- one-shot calls ---- */
+
+struct got {
+    int n;
+    int err, status, attempts;
+    char body[512];
+    char detail[256];
+    bool json;
+};
+
+static void on_resp(const struct cp_k8s_resp *r, void *ud)
+{
+    struct got *g = ud;
+
+    g->n++;
+    g->err = r->err;
+    g->status = r->status;
+    g->attempts = r->attempts;
+    g->json = r->json != NULL;
+    snprintf(g->body, sizeof(g->body), "%.*s", (int)r->len, r->body);
+    snprintf(g->detail, sizeof(g->detail), "%s", r->detail);
+}
+
+static void run_until(int *flag, int want)
+{
+    uint64_t deadline = cl_now_ms() + 20000;
+
+    while (*flag < want && cl_now_ms() < deadline)
+        uv_run(&loop, UV_RUN_ONCE);
+    assert_true(*flag >= want);
+}
+
+static void finish(struct cp_k8s_client *c)
+{
+    cp_k8s_client_free(c);
+    uv_run(&loop, UV_RUN_DEFAULT);
+}
+
+static const struct cp_k8s_client_opts fast = {.backoff_base_ms = 10, .backoff_max_ms = 40};
+
+#define OK_JSON "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 8\r\n\r\n"
+
+static void keep_alive_and_request_shape(void **state)
+{
+    static const struct step steps[] = {
+        {ACT_ANSWER, OK_JSON "{\"n\":1}\n"},
+        {ACT_ANSWER, OK_JSON "{\"n\":2}\n"},
+    };
+    struct server s;
+    struct cp_k8s_config cfg;
+    struct cp_k8s_client *c;
+    struct got g = {0};
+    char err[256];
+    (void)state;
+
+    server_start(&s, steps, 2, &pki.srv);
+    config(&cfg, s.port);
+    snprintf(cfg.prefix, sizeof(cfg.prefix), "/proxy");
+    assert_int_equal(cp_k8s_client_new(&loop, &cfg, &fast, &c, err, sizeof(err)), 0);
+    struct cp_k8s_req r = {.method = "PUT", .path = "/api/v1/x", .body = "{\"a\":1}", .bodylen = 7};
+    assert_int_equal(cp_k8s_call(c, &r, on_resp, &g, NULL), 0);
+    assert_int_equal(g.n, 0); /* never before the call returns */
+    run_until(&g.n, 1);
+    assert_int_equal(g.err, 0);
+    assert_int_equal(g.status, 200);
+    assert_string_equal(g.body, "{\"n\":1}\n");
+    assert_true(g.json);
+    assert_non_null(strstr(s.last_req, "PUT /proxy/api/v1/x HTTP/1.1\r\n"));
+    assert_non_null(strstr(s.last_req, "Host: 127.0.0.1:"));
+    assert_non_null(strstr(s.last_req, "Authorization: Bearer tok\r\n"));
+    assert_non_null(strstr(s.last_req, "Content-Type: application/json\r\n"));
+    assert_non_null(strstr(s.last_req, "\r\n\r\n{\"a\":1}"));
+    struct cp_k8s_req r2 = {.method = "GET", .path = "/api/v1/y"};
+    assert_int_equal(cp_k8s_call(c, &r2, on_resp, &g, NULL), 0);
+    run_until(&g.n, 2);
+    assert_string_equal(g.body, "{\"n\":2}\n");
+    assert_int_equal(s.nconn, 1); /* the second request reused the connection */
+    finish(c);
+    server_stop(&s);
+    cp_k8s_config_deinit(&cfg);
+}
+
+static void retries(void **state)
+{
+    static const struct step steps[] = {
+        {ACT_ANSWER, "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n"},
+        {ACT_CUT, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"cut"},
+        {ACT_ANSWER, "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\nContent-Length: 0\r\n"
+                     "\r\n"},
+        {ACT_ANSWER, OK_JSON "{\"n\":3}\n"},
+        /* a 409 is the caller's business: no retry */
+        {ACT_ANSWER, "HTTP/1.1 409 Conflict\r\nContent-Length: 2\r\n\r\n{}"},
+        /* out of attempts: the last answer is what the caller gets */
+        {ACT_ANSWER, "HTTP/1.1 500 Oops\r\nContent-Length: 0\r\n\r\n"},
+        {ACT_ANSWER, "HTTP/1.1 502 Bad Gateway\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"},
+    };
+    struct server s;
+    struct cp_k8s_config cfg;
+    struct cp_k8s_client *c;
+    struct got g = {0};
+    char err[256];
+    (void)state;
+
+    server_start(&s, steps, sizeof(steps) / sizeof(steps[0]), &pki.srv);
+    config(&cfg, s.port);
+    assert_int_equal(cp_k8s_client_new(&loop, &cfg, &fast, &c, err, sizeof(err)), 0);
+    struct cp_k8s_req r = {.method = "GET", .path = "/a"};
+    uint64_t t0 = cl_now_ms();
+    assert_int_equal(cp_k8s_call(c, &r, on_resp, &g, NULL), 0);
+    run_until(&g.n, 1);
+    assert_int_equal(g.status, 200);
+    assert_int_equal(g.attempts, 4);
+    assert_true(cl_now_ms() - t0 >= 1000); /* Retry-After was honoured */
+    assert_int_equal(cp_k8s_call(c, &r, on_resp, &g, NULL), 0);
+    run_until(&g.n, 2);
+    assert_int_equal(g.status, 409);
+    assert_int_equal(g.attempts, 1);
+    r.max_attempts = 2;
+    assert_int_equal(cp_k8s_call(c, &r, on_resp, &g, NULL), 0);
+    run_until(&g.n, 3);
+    assert_int_equal(g.err, 0);
+    assert_int_equal(g.status, 502);
+    assert_int_equal(g.attempts, 2);
+    finish(c);
+    server_stop(&s);
+    cp_k8s_config_deinit(&cfg);
+}
+
+static void timeouts_and_refused(void **state)
+{
+    static const struct step steps[] = {{ACT_HOLD, NULL}, {ACT_HOLD, NULL}};
+    struct server s;
+    struct cp_k8s_config cfg;
+    struct cp_k8s_client *c;
+    struct got g = {0};
+    char err[256];
+    (void)state;
+
+    server_start(&s, steps, 2, &pki.srv);
+    config(&cfg, s.port);
+    assert_int_equal(cp_k8s_client_new(&loop, &cfg, &fast, &c, err, sizeof(err)), 0);
+    struct cp_k8s_req r = {.method = "GET", .path = "/slow", .timeout_ms = 200, .max_attempts = 2};
+    uint64_t t0 = cl_now_ms();
+    assert_int_equal(cp_k8s_call(c, &r, on_resp, &g, NULL), 0);
+    run_until(&g.n, 1);
+    assert_int_equal(g.err, CL_ETIMEDOUT);
+    assert_int_equal(g.attempts, 2);
+    assert_true(cl_now_ms() - t0 >= 400 && cl_now_ms() - t0 < 5000);
+    finish(c);
+    server_stop(&s);
+    /* nobody listening any more */
+    assert_int_equal(cp_k8s_client_new(&loop, &cfg, &fast, &c, err, sizeof(err)), 0);
+    r.max_attempts = 3;
+    assert_int_equal(cp_k8s_call(c, &r, on_resp, &g, NULL), 0);
+    run_until(&g.n, 2);
+    assert_int_equal(g.err, UV_ECONNREFUSED);
+    assert_int_equal(g.attempts, 3);
+    assert_non_null(strstr(g.detail, "connect to 127.0.0.1"));
+    finish(c);
+    cp_k8s_config_deinit(&cfg);
+}
+
+static void certificates(void **state)
+{
+    static const struct step steps[] = {{ACT_ANSWER, OK_JSON "{\"n\":1}\n"}};
+    struct server s;
+    struct cp_k8s_config cfg;
+    struct cp_k8s_client *c;
+    struct got g = {0};
+    char err[256];
+    struct cp_k8s_req r = {.method = "GET", .path = "/", .max_attempts = 1};
+    (void)state;
+
+    /* signed by another CA */
+    server_start(&s, steps, 1, &pki.other);
+    config(&cfg, s.port);
+    assert_int_equal(cp_k8s_client_new(&loop, &cfg, &fast, &c, err, sizeof(err)), 0);
+    assert_int_equal(cp_k8s_call(c, &r, on_resp, &g, NULL), 0);
+    run_until(&g.n, 1);
+    assert_int_equal(g.err, CL_ETLS_UNKNOWN_CA);
+    finish(c);
+    server_stop(&s);
+    cp_k8s_config_deinit(&cfg);
+    /* the right CA, the wrong name */
+    server_start(&s, steps, 1, &pki.srv);
+    config(&cfg, s.port);
+    cl_free(&cfg.server_name);
+    cfg.server_name = cl_strdup("kubernetes.default.svc");
+    assert_int_equal(cp_k8s_client_new(&loop, &cfg, &fast, &c, err, sizeof(err)), 0);
+    assert_int_equal(cp_k8s_call(c, &r, on_resp, &g, NULL), 0);
+    run_until(&g.n, 2);
+    assert_int_equal(g.err, CL_ETLS_NAME);
+    finish(c);
+    /* an IP literal needs an iPAddress SAN, which this certificate lacks */
+    cl_free(&cfg.server_name);
+    cfg.server_name = cl_strdup("127.0.0.1");
+    assert_int_equal(cp_k8s_client_new(&loop, &cfg, &fast, &c, err, sizeof(err)), 0);
+    assert_int_equal(cp_k8s_call(c, &r, on_resp, &g, NULL), 0);
+    run_until(&g.n, 3);
+    assert_int_equal(g.err, CL_ETLS_NAME);
+    assert_non_null(strstr(g.detail, "no IP address SAN"));
+    finish(c);
+    server_stop(&s);
+    cp_k8s_config_deinit(&cfg);
+    /* bad material is refused up front */
+    config(&cfg, 1);
+    cl_free(&cfg.ca_pem);
+    cfg.ca_pem = cl_strdup("not a certificate");
+    assert_int_equal(cp_k8s_client_new(&loop, &cfg, &fast, &c, err, sizeof(err)), CL_ETLS_BAD_FILE);
+    cl_free(&cfg.ca_pem);
+    cfg.ca_pem = cl_strdup(pki.ca);
+    cfg.cert_pem = cl_strdup(pki.cli.cert);
+    cfg.key_pem = cl_strdup(pki.srv.key);
+    assert_int_equal(cp_k8s_client_new(&loop, &cfg, &fast, &c, err, sizeof(err)),
+                     CL_ETLS_KEY_MISMATCH);
+    cp_k8s_config_deinit(&cfg);
+}
+
+/* ---- watches ---- */
+
+struct wgot {
+    int lines;
+    int ends;
+    int err, status;
+    char text[512];
+    struct cp_k8s_call *call;
+    int cancel_at; /* cancel the watch from inside on_line number n (0: never) */
+};
+
+static int on_line(const char *line, size_t len, void *ud)
+{
+    struct wgot *w = ud;
+    size_t l = strlen(w->text);
+
+    w->lines++;
+    snprintf(w->text + l, sizeof(w->text) - l, "[%.*s]", (int)len, line);
+    if (w->lines == w->cancel_at)
+        cp_k8s_call_cancel(w->call);
+    return 0;
+}
+
+static void on_end(int err, int status, const json_t *body, void *ud)
+{
+    struct wgot *w = ud;
+
+    w->ends++;
+    w->err = err;
+    w->status = status;
+    if (body != NULL)
+        snprintf(w->text, sizeof(w->text), "%s",
+                 json_string_value(json_object_get(body, "reason")));
+}
+
+static const struct cp_k8s_watch_cbs wcbs = {on_line, on_end};
+
+static void watches(void **state)
+{
+    static const struct step steps[] = {
+        {ACT_WATCH, "{\"type\":\"ADDED\"}\n{\"type\":\"MODIFIED\"}\n{\"type\":\"DELETED\"}\n"},
+        {ACT_ANSWER, "HTTP/1.1 410 Gone\r\nContent-Type: application/json\r\nContent-Length: 20\r\n"
+                     "\r\n{\"reason\":\"Expired\"}"},
+        {ACT_WATCH_ON, "{\"n\":1}\n{\"n\":2}\n{\"n\":3}\n"},
+        {ACT_WATCH_ON, "{\"n\":1}\n"},
+    };
+    struct server s;
+    struct cp_k8s_config cfg;
+    struct cp_k8s_client *c;
+    struct wgot w = {0};
+    char err[256];
+    (void)state;
+
+    server_start(&s, steps, sizeof(steps) / sizeof(steps[0]), &pki.srv);
+    config(&cfg, s.port);
+    assert_int_equal(cp_k8s_client_new(&loop, &cfg, &fast, &c, err, sizeof(err)), 0);
+    /* a stream the server ends */
+    assert_int_equal(cp_k8s_watch(c, "/w?watch=1", 5000, &wcbs, &w, &w.call), 0);
+    run_until(&w.ends, 1);
+    assert_int_equal(w.lines, 3);
+    assert_string_equal(w.text, "[{\"type\":\"ADDED\"}][{\"type\":\"MODIFIED\"}][{\"type\":"
+                                "\"DELETED\"}]");
+    assert_int_equal(w.err, 0);
+    assert_int_equal(w.status, 200);
+    /* refused with 410: the body comes with it */
+    memset(&w, 0, sizeof(w));
+    assert_int_equal(cp_k8s_watch(c, "/w?watch=1", 5000, &wcbs, &w, &w.call), 0);
+    run_until(&w.ends, 1);
+    assert_int_equal(w.status, 410);
+    assert_string_equal(w.text, "Expired");
+    /* cancelled from inside on_line: nothing more is delivered, on_end never runs */
+    memset(&w, 0, sizeof(w));
+    w.cancel_at = 1;
+    assert_int_equal(cp_k8s_watch(c, "/w?watch=1", 5000, &wcbs, &w, &w.call), 0);
+    uint64_t until = cl_now_ms() + 500;
+    while (cl_now_ms() < until)
+        uv_run(&loop, UV_RUN_NOWAIT);
+    assert_int_equal(w.lines, 1);
+    assert_int_equal(w.ends, 0);
+    /* a silent stream ends after its idle time */
+    memset(&w, 0, sizeof(w));
+    assert_int_equal(cp_k8s_watch(c, "/w?watch=1", 300, &wcbs, &w, &w.call), 0);
+    run_until(&w.ends, 1);
+    assert_int_equal(w.lines, 1);
+    assert_int_equal(w.err, CL_ETIMEDOUT);
+    assert_int_equal(s.nconn, 4); /* each watch had its own connection */
+    finish(c);
+    server_stop(&s);
+    cp_k8s_config_deinit(&cfg);
+}
+
+/* Freed with calls queued, waiting to retry, and in flight: no callback, nothing leaks, the
+ * loop closes clean. */
+static void free_with_calls_in_flight(void **state)
+{
+    static const struct step steps[] = {
+        {ACT_ANSWER, "HTTP/1.1 500 Oops\r\nContent-Length: 0\r\n\r\n"},
+        {ACT_HOLD, NULL},
+        {ACT_HOLD, NULL},
+    };
+    struct server s;
+    struct cp_k8s_config cfg;
+    struct cp_k8s_client *c;
+    struct got g = {0};
+    struct wgot w = {0};
+    char err[256];
+    (void)state;
+
+    server_start(&s, steps, 3, &pki.srv);
+    config(&cfg, s.port);
+    struct cp_k8s_client_opts slow = {.backoff_base_ms = 5000, .max_conns = 1};
+    assert_int_equal(cp_k8s_client_new(&loop, &cfg, &slow, &c, err, sizeof(err)), 0);
+    struct cp_k8s_req r = {.method = "GET", .path = "/a"};
+    assert_int_equal(cp_k8s_call(c, &r, on_resp, &g, NULL), 0); /* 500, then waits 5 s */
+    uint64_t until = cl_now_ms() + 300;
+    while (cl_now_ms() < until)
+        uv_run(&loop, UV_RUN_NOWAIT);
+    assert_int_equal(cp_k8s_call(c, &r, on_resp, &g, NULL), 0); /* held */
+    assert_int_equal(cp_k8s_call(c, &r, on_resp, &g, NULL), 0); /* queued (max_conns 1) */
+    assert_int_equal(cp_k8s_watch(c, "/w", 5000, &wcbs, &w, NULL), 0);
+    until = cl_now_ms() + 300;
+    while (cl_now_ms() < until)
+        uv_run(&loop, UV_RUN_NOWAIT);
+    finish(c);
+    assert_int_equal(g.n, 0);
+    assert_int_equal(w.ends, 0);
+    server_stop(&s);
+    cp_k8s_config_deinit(&cfg);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    signal(SIGPIPE, SIG_IGN); /* both ends hang up on each other here, as the daemon may */
+    cl_tls_global_init();
+    if (cl_test_pki_make(&pki) != 0)
+        return -1;
+    return uv_loop_init(&loop);
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    assert_int_equal(uv_loop_close(&loop), 0);
+    cl_test_pki_free(&pki);
+    cl_tls_global_cleanup();
+    cl_bufq_pool_drain();
+    return 0;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(keep_alive_and_request_shape),
+        cmocka_unit_test(retries),
+        cmocka_unit_test(timeouts_and_refused),
+        cmocka_unit_test(certificates),
+        cmocka_unit_test(watches),
+        cmocka_unit_test(free_with_calls_in_flight),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

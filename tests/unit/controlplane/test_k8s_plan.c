@@ -1,0 +1,531 @@
+/* Kubernetes mode, the pure parts: desired Services and desired-vs-actual plans, label
+ * selectors, watch events, the pod IP map and client attributes, backoff, Retry-After, query
+ * escaping, and the iPAddress SAN check of the TLS client. */
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cl/err.h"
+#include "cl/json.h"
+#include "cl/mem.h"
+#include "cm.h"
+#include "cp_k8s.h"
+#include "cp_k8s_client.h"
+#include "cp_k8s_tls.h"
+
+/* An openssl-made certificate with SANs DNS:kubernetes, IP:10.96.0.1, IP:fd00::1 (DER; only
+ * parsed here, never used for TLS). */
+static const unsigned char san_der[] = {
+    0x30, 0x82, 0x01, 0xb4, 0x30, 0x82, 0x01, 0x5b, 0xa0, 0x03, 0x02, 0x01, 0x02, 0x02, 0x14, 0x6f,
+    0xfc, 0x72, 0xab, 0x73, 0x8a, 0x52, 0x34, 0x02, 0x34, 0x46, 0x2f, 0x88, 0x2d, 0xfa, 0x2c, 0x1d,
+    0x98, 0xeb, 0xc0, 0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02, 0x30,
+    0x19, 0x31, 0x17, 0x30, 0x15, 0x06, 0x03, 0x55, 0x04, 0x03, 0x0c, 0x0e, 0x6b, 0x75, 0x62, 0x65,
+    0x2d, 0x61, 0x70, 0x69, 0x73, 0x65, 0x72, 0x76, 0x65, 0x72, 0x30, 0x20, 0x17, 0x0d, 0x32, 0x36,
+    0x31, 0x31, 0x32, 0x39, 0x32, 0x33, 0x33, 0x34, 0x30, 0x32, 0x5a, 0x18, 0x0f, 0x32, 0x31, 0x32,
+    0x36, 0x31, 0x31, 0x30, 0x35, 0x32, 0x33, 0x33, 0x34, 0x30, 0x32, 0x5a, 0x30, 0x19, 0x31, 0x17,
+    0x30, 0x15, 0x06, 0x03, 0x55, 0x04, 0x03, 0x0c, 0x0e, 0x6b, 0x75, 0x62, 0x65, 0x2d, 0x61, 0x70,
+    0x69, 0x73, 0x65, 0x72, 0x76, 0x65, 0x72, 0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48,
+    0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42,
+    0x00, 0x04, 0x5b, 0x8c, 0x9b, 0x38, 0xde, 0x8a, 0xcb, 0x52, 0xd4, 0xd5, 0xb6, 0xa9, 0x36, 0x53,
+    0x42, 0x0f, 0xb5, 0x5e, 0x6c, 0xe1, 0x42, 0x85, 0x35, 0xe4, 0xf4, 0xf2, 0xb8, 0x95, 0xa1, 0x92,
+    0xaf, 0xae, 0x67, 0xfc, 0xd1, 0x32, 0x91, 0x5b, 0x13, 0x7f, 0xa1, 0x6e, 0x98, 0xeb, 0xd0, 0x7c,
+    0x49, 0x6c, 0xfa, 0xdd, 0x51, 0xe9, 0x0a, 0xb2, 0x21, 0x21, 0x87, 0x43, 0x9b, 0xd6, 0x7a, 0x40,
+    0x4b, 0xeb, 0xa3, 0x7f, 0x30, 0x7d, 0x30, 0x1d, 0x06, 0x03, 0x55, 0x1d, 0x0e, 0x04, 0x16, 0x04,
+    0x14, 0xaa, 0xa0, 0xd4, 0xf3, 0x7f, 0xe5, 0x66, 0x40, 0xdd, 0xa8, 0x65, 0x9f, 0x7c, 0x50, 0x60,
+    0xaa, 0xf7, 0xc0, 0xf5, 0xeb, 0x30, 0x1f, 0x06, 0x03, 0x55, 0x1d, 0x23, 0x04, 0x18, 0x30, 0x16,
+    0x80, 0x14, 0xaa, 0xa0, 0xd4, 0xf3, 0x7f, 0xe5, 0x66, 0x40, 0xdd, 0xa8, 0x65, 0x9f, 0x7c, 0x50,
+    0x60, 0xaa, 0xf7, 0xc0, 0xf5, 0xeb, 0x30, 0x2d, 0x06, 0x03, 0x55, 0x1d, 0x11, 0x04, 0x26, 0x30,
+    0x24, 0x82, 0x0a, 0x6b, 0x75, 0x62, 0x65, 0x72, 0x6e, 0x65, 0x74, 0x65, 0x73, 0x87, 0x04, 0x0a,
+    0x60, 0x00, 0x01, 0x87, 0x10, 0xfd, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0x00, 0x01, 0x30, 0x0c, 0x06, 0x03, 0x55, 0x1d, 0x13, 0x01, 0x01, 0xff, 0x04,
+    0x02, 0x30, 0x00, 0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02, 0x03,
+    0x47, 0x00, 0x30, 0x44, 0x02, 0x20, 0x7c, 0x45, 0xeb, 0x0f, 0x34, 0xea, 0x64, 0xf8, 0x3f, 0xc2,
+    0xc9, 0xe1, 0x10, 0x9c, 0xca, 0x28, 0x59, 0xab, 0xe4, 0x47, 0xdf, 0x7b, 0x5f, 0x4a, 0x27, 0x73,
+    0x5d, 0xcd, 0xbd, 0xc2, 0x49, 0x85, 0x02, 0x20, 0x32, 0xd3, 0x2f, 0x80, 0xbf, 0x21, 0x6d, 0x6a,
+    0xa5, 0x4a, 0x65, 0x83, 0x2a, 0xff, 0x6e, 0x30, 0x13, 0x07, 0x66, 0x9d, 0xed, 0x93, 0x72, 0xe1,
+    0x13, 0x09, 0x23, 0xd6, 0x00, 0x19, 0xf2, 0xdd};
+
+static json_t *J(const char *text)
+{
+    struct cl_jerr e;
+    json_t *j = cl_json_loadb(text, strlen(text), &e);
+
+    if (j == NULL)
+        fail_msg("bad test JSON (%s): %s", e.msg, text);
+    return j;
+}
+
+static json_t *import(int port, int target)
+{
+    return json_pack("{s:{s:s},s:{s:i,s:i,s:[{s:s,s:s}],s:s}}", "metadata", "name", "web", "spec",
+                     "port", port, "targetPort", target, "sources", "peer", "west", "exportName",
+                     "web", "lbScheme", "round-robin");
+}
+
+/* The Service as the API server would return it for our POST: defaults and server fields. */
+static json_t *served(const json_t *desired)
+{
+    json_t *s = json_deep_copy(desired);
+    json_t *md = json_object_get(s, "metadata"), *spec = json_object_get(s, "spec");
+
+    json_object_del(s, "kind"); /* list items carry no kind */
+    json_object_del(s, "apiVersion");
+    json_object_set_new(md, "uid", json_string("u-1"));
+    json_object_set_new(md, "resourceVersion", json_string("41"));
+    json_object_set_new(md, "managedFields", json_pack("[{s:s}]", "manager", "cl"));
+    json_object_set_new(spec, "clusterIP", json_string("10.96.7.7"));
+    json_object_set_new(spec, "sessionAffinity", json_string("None"));
+    json_object_set_new(s, "status", json_pack("{s:{}}", "loadBalancer"));
+    return s;
+}
+
+static void desired_service(void **state)
+{
+    json_t *sel = J("{\"app\":\"cl-dataplane\",\"release\":\"r1\"}");
+    json_t *imp = import(80, 20001);
+    json_t *d = cp_k8s_desired_service("cl", "web", imp, sel);
+    json_t *want =
+        J("{\"apiVersion\":\"v1\",\"kind\":\"Service\",\"metadata\":{\"name\":\"web\","
+          "\"namespace\":\"cl\",\"labels\":{\"app.kubernetes.io/managed-by\":\"clusterlink\","
+          "\"clusterlink.net/import\":\"web\"}},\"spec\":{\"type\":\"ClusterIP\",\"selector\":"
+          "{\"app\":\"cl-dataplane\",\"release\":\"r1\"},\"ports\":[{\"name\":\"tcp\","
+          "\"protocol\":\"TCP\",\"port\":80,\"targetPort\":20001}]}}");
+    (void)state;
+
+    assert_true(json_equal(d, want));
+    assert_true(cp_k8s_service_is_ours(d));
+    json_decref(want);
+    json_decref(d);
+    json_decref(imp);
+    json_decref(sel);
+}
+
+static void plans(void **state)
+{
+    json_t *sel = J("{\"app\":\"dp\"}"), *imp = import(80, 20001), *body = NULL;
+    json_t *d = cp_k8s_desired_service("cl", "web", imp, sel), *actual = served(d);
+    (void)state;
+
+    /* nothing wanted, nothing there */
+    assert_int_equal(cp_k8s_plan("cl", "web", NULL, NULL, sel, &body), CP_K8S_NONE);
+    assert_null(body);
+    /* wanted, absent: create exactly the desired object */
+    assert_int_equal(cp_k8s_plan("cl", "web", imp, NULL, sel, &body), CP_K8S_CREATE);
+    assert_true(json_equal(body, d));
+    json_decref(body);
+    /* what the server made of it is right: no write */
+    assert_int_equal(cp_k8s_plan("cl", "web", imp, actual, sel, &body), CP_K8S_NONE);
+    assert_null(body);
+    /* extra labels and annotations someone added are not ours to judge */
+    json_object_set_new(json_object_get(json_object_get(actual, "metadata"), "labels"), "team",
+                        json_string("x"));
+    assert_int_equal(cp_k8s_plan("cl", "web", imp, actual, sel, &body), CP_K8S_NONE);
+    /* the import changed: PUT the actual object with our fields, keeping the server's */
+    json_t *imp2 = import(8080, 20002);
+    assert_int_equal(cp_k8s_plan("cl", "web", imp2, actual, sel, &body), CP_K8S_UPDATE);
+    json_t *spec = json_object_get(body, "spec"), *md = json_object_get(body, "metadata");
+    assert_string_equal(json_string_value(json_object_get(spec, "clusterIP")), "10.96.7.7");
+    assert_string_equal(json_string_value(json_object_get(md, "resourceVersion")), "41");
+    assert_string_equal(json_string_value(json_object_get(md, "uid")), "u-1");
+    assert_null(json_object_get(md, "managedFields"));
+    assert_string_equal(json_string_value(json_object_get(body, "kind")), "Service");
+    assert_string_equal(json_string_value(json_object_get(body, "apiVersion")), "v1");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(md, "labels"), "team")),
+                        "x");
+    json_t *port = json_array_get(json_object_get(spec, "ports"), 0);
+    assert_int_equal(json_integer_value(json_object_get(port, "port")), 8080);
+    assert_int_equal(json_integer_value(json_object_get(port, "targetPort")), 20002);
+    /* and once applied, the plan is satisfied */
+    json_t *again = NULL;
+    assert_int_equal(cp_k8s_plan("cl", "web", imp2, body, sel, &again), CP_K8S_NONE);
+    assert_null(again);
+    json_decref(imp2);
+    json_decref(body);
+    body = NULL;
+    /* each owned field, changed by someone, is put back */
+    static const char *const drift[] = {
+        "{\"spec\":{\"type\":\"NodePort\"}}",
+        "{\"spec\":{\"selector\":{\"app\":\"other\"}}}",
+        "{\"spec\":{\"selector\":null}}",
+        "{\"spec\":{\"ports\":[{\"name\":\"tcp\",\"protocol\":\"UDP\",\"port\":80,"
+        "\"targetPort\":20001}]}}",
+        "{\"spec\":{\"ports\":[{\"name\":\"http\",\"protocol\":\"TCP\",\"port\":80,"
+        "\"targetPort\":20001}]}}",
+        "{\"spec\":{\"ports\":[{\"name\":\"tcp\",\"protocol\":\"TCP\",\"port\":80,"
+        "\"targetPort\":\"http\"}]}}",
+        "{\"spec\":{\"ports\":[{\"name\":\"tcp\",\"port\":80,\"targetPort\":20001},"
+        "{\"name\":\"x\",\"port\":81,\"targetPort\":81}]}}",
+        "{\"metadata\":{\"labels\":{\"app.kubernetes.io/managed-by\":\"clusterlink\"}}}",
+    };
+    for (size_t i = 0; i < sizeof(drift) / sizeof(drift[0]); i++) {
+        json_t *a = json_deep_copy(actual), *patch = J(drift[i]), *v;
+        const char *k;
+        json_object_foreach(patch, k, v)
+        {
+            json_object_update(json_object_get(a, k), v);
+            if (json_object_get(v, "selector") != NULL &&
+                json_is_null(json_object_get(v, "selector")))
+                json_object_del(json_object_get(a, k), "selector");
+        }
+        if (strstr(drift[i], "\"labels\"") != NULL)
+            json_object_set(json_object_get(a, "metadata"), "labels",
+                            json_object_get(json_object_get(patch, "metadata"), "labels"));
+        assert_int_equal(cp_k8s_plan("cl", "web", imp, a, sel, &body), CP_K8S_UPDATE);
+        json_t *b3 = NULL;
+        assert_int_equal(cp_k8s_plan("cl", "web", imp, body, sel, &b3), CP_K8S_NONE);
+        json_decref(body);
+        json_decref(patch);
+        json_decref(a);
+    }
+    /* protocol and type may be left to the server's defaults */
+    json_t *a = json_deep_copy(actual);
+    json_object_del(json_object_get(a, "spec"), "type");
+    json_object_del(json_array_get(json_object_get(json_object_get(a, "spec"), "ports"), 0),
+                    "protocol");
+    assert_int_equal(cp_k8s_plan("cl", "web", imp, a, sel, &body), CP_K8S_NONE);
+    json_decref(a);
+    /* the import is gone: ours is deleted */
+    assert_int_equal(cp_k8s_plan("cl", "web", NULL, actual, sel, &body), CP_K8S_DELETE);
+    assert_null(body);
+    /* not ours: never touched, whether wanted or not */
+    json_t *foreign = json_deep_copy(actual);
+    json_object_del(json_object_get(foreign, "metadata"), "labels");
+    assert_false(cp_k8s_service_is_ours(foreign));
+    assert_int_equal(cp_k8s_plan("cl", "web", imp, foreign, sel, &body), CP_K8S_CONFLICT);
+    assert_null(body);
+    assert_int_equal(cp_k8s_plan("cl", "web", NULL, foreign, sel, &body), CP_K8S_NONE);
+    json_object_set_new(json_object_get(foreign, "metadata"), "labels",
+                        json_pack("{s:s}", "app.kubernetes.io/managed-by", "helm"));
+    assert_int_equal(cp_k8s_plan("cl", "web", imp, foreign, sel, &body), CP_K8S_CONFLICT);
+    json_decref(foreign);
+    /* ours, being deleted (finalizers pending): wait for it to go, never update or delete it */
+    json_t *going = json_deep_copy(actual);
+    json_object_set_new(json_object_get(going, "metadata"), "deletionTimestamp",
+                        json_string("2026-01-01T00:00:00Z"));
+    assert_int_equal(cp_k8s_plan("cl", "web", imp, going, sel, &body), CP_K8S_WAIT);
+    assert_null(body);
+    assert_int_equal(cp_k8s_plan("cl", "web", NULL, going, sel, &body), CP_K8S_NONE);
+    json_decref(going);
+    /* an import whose name cannot be a Service name */
+    assert_int_equal(cp_k8s_plan("cl", "9web", imp, NULL, sel, &body), CP_K8S_INVALID);
+    assert_null(body);
+    assert_string_equal(cp_k8s_action_name(CP_K8S_CONFLICT), "conflict");
+    assert_string_equal(cp_k8s_action_name(CP_K8S_ACTION_COUNT), "?");
+    json_decref(actual);
+    json_decref(d);
+    json_decref(imp);
+    json_decref(sel);
+}
+
+static void selectors(void **state)
+{
+    char err[256];
+    json_t *s;
+    (void)state;
+
+    s = cp_k8s_parse_selector("app=cl-dataplane,app.kubernetes.io/instance=gw-1,empty=", err,
+                              sizeof(err));
+    assert_non_null(s);
+    assert_int_equal(json_object_size(s), 3);
+    assert_string_equal(json_string_value(json_object_get(s, "app.kubernetes.io/instance")),
+                        "gw-1");
+    assert_string_equal(json_string_value(json_object_get(s, "empty")), "");
+    json_decref(s);
+    static const char *const bad[] = {
+        NULL,
+        "",
+        "app",
+        "=v",
+        "app=v,,x=y",
+        "app=v,app=w",
+        "-app=v",
+        "app=v-",
+        "a b=c",
+        "Example.COM/x=y",
+        "/x=y",
+        "a/b/c=d",
+        "app=has space",
+        "k=0123456789012345678901234567890123456789012345678901234567890123",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        err[0] = '\0';
+        if ((s = cp_k8s_parse_selector(bad[i], err, sizeof(err))) != NULL)
+            fail_msg("selector '%s' accepted", bad[i]);
+        assert_true(err[0] != '\0');
+    }
+}
+
+static void watch_events(void **state)
+{
+    json_t *root, *obj;
+    const char *type;
+    static const char ev[] = "{\"type\":\"MODIFIED\",\"object\":{\"metadata\":{\"name\":\"a\","
+                             "\"resourceVersion\":\"12\"}}}";
+    (void)state;
+
+    assert_int_equal(cp_k8s_watch_event(ev, strlen(ev), &root, &type, &obj), 0);
+    assert_string_equal(type, "MODIFIED");
+    assert_string_equal(cp_k8s_resource_version(obj), "12");
+    json_decref(root);
+    static const char *const bad[] = {"",
+                                      "{",
+                                      "[]",
+                                      "{\"type\":1,\"object\":{}}",
+                                      "{\"type\":\"ADDED\"}",
+                                      "{\"type\":\"ADDED\",\"object\":[]}",
+                                      "{\"type\":\"A\",\"object\":{}} x"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_not_equal(cp_k8s_watch_event(bad[i], strlen(bad[i]), &root, &type, &obj), 0);
+        assert_null(root);
+    }
+    json_t *o = J("{\"metadata\":{\"resourceVersion\":\"\"}}");
+    assert_null(cp_k8s_resource_version(o));
+    assert_null(cp_k8s_resource_version(NULL));
+    json_decref(o);
+}
+
+static json_t *pod(const char *uid, const char *ns, const char *ip, const char *phase)
+{
+    json_t *p = json_pack("{s:{s:s,s:s,s:s,s:{s:s,s:s}},s:{s:s,s:[]},s:{}}", "metadata", "name",
+                          "p", "namespace", ns, "uid", uid, "labels", "app", "client", "tier",
+                          "web", "spec", "serviceAccountName", "runner", "containers", "status");
+    json_t *st = json_object_get(p, "status");
+    if (ip != NULL) {
+        json_object_set_new(st, "podIP", json_string(ip));
+        json_object_set_new(st, "podIPs", json_pack("[{s:s}]", "ip", ip));
+    }
+    if (phase != NULL)
+        json_object_set_new(st, "phase", json_string(phase));
+    return p;
+}
+
+static void expect_attrs(struct cp_k8s_pods *p, const char *ip, const char *ns)
+{
+    json_t *a = json_object();
+
+    if (ns == NULL) {
+        assert_false(cp_k8s_pods_attrs(p, ip, a));
+        assert_int_equal(json_object_size(a), 0);
+    } else {
+        assert_true(cp_k8s_pods_attrs(p, ip, a));
+        assert_string_equal(
+            json_string_value(json_object_get(a, "client.clusterlink.net/namespace")), ns);
+        assert_string_equal(
+            json_string_value(json_object_get(a, "client.clusterlink.net/service-account")),
+            "runner");
+        assert_string_equal(
+            json_string_value(json_object_get(a, "client.clusterlink.net/labels.app")), "client");
+        assert_string_equal(
+            json_string_value(json_object_get(a, "client.clusterlink.net/labels.tier")), "web");
+        assert_int_equal(json_object_size(a), 4);
+    }
+    json_decref(a);
+}
+
+static void pods(void **state)
+{
+    struct cp_k8s_pods p;
+    json_t *a, *b, *c;
+    (void)state;
+
+    cp_k8s_pods_init(&p);
+    a = pod("u-a", "team-a", "10.0.0.5", "Running");
+    assert_int_equal(cp_k8s_pods_apply(&p, a, false), 0);
+    expect_attrs(&p, "10.0.0.5", "team-a");
+    expect_attrs(&p, "10.0.0.6", NULL);
+    /* dual stack: both IPs map */
+    json_array_append_new(json_object_get(json_object_get(a, "status"), "podIPs"),
+                          json_pack("{s:s}", "ip", "fd00::5"));
+    assert_int_equal(cp_k8s_pods_apply(&p, a, false), 0);
+    expect_attrs(&p, "fd00::5", "team-a");
+    assert_int_equal(cp_k8s_pods_count(&p), 2);
+    /* the pod finishes: its IPs are released */
+    json_object_set_new(json_object_get(a, "status"), "phase", json_string("Succeeded"));
+    assert_int_equal(cp_k8s_pods_apply(&p, a, false), 0);
+    expect_attrs(&p, "10.0.0.5", NULL);
+    assert_int_equal(cp_k8s_pods_count(&p), 0);
+    /* a new pod takes the IP; the old one's late delete must not remove it */
+    b = pod("u-b", "team-b", "10.0.0.5", "Running");
+    assert_int_equal(cp_k8s_pods_apply(&p, a, false), 0); /* stale MODIFIED of a */
+    assert_int_equal(cp_k8s_pods_apply(&p, b, false), 0);
+    expect_attrs(&p, "10.0.0.5", "team-b");
+    json_object_set_new(json_object_get(a, "status"), "phase", json_string("Running"));
+    assert_int_equal(cp_k8s_pods_apply(&p, a, true), 0);
+    expect_attrs(&p, "10.0.0.5", "team-b");
+    /* pending pods without IPs, host-network pods and bad IPs map nothing */
+    c = pod("u-c", "team-c", NULL, "Pending");
+    assert_int_equal(cp_k8s_pods_apply(&p, c, false), 0);
+    json_decref(c);
+    c = pod("u-c", "team-c", "192.168.1.1", "Running");
+    json_object_set_new(json_object_get(c, "spec"), "hostNetwork", json_true());
+    assert_int_equal(cp_k8s_pods_apply(&p, c, false), 0);
+    expect_attrs(&p, "192.168.1.1", NULL);
+    json_decref(c);
+    c = pod("u-c", "team-c", "not-an-ip", "Running");
+    assert_int_equal(cp_k8s_pods_apply(&p, c, false), 0);
+    assert_int_equal(cp_k8s_pods_count(&p), 1);
+    json_decref(c);
+    /* no service account: "default" */
+    c = pod("u-d", "team-d", "10.0.0.9", NULL);
+    json_object_del(json_object_get(c, "spec"), "serviceAccountName");
+    assert_int_equal(cp_k8s_pods_apply(&p, c, false), 0);
+    json_t *at = json_object();
+    assert_true(cp_k8s_pods_attrs(&p, "10.0.0.9", at));
+    assert_string_equal(
+        json_string_value(json_object_get(at, "client.clusterlink.net/service-account")),
+        "default");
+    json_decref(at);
+    json_decref(c);
+    /* not a pod */
+    c = J("{\"metadata\":{\"name\":\"x\"}}");
+    assert_int_equal(cp_k8s_pods_apply(&p, c, false), CL_ESCHEMA);
+    json_decref(c);
+    /* deleted */
+    assert_int_equal(cp_k8s_pods_apply(&p, b, true), 0);
+    expect_attrs(&p, "10.0.0.5", NULL);
+    json_decref(a);
+    json_decref(b);
+    cp_k8s_pods_deinit(&p);
+}
+
+static void client_ips(void **state)
+{
+    static const struct {
+        const char *in, *out;
+    } ok[] = {
+        {"10.0.0.5:4242", "10.0.0.5"},
+        {"[fd00::5]:80", "fd00::5"},
+        {"10.0.0.5", "10.0.0.5"},
+        {"fd00::5", "fd00::5"},
+        {"[::ffff:10.1.2.3]:9", "10.1.2.3"},
+    };
+
+    static const char *const bad[] = {NULL, "", ":80", "[::1", "host:80", "1.2.3:4", "[]:1"};
+    char ip[64];
+    (void)state;
+
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        assert_int_equal(cp_k8s_client_ip(ok[i].in, ip, sizeof(ip)), 0);
+        assert_string_equal(ip, ok[i].out);
+    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(cp_k8s_client_ip(bad[i], ip, sizeof(ip)), CL_EINVAL);
+    assert_int_equal(cp_k8s_client_ip("10.0.0.5:1", ip, 4), CL_EINVAL);
+}
+
+static void backoff_and_retry_after(void **state)
+{
+    (void)state;
+    /* exponential, capped, jitter within [d/2, d) */
+    for (int a = 1; a <= 12; a++) {
+        uint64_t d = 200;
+        for (int i = 1; i < a; i++)
+            d = d * 2 > 10000 ? 10000 : d * 2;
+        uint64_t lo = cp_k8s_backoff_ms(a, 200, 10000, 0);
+        uint64_t hi = cp_k8s_backoff_ms(a, 200, 10000, UINT32_MAX);
+        assert_int_equal(lo, d / 2);
+        assert_true(hi < d && hi >= d - 1);
+    }
+    assert_int_equal(cp_k8s_backoff_ms(1000000, 200, 10000, 0), 5000);
+    assert_int_equal(cp_k8s_retry_after_ms("1"), 1000);
+    assert_int_equal(cp_k8s_retry_after_ms(" 3 "), 3000);
+    assert_int_equal(cp_k8s_retry_after_ms("0"), 0);
+    assert_int_equal(cp_k8s_retry_after_ms("600"), 60000);
+    assert_int_equal(cp_k8s_retry_after_ms("99999999999999999999999"), 60000);
+    assert_int_equal(cp_k8s_retry_after_ms(NULL), 0);
+    assert_int_equal(cp_k8s_retry_after_ms("Wed, 21 Oct 2015 07:28:00 GMT"), 0);
+    assert_int_equal(cp_k8s_retry_after_ms("2x"), 0);
+}
+
+static void query_escape(void **state)
+{
+    char out[64] = "";
+    (void)state;
+
+    assert_int_equal(cp_k8s_query_escape(out, sizeof(out), "app.kubernetes.io/managed-by=cl"), 0);
+    assert_string_equal(out, "app.kubernetes.io%2Fmanaged-by%3Dcl");
+    char small[8] = "ab";
+    assert_int_equal(cp_k8s_query_escape(small, sizeof(small), "c d"), 0);
+    assert_string_equal(small, "abc%20d");
+    assert_int_equal(cp_k8s_query_escape(small, sizeof(small), "x"), CL_EBUSY);
+}
+
+/* DER helper: tag + length + content appended to out. */
+static size_t tlv(uint8_t *out, uint8_t tag, const uint8_t *v, size_t n)
+{
+    size_t i = 0;
+
+    out[i++] = tag;
+    if (n < 128) {
+        out[i++] = (uint8_t)n;
+    } else {
+        out[i++] = 0x82;
+        out[i++] = (uint8_t)(n >> 8);
+        out[i++] = (uint8_t)n;
+    }
+    memmove(out + i, v, n);
+    return i + n;
+}
+
+static void ip_sans(void **state)
+{
+    uint8_t v4[4], v6[16], other[4];
+    (void)state;
+
+    inet_pton(AF_INET, "10.96.0.1", v4);
+    inet_pton(AF_INET6, "fd00::1", v6);
+    inet_pton(AF_INET, "10.96.0.2", other);
+    assert_true(cp_k8s_cert_has_ip(san_der, sizeof(san_der), v4, 4));
+    assert_true(cp_k8s_cert_has_ip(san_der, sizeof(san_der), v6, 16));
+    assert_false(cp_k8s_cert_has_ip(san_der, sizeof(san_der), other, 4));
+    /* every truncation is "no", never a crash */
+    for (size_t n = 0; n < sizeof(san_der); n++)
+        assert_false(cp_k8s_cert_has_ip(san_der, n, v4, 4));
+
+    /* hand-made: Certificate{tbs{[0], INT, [3]{SEQ{SEQ{OID, BOOL, OCTET{SEQ{[2]dns,[7]ip}}}}}}} */
+    uint8_t names[64], ext[128], exts[160], tbs[256], cert[300], tmp[128];
+    size_t n = 0, m;
+    n += tlv(names + n, 0x82, (const uint8_t *)"kubernetes", 10);
+    n += tlv(names + n, 0x87, v4, 4);
+    m = tlv(tmp, 0x30, names, n); /* GeneralNames */
+    size_t e = 0;
+    e += tlv(ext + e, 0x06, (const uint8_t *)"\x55\x1d\x11", 3);
+    e += tlv(ext + e, 0x01, (const uint8_t *)"\xff", 1);
+    e += tlv(ext + e, 0x04, tmp, m);
+    m = tlv(tmp, 0x30, ext, e); /* Extension */
+    size_t x = tlv(exts, 0x30, tmp, m);
+    m = tlv(tmp, 0xa3, exts, x);
+    size_t t = 0;
+    t += tlv(tbs + t, 0xa0, (const uint8_t *)"\x02\x01\x02", 3);
+    t += tlv(tbs + t, 0x02, (const uint8_t *)"\x01", 1);
+    memcpy(tbs + t, tmp, m);
+    t += m;
+    m = tlv(tmp, 0x30, tbs, t);
+    size_t c = tlv(cert, 0x30, tmp, m);
+    assert_true(cp_k8s_cert_has_ip(cert, c, v4, 4));
+    assert_false(cp_k8s_cert_has_ip(cert, c, v6, 16));
+    /* the same IP as a DNS name is not an IP SAN */
+    assert_false(cp_k8s_cert_has_ip(cert, c, (const uint8_t *)"kube", 4));
+    /* a multi-byte tag or an absurd length is refused */
+    cert[0] = 0x1f;
+    assert_false(cp_k8s_cert_has_ip(cert, c, v4, 4));
+    cert[0] = 0x30;
+    cert[1] = 0x85;
+    assert_false(cp_k8s_cert_has_ip(cert, c, v4, 4));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(desired_service),
+        cmocka_unit_test(plans),
+        cmocka_unit_test(selectors),
+        cmocka_unit_test(watch_events),
+        cmocka_unit_test(pods),
+        cmocka_unit_test(client_ips),
+        cmocka_unit_test(backoff_and_retry_after),
+        cmocka_unit_test(query_escape),
+        cmocka_unit_test(ip_sans),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
