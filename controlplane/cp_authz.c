@@ -72,9 +72,12 @@ json_t *cp_authz_egress(struct cp *cp, const json_t *req)
                                CP_ATTR_EXPORT_NS, ens != NULL ? ens : "");
         cp_policy_decide(cp->objs[CP_KIND_POLICY], from, to, &d);
         json_decref(to);
-        CL_INFO("cp.authz", "egress client=%s import=%s peer=%s export=%s %s by %s",
-                client != NULL ? client : "?", imp, peer, en, d.allow ? "allowed" : "denied",
-                d.policy);
+        /* one line per decision: allowed ones at debug (the per-connection path), denials at
+         * info, where an operator looks for them */
+        CL_LOG(d.allow ? CL_LOG_DEBUG : CL_LOG_INFO, "cp.authz",
+               "egress client=%s import=%s peer=%s export=%s %s by %s",
+               client != NULL ? client : "?", imp, peer, en, d.allow ? "allowed" : "denied",
+               d.policy);
         if (!d.allow) {
             last = d;
             continue;
@@ -135,8 +138,8 @@ json_t *cp_authz_ingress(struct cp *cp, const json_t *req)
     cp_policy_decide(cp->objs[CP_KIND_POLICY], from, to, &d);
     json_decref(from);
     json_decref(to);
-    CL_INFO("cp.authz", "ingress peer=%s export=%s %s by %s", peer, exp,
-            d.allow ? "allowed" : "denied", d.policy);
+    CL_LOG(d.allow ? CL_LOG_DEBUG : CL_LOG_INFO, "cp.authz", "ingress peer=%s export=%s %s by %s",
+           peer, exp, d.allow ? "allowed" : "denied", d.policy);
     if (!d.allow)
         return json_pack("{s:b,s:i,s:s,s:s}", "allow", 0, "status", 403, "reason",
                          "denied by ingress policy", "policy", d.policy);
