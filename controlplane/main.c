@@ -1,4 +1,5 @@
 /* cl-controlplane: the gateway's brain. See --help. */
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -56,7 +57,8 @@ static const char usage[] =
     "                       persisted\n"
     "\n"
     "  --log-level <lvl>    error, warn, info (default), debug, trace\n"
-    "  --ready-file <path>  written once the socket listens (for scripts and tests)\n"
+    "  --ready-file <path>  written once the socket listens (for scripts, tests and probes;\n"
+    "                       an old one is removed at start)\n"
     "  -h, --help           this text\n";
 
 static struct cp cp;
@@ -222,6 +224,11 @@ int main(int argc, char **argv)
     if (!cl_str_is_dns_label(name)) {
         fprintf(stderr, "cl-controlplane: --name %s is not a DNS label\n", name);
         return 2;
+    }
+    /* a ready file left by an earlier run (e.g. a restarted container) must not say "ready" */
+    if (ready != NULL && unlink(ready) != 0 && errno != ENOENT) {
+        fprintf(stderr, "cl-controlplane: cannot remove the old %s: %s\n", ready, strerror(errno));
+        return 1;
     }
     /* the service-account mount; CL_K8S_SA_DIR moves it for tests */
     ko.sa_dir = getenv("CL_K8S_SA_DIR") != NULL ? getenv("CL_K8S_SA_DIR") : CP_K8S_SA_DIR;
