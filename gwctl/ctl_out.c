@@ -258,7 +258,7 @@ int ctl_out_exports(FILE *out, const json_t *list)
 
 static int import_row(struct ctl_table *t, const json_t *o)
 {
-    char srcs[256] = "", b1[64], b2[64], b3[64], b4[64];
+    char srcs[256] = "", b1[64], b2[64], b3[64], b4[64], b5[64];
     const json_t *arr = jget(o, "spec.sources"), *s;
     const json_t *tp = jget(o, "spec.targetPort");
     size_t i;
@@ -281,14 +281,33 @@ static int import_row(struct ctl_table *t, const json_t *o)
         json_is_integer(tp) && json_integer_value(tp) != 0 ? jtext(tp, b3, sizeof(b3)) : NULL,
         srcs[0] ? srcs : NULL,
         jtext(jget(o, "spec.lbScheme"), b4, sizeof(b4)),
+        /* Kubernetes mode: the import's Service (ready, pending, conflict, error) */
+        jtext(jget(o, "status.service.state"), b5, sizeof(b5)),
     };
     return ctl_table_add(t, cells);
 }
 
+/* True when any import carries a Service status (the gateway runs in Kubernetes mode). */
+static bool imports_have_service(const json_t *list)
+{
+    const json_t *items = ctl_out_items(list), *o;
+    size_t i;
+
+    if (items == NULL)
+        return json_is_object(list) && jget(list, "status.service") != NULL;
+    json_array_foreach(items, i, o)
+    {
+        if (jget(o, "status.service") != NULL)
+            return true;
+    }
+    return false;
+}
+
 int ctl_out_imports(FILE *out, const json_t *list)
 {
-    static const char *const hdr[] = {"NAME", "PORT", "TARGET PORT", "SOURCES (PEER/EXPORT)", "LB"};
-    return print_objects(out, list, 5, hdr, import_row);
+    static const char *const hdr[] = {"NAME", "PORT",   "TARGET PORT", "SOURCES (PEER/EXPORT)",
+                                      "LB",   "SERVICE"};
+    return print_objects(out, list, imports_have_service(list) ? 6 : 5, hdr, import_row);
 }
 
 /* "3 selector(s)" is useless; show the selectors compactly, truncated. */

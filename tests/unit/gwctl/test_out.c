@@ -120,6 +120,20 @@ static void imports_table(void **state)
           "k      80     30080         -                          random\n");
 }
 
+static void imports_table_kubernetes(void **state)
+{
+    (void)state;
+    check(ctl_out_imports,
+          "[{\"metadata\":{\"name\":\"web\"},\"spec\":{\"port\":80,\"targetPort\":20000,"
+          "\"sources\":[{\"peer\":\"west\",\"exportName\":\"web\"}],\"lbScheme\":\"static\"},"
+          "\"status\":{\"service\":{\"state\":\"conflict\",\"message\":\"not ours\"}}},"
+          "{\"metadata\":{\"name\":\"db\"},\"spec\":{\"port\":5432,\"targetPort\":20001,"
+          "\"sources\":[],\"lbScheme\":\"random\"}}]",
+          "NAME   PORT   TARGET PORT   SOURCES (PEER/EXPORT)   LB       SERVICE\n"
+          "web    80     20000         west/web                static   conflict\n"
+          "db     5432   20001         -                       random   -\n");
+}
+
 static void policies_table(void **state)
 {
     (void)state;
@@ -204,11 +218,11 @@ static void long_lists_truncate(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(table_alignment),     cmocka_unit_test(table_many_rows),
-        cmocka_unit_test(peers_table),         cmocka_unit_test(exports_table),
-        cmocka_unit_test(imports_table),       cmocka_unit_test(policies_table),
-        cmocka_unit_test(status_view),         cmocka_unit_test(json_keeps_order),
-        cmocka_unit_test(long_lists_truncate),
+        cmocka_unit_test(table_alignment),  cmocka_unit_test(table_many_rows),
+        cmocka_unit_test(peers_table),      cmocka_unit_test(exports_table),
+        cmocka_unit_test(imports_table),    cmocka_unit_test(imports_table_kubernetes),
+        cmocka_unit_test(policies_table),   cmocka_unit_test(status_view),
+        cmocka_unit_test(json_keeps_order), cmocka_unit_test(long_lists_truncate),
     };
 
     cl_mem_install_jansson();
