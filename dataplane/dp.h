@@ -125,7 +125,8 @@ struct dp_tunnel {
     size_t cand;
     size_t gw;
     json_t *attrs;
-    char client[64]; /* "ip:port" while its AUTHZ_EGRESS is pending (to remember the answer) */
+    char client[64];   /* "ip:port" while its AUTHZ_EGRESS is pending (to remember the answer) */
+    bool failed_other; /* a candidate failed otherwise than by refusing (403) */
     /* ingress: the pending CONNECT */
     char ns[64];
     uint16_t port;

@@ -328,6 +328,8 @@ static void pending_response(struct cl_h2stream *s, int status, const struct cl_
     (void)s;
     dp_xprt_h2_release(&t->h2x, NGHTTP2_CANCEL);
     /* 403/404 hold for every gateway of this peer; 502/503 may differ per gateway */
+    if (status != 403)
+        t->failed_other = true;
     advance(t, status == 403 || status == 404);
     try_next(t);
 }
@@ -352,6 +354,7 @@ static void pending_close(struct cl_h2stream *s, int err, void *ud)
                                                                     : "connect",
                   0, cl_strerror(err));
     dp_count("peers", t->peer, "errors", 1);
+    t->failed_other = true;
     advance(t, false);
     try_next(t);
 }
@@ -373,7 +376,8 @@ static void try_next(struct dp_tunnel *t)
         if (cand == NULL) {
             CL_INFO("dp.egress", "conn=%llu import=%s: no candidate left, resetting the client",
                     (unsigned long long)t->id, t->name);
-            dp_count("imports", t->name, "errors", 1);
+            /* refused by every peer's policy is a denial, anything else an error */
+            dp_count("imports", t->name, t->failed_other || t->cand == 0 ? "errors" : "denied", 1);
             dp_tunnel_abort(t, CL_ENOPEER);
             return;
         }
@@ -383,6 +387,7 @@ static void try_next(struct dp_tunnel *t)
         snprintf(t->peer, sizeof(t->peer), "%s", json_string_value(json_object_get(cand, "peer")));
         if (host == NULL || port <= 0 || port > 65535 ||
             (p = pool_get(t->peer, host, (uint16_t)port)) == NULL) {
+            t->failed_other = true;
             advance(t, false);
             continue;
         }
@@ -403,6 +408,7 @@ static void try_next(struct dp_tunnel *t)
             dp_xprt_h2_set_stream(&t->h2x, s);
             return;
         }
+        t->failed_other = true;
         advance(t, false);
     }
 }

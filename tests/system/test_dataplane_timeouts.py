@@ -200,5 +200,11 @@ def test_decisions_remembered_per_revision(gateways, echo):
     time.sleep(0.3)  # the CONFIG_DELTA reaches every worker
     assert h.echo_roundtrip(port, b"denied") != b"denied"
     assert count(b.cp, "ingress peer=") > asked
+    # refused by the only peer's policy: a denial on both sides, not an error (STATS every 1 s)
+    def counter(g, group, key):
+        return g.ctl_json("status")["counters"].get(group, {}).get("echo", {}).get(key, 0)
+    h.wait_for(lambda: counter(a, "imports", "denied") >= 1, 5, "import denial counted")
+    h.wait_for(lambda: counter(b, "exports", "denied") >= 1, 5, "export denial counted")
+    assert counter(a, "imports", "errors") == 0
     assert a.stop() == {"gw-a-dp": 0, "gw-a-cp": 0}
     assert b.stop() == {"gw-b-dp": 0, "gw-b-cp": 0}
