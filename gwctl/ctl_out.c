@@ -411,10 +411,34 @@ int ctl_out_status(FILE *out, const json_t *st)
     /* scalars first, in the order the gateway sent them */
     json_object_foreach((json_t *)st, key, v)
     {
-        if (json_is_object(v) || json_is_array(v)) {
+        if (json_is_array(v)) {
             /* lists other than peers (e.g. workers as objects) show as a count */
-            if (json_is_array(v) && strcmp(key, "peers") != 0)
+            if (strcmp(key, "peers") != 0)
                 fprintf(out, "%-12s %zu\n", key, json_array_size(v));
+            continue;
+        }
+        if (json_is_object(v)) {
+            /* small objects of scalars (objects, kubernetes) on one line: "k v, k v" */
+            char line[512] = "";
+            const char *k2;
+            const json_t *v2;
+            if (strcmp(key, "counters") == 0)
+                continue;
+            json_object_foreach((json_t *)v, k2, v2)
+            {
+                char one[200];
+                if (json_is_object(v2) || json_is_array(v2))
+                    continue;
+                snprintf(one, sizeof(one), "%s %s", k2, jtext(v2, buf, sizeof(buf)));
+                append(line, sizeof(line), ", ", one);
+            }
+            fprintf(out, "%-12s %s\n", key, line[0] ? line : "-");
+            continue;
+        }
+        if (strcmp(key, "uptimeSeconds") == 0 && json_is_integer(v)) {
+            long long sec = (long long)json_integer_value(v);
+            fprintf(out, "%-12s %lldh%02lldm%02llds\n", "uptime", sec / 3600, sec / 60 % 60,
+                    sec % 60);
             continue;
         }
         fprintf(out, "%-12s %s\n", key, jtext(v, buf, sizeof(buf)));

@@ -172,6 +172,15 @@ static void status_view(void **state)
           "\n"
           "COUNTERS   NAME   OPEN   TOTAL   BYTES IN   BYTES OUT   DENIED   ERRORS\n"
           "imports    web    3      9       1024       20          1        0\n");
+    check(ctl_out_status,
+          "{\"name\":\"east\",\"uptimeSeconds\":3725,\"revision\":7,"
+          "\"objects\":{\"peers\":1,\"exports\":2},\"kubernetes\":{\"namespace\":\"cl\","
+          "\"watching\":true}}",
+          "name         east\n"
+          "uptime       1h02m05s\n"
+          "revision     7\n"
+          "objects      peers 1, exports 2\n"
+          "kubernetes   namespace cl, watching yes\n");
     check(ctl_out_status, "{\"name\":\"east\"}", "name         east\n");
     check(ctl_out_status, "{\"name\":\"e\",\"workers\":[{\"id\":1},{\"id\":2}]}",
           "name         e\nworkers      2\n");
