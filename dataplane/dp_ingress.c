@@ -414,14 +414,20 @@ static void start_connect(struct cl_h2conn *c, struct cl_h2stream *s, const stru
         respond_simple(s, 400, "CONNECT needs :authority <export>:<port>");
         return;
     }
+    /* a peer name is a DNS label: a longer identity is no peer (and would not fit t->peer,
+     * whose value keys the remembered decisions) */
+    snprintf(identity, sizeof(identity), "%s", identity_of(c));
+    if (strlen(identity) >= sizeof(t->peer)) {
+        respond_simple(s, 403, "unknown peer");
+        return;
+    }
     if ((t = dp_tunnel_new(false)) == NULL) {
         respond_simple(s, 503, "out of memory");
         return;
     }
     memcpy(t->name, auth, n);
     t->name[n] = '\0';
-    snprintf(identity, sizeof(identity), "%s", identity_of(c));
-    snprintf(t->peer, sizeof(t->peer), "%.63s", identity);
+    snprintf(t->peer, sizeof(t->peer), "%s", identity);
     t->attrs = json_object();
     for (size_t i = 0; i < req->nhdrs; i++) {
         if (strcmp(req->hdrs[i].name, "cl-export-namespace") == 0) {
