@@ -17,6 +17,8 @@
 #include "cp_k8s.h"
 #include "cp_k8s_config.h"
 
+#define CP_MAX_ADMINS 64
+
 static const char usage[] =
     "usage: cl-controlplane --name <peer> --data-dir <dir> --socket <path>\n"
     "                       --cert <pem> --key <pem> --ca <pem> [options]\n"
@@ -107,7 +109,8 @@ int main(int argc, char **argv)
     const char *ready = NULL;
     struct cp_k8s_opts ko = {.pods = true};
     int k8s_flag = -1; /* -1: detect (on in a pod), 0: --no-k8s, 1: --k8s */
-    char **admins = NULL, defadmin[128];
+    /* a fixed array: no allocation for an early exit (--help, a bad flag) to leak */
+    char *admins[CP_MAX_ADMINS], defadmin[128];
     size_t nadmins = 0;
     enum cl_log_level lvl;
     char err[512];
@@ -137,8 +140,10 @@ int main(int argc, char **argv)
             ca = optarg;
             break;
         case 'A':
-            if ((admins = realloc(admins, (nadmins + 1) * sizeof(*admins))) == NULL)
-                cl_fatal("out of memory");
+            if (nadmins == CP_MAX_ADMINS) {
+                fprintf(stderr, "cl-controlplane: at most %d --admin identities\n", CP_MAX_ADMINS);
+                return 2;
+            }
             admins[nadmins++] = optarg;
             break;
         case 'l':
@@ -269,8 +274,6 @@ int main(int argc, char **argv)
     }
     if (nadmins == 0) {
         snprintf(defadmin, sizeof(defadmin), "gwctl.%s", name);
-        if ((admins = malloc(sizeof(*admins))) == NULL)
-            cl_fatal("out of memory");
         admins[nadmins++] = defadmin;
     }
     if (cp.port_lo == 0) {
@@ -296,7 +299,6 @@ int main(int argc, char **argv)
         cp_store_close(cp.store);
         cl_tls_ctx_unref(tls);
         cl_tls_global_cleanup();
-        free(admins);
         return 1;
     }
     if ((rc = cp_peers_start(&cp, tls, &health, &cp.peers)) != 0) {
@@ -330,7 +332,6 @@ int main(int argc, char **argv)
     cp_store_close(cp.store);
     cl_tls_ctx_unref(tls);
     cl_tls_global_cleanup();
-    free(admins);
     CL_INFO("cp", "stopped");
     return 0;
 }

@@ -826,10 +826,6 @@ def rejected_flags(binary, cmd):
     return sorted(set(bad))
 
 
-# Flags of the contract the controlplane does not parse yet. --k8s-namespace and --k8s-selector
-# come with branch cp-k8s; --k8s is in main's --help (and docs/configuration.md) but missing from
-# the option table of controlplane/main.c, as are --health-* and --target-ports.
-CP_K8S_PENDING = {"--k8s", "--k8s-namespace", "--k8s-selector"}
 
 
 def test_rendered_flags_exist_in_the_binaries():
@@ -839,9 +835,7 @@ def test_rendered_flags_exist_in_the_binaries():
     assert rejected_flags("dataplane/cl-dataplane", dp_cmd) == []
     missing = rejected_flags("controlplane/cl-controlplane",
                              container(dep, "controlplane")["command"])
-    assert not set(missing) - CP_K8S_PENDING, "cl-controlplane rejects %s" % missing
-    if missing:
-        pytest.skip("cl-controlplane does not parse %s yet (branch cp-k8s)" % missing)
+    assert missing == [], "cl-controlplane rejects %s" % missing
 
 
 # ---- the rendered pod, run on loopback ---------------------------------------------------
@@ -884,7 +878,7 @@ class LoopbackPod:
         c = container(self.dep, cname)
         out = [os.path.join(BIN, BINARIES[c["command"][0]])]
         for f, val in _flag_pairs(c["command"]):
-            if f in drop:  # a flag the binary does not parse yet (CP_K8S_PENDING)
+            if f in drop:  # a flag left out on purpose by the caller
                 continue
             out.append(f)
             for a in val:
@@ -954,8 +948,8 @@ def test_rendered_pods_link_on_loopback(workdir, request):
     pod does not need) and east's import must become the Service of the contract."""
     cp_cmd = container(by_kind(template(REQUIRED))["Deployment"], "controlplane")["command"]
     pending = rejected_flags("controlplane/cl-controlplane", cp_cmd)
-    assert not set(pending) - CP_K8S_PENDING, pending
-    k8s = not pending
+    assert pending == [], "cl-controlplane rejects %s" % pending
+    k8s = True  # the controlplane has its Kubernetes mode: the pods use it
     api, extra_cp = None, []
     if k8s:
         kc = ["cl-controlplane", "--kubeconfig", "/dev/null"]
@@ -1007,7 +1001,6 @@ def test_rendered_pods_link_on_loopback(workdir, request):
         ctl("--context", "west", "create", "export", "--name", "web", "--host", "127.0.0.1",
             "--port", srv.port)  # step 9 (the service is an echo server here)
         # step 10; the target port is allocated in the docs, fixed here (a shared machine).
-        # Without --k8s (see CP_K8S_PENDING) the import listens on its own port.
         target = h.free_port()
         port = 80 if k8s else target
         ctl("--context", "east", "create", "import", "--name", "web", "--port", port,
