@@ -65,6 +65,7 @@ struct hdrset {
 
 struct cl_h2stream {
     struct cl_list link;
+    struct cl_list rx_link; /* in c->rx_streams: on_data_flush owed */
     struct cl_h2conn *c;
     int32_t id;
     const struct cl_h2stream_cbs *cbs;
@@ -117,6 +118,7 @@ struct cl_h2conn {
     bool eof_rcvd;
     int close_err;
     struct cl_list streams;
+    struct cl_list rx_streams; /* streams that got DATA since the last flush */
     size_t nstreams;
     char detail[256];
 };
@@ -148,6 +150,7 @@ static struct cl_h2stream *stream_new(struct cl_h2conn *c, size_t sendq_max)
     s->sendq_max = sendq_max;
     cl_bufq_init(&s->sendq, CL_BUFQ_CHUNK, (sendq_max + CL_BUFQ_CHUNK - 1) / CL_BUFQ_CHUNK);
     cl_buf_init(&s->hdrs.store, HDR_BYTES);
+    cl_list_init(&s->rx_link);
     cl_list_insert_tail(&c->streams, &s->link);
     c->nstreams++;
     return s;
@@ -156,6 +159,7 @@ static struct cl_h2stream *stream_new(struct cl_h2conn *c, size_t sendq_max)
 static void stream_free(struct cl_h2stream *s)
 {
     cl_list_remove(&s->link);
+    cl_list_remove(&s->rx_link);
     s->c->nstreams--;
     cl_bufq_deinit(&s->sendq);
     cl_buf_deinit(&s->hdrs.store);
@@ -174,11 +178,23 @@ static int map_h2_error(uint32_t code)
     }
 }
 
+/* The on_data_flush owed for DATA delivered since the last one, if any. */
+static void stream_rx_flush(struct cl_h2stream *s)
+{
+    if (!cl_list_is_linked(&s->rx_link))
+        return;
+    cl_list_remove(&s->rx_link);
+    if (s->cbs != NULL && s->cbs->on_data_flush != NULL)
+        s->cbs->on_data_flush(s, s->ud);
+}
+
 /* Calls on_close once and frees. */
 static void stream_finish(struct cl_h2stream *s, int err)
 {
     struct cl_h2conn *c = s->c;
 
+    if (err == 0 && !s->closed)
+        stream_rx_flush(s); /* the last bytes go out before the close is reported */
     if (!s->closed) {
         s->closed = true;
         if (s->cbs != NULL && s->cbs->on_close != NULL)
@@ -383,8 +399,11 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
         }
     }
     if ((f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA) &&
-        (f->hd.flags & NGHTTP2_FLAG_END_STREAM) && s->cbs != NULL && s->cbs->on_end != NULL)
-        s->cbs->on_end(s, s->ud);
+        (f->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+        stream_rx_flush(s); /* the bytes before the end first */
+        if (!s->closed && s->cbs != NULL && s->cbs->on_end != NULL)
+            s->cbs->on_end(s, s->ud);
+    }
     return 0;
 }
 
@@ -401,6 +420,8 @@ static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const u
         nghttp2_session_consume_stream(ng, id, len);
         return 0;
     }
+    if (s->cbs->on_data_flush != NULL && !cl_list_is_linked(&s->rx_link))
+        cl_list_insert_tail(&s->c->rx_streams, &s->rx_link);
     s->cbs->on_data(s, data, len, s->ud);
     return 0;
 }
@@ -499,10 +520,20 @@ static void notify_writable(struct cl_h2conn *c)
     }
 }
 
+/* on_data_flush for every stream that got DATA since the last flush: one write per loop
+ * iteration to the socket the bytes go to, however many frames and reads brought them */
+static void notify_rx(struct cl_h2conn *c)
+{
+    /* the callback may free its stream, or others of the list: take the head each time */
+    while (!cl_list_is_empty(&c->rx_streams) && c->state != ST_CLOSING)
+        stream_rx_flush(CL_CONTAINER_OF(c->rx_streams.next, struct cl_h2stream, rx_link));
+}
+
 static void flush(struct cl_h2conn *c)
 {
     int rc;
 
+    notify_rx(c);
     if (c->state == ST_CLOSING)
         return;
     if (c->state == ST_READY) {
@@ -841,6 +872,7 @@ static int conn_init(uv_loop_t *loop, const struct cl_h2conn_opts *o, struct cl_
         c->o.handshake_timeout_ms = 10000;
     c->id = next_conn_id++;
     cl_list_init(&c->streams);
+    cl_list_init(&c->rx_streams);
     cl_buf_init(&c->staging, STAGING_MAX);
     if ((c->rbuf = cl_malloc(READ_PLAIN)) == NULL ||
         (c->tls = cl_tls_new(o->tls, o->server ? NULL : o->server_name)) == NULL) {

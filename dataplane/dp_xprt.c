@@ -202,14 +202,17 @@ static ssize_t tcp_commit(struct dp_xprt *xp, size_t n)
 static ssize_t tcp_write(struct dp_xprt *xp, const uint8_t *data, size_t len)
 {
     struct dp_xprt_tcp *x = tcp_of(xp);
-    ssize_t n;
 
     if (x->flags & (TF_CLOSING | TF_SHUT_REQ))
         return CL_ECLOSED;
-    if ((n = cl_bufq_write(&x->q, data, len)) < 0)
-        return n;
-    tcp_flush(x);
-    return n;
+    /* queued only: the source calls flush() once it delivered all it has (one writev for the
+     * DATA frames of many TLS records instead of a write for the first and a writev later) */
+    return cl_bufq_write(&x->q, data, len);
+}
+
+static void tcp_flush_op(struct dp_xprt *xp)
+{
+    tcp_flush(tcp_of(xp));
 }
 
 static size_t tcp_write_queue_size(const struct dp_xprt *xp)
@@ -234,6 +237,7 @@ static int tcp_shutdown(struct dp_xprt *xp)
     if (x->flags & (TF_SHUT_REQ | TF_CLOSING))
         return 0;
     x->flags |= TF_SHUT_REQ;
+    tcp_flush(x); /* what write() queued goes first */
     tcp_maybe_shutdown(x);
     return 0;
 }
@@ -268,6 +272,7 @@ static const struct dp_xprt_ops tcp_ops = {
     .reserve = tcp_reserve,
     .commit = tcp_commit,
     .write = tcp_write,
+    .flush = tcp_flush_op,
     .write_room = tcp_write_room,
     .write_queue_size = tcp_write_queue_size,
     .shutdown = tcp_shutdown,
@@ -302,6 +307,12 @@ static void on_stream_data(struct cl_h2stream *s, const uint8_t *data, size_t le
 {
     (void)s;
     dp_xprt_on_read(ud, data, len);
+}
+
+static void on_stream_data_flush(struct cl_h2stream *s, void *ud)
+{
+    (void)s;
+    dp_xprt_on_read_flush(ud);
 }
 
 static void on_stream_end(struct cl_h2stream *s, void *ud)
@@ -340,6 +351,7 @@ static void on_stream_close(struct cl_h2stream *s, int err, void *ud)
 
 static const struct cl_h2stream_cbs splice_cbs = {
     .on_data = on_stream_data,
+    .on_data_flush = on_stream_data_flush,
     .on_end = on_stream_end,
     .on_writable = on_stream_writable,
     .on_close = on_stream_close,

@@ -252,6 +252,9 @@ struct cstream {
     size_t cap;
     bool ended, closed;
     int err;
+    int datas, flushes;
+    size_t flushed;      /* got at the last on_data_flush */
+    bool flush_in_order; /* every flush came after new data */
 };
 
 static void c_on_response(struct cl_h2stream *s, int status, const struct cl_h2_hdr *h, size_t n,
@@ -270,7 +273,19 @@ static void c_on_data(struct cl_h2stream *s, const uint8_t *data, size_t len, vo
     assert_true(cs->got + len <= cs->cap);
     memcpy(cs->buf + cs->got, data, len);
     cs->got += len;
+    cs->datas++;
     cl_h2stream_consume(s, len);
+}
+
+static void c_on_data_flush(struct cl_h2stream *s, void *ud)
+{
+    struct cstream *cs = ud;
+
+    (void)s;
+    if (cs->got == cs->flushed)
+        cs->flush_in_order = false;
+    cs->flushed = cs->got;
+    cs->flushes++;
 }
 
 static void c_on_end(struct cl_h2stream *s, void *ud)
@@ -292,11 +307,44 @@ static void c_on_close(struct cl_h2stream *s, int err, void *ud)
 static const struct cl_h2stream_cbs c_cbs = {
     .on_response = c_on_response, .on_data = c_on_data, .on_end = c_on_end, .on_close = c_on_close};
 
+static const struct cl_h2stream_cbs c_flush_cbs = {.on_response = c_on_response,
+                                                   .on_data = c_on_data,
+                                                   .on_data_flush = c_on_data_flush,
+                                                   .on_end = c_on_end,
+                                                   .on_close = c_on_close};
+
 static struct cl_h2stream *open_connect(struct cstream *cs)
 {
     struct cl_h2_hdr h[] = {{":method", "CONNECT", 7, 7}, {":authority", "web:443", 10, 7}};
 
     return cs->s = cl_h2conn_open(cli, h, 2, false, &c_cbs, cs);
+}
+
+/* DATA fed in one go (many frames, many TLS records) is flushed once, after the last frame. */
+static void data_flush_once_per_batch(void **state)
+{
+    size_t len = 200 * 1024;
+    uint8_t *src = malloc(len);
+    struct cstream cs = {.buf = malloc(len), .cap = len, .flush_in_order = true};
+    struct cl_h2_hdr h[] = {{":method", "CONNECT", 7, 7}, {":authority", "web:443", 10, 7}};
+    (void)state;
+
+    for (size_t i = 0; i < len; i++)
+        src[i] = (uint8_t)(i % 253);
+    assert_non_null(cs.s = cl_h2conn_open(cli, h, 2, false, &c_flush_cbs, &cs));
+    PUMP_UNTIL(cs.status == 200);
+    assert_int_equal(cl_h2stream_write(cs.s, src, len), (ssize_t)len); /* fits the queue */
+    cl_h2stream_end(cs.s);
+    PUMP_UNTIL(cs.closed);
+    assert_int_equal(cs.err, 0);
+    assert_int_equal(cs.got, len);
+    assert_memory_equal(cs.buf, src, len);
+    assert_true(cs.flush_in_order);
+    assert_int_equal(cs.flushed, len); /* nothing delivered without a flush after it */
+    assert_true(cs.flushes >= 1);
+    assert_true(cs.flushes < cs.datas); /* frames of one batch share a flush */
+    free(src);
+    free(cs.buf);
 }
 
 static void connect_echo_with_half_close(void **state)
@@ -367,6 +415,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(fetch_get_and_post, setup, teardown),
         cmocka_unit_test_setup_teardown(connect_echo_with_half_close, setup, teardown),
         cmocka_unit_test_setup_teardown(backpressure_per_stream, setup, teardown),
+        cmocka_unit_test_setup_teardown(data_flush_once_per_batch, setup, teardown),
     };
     int rc;
 
