@@ -294,11 +294,14 @@ static void c_on_end(struct cl_h2stream *s, void *ud)
     ((struct cstream *)ud)->ended = true;
 }
 
+static bool in_owner_write; /* no stream callback may run inside the owner's own write */
+
 static void c_on_close(struct cl_h2stream *s, int err, void *ud)
 {
     struct cstream *cs = ud;
 
     (void)s;
+    assert_false(in_owner_write);
     cs->err = err;
     cs->closed = true;
     cs->s = NULL;
@@ -409,6 +412,41 @@ static void backpressure_per_stream(void **state)
     free(fast.buf);
 }
 
+/*
+ * A write that fills its stream's queue encrypts at once (the owner keeps reading), which
+ * sends whatever else nghttp2 holds: a stream closed by that (here: its RST_STREAM goes out)
+ * gets its on_close from the next flush, never from inside the owner's write.
+ */
+static void full_write_pulls_without_reentry(void **state)
+{
+    size_t len = 256 * 1024;
+    uint8_t *src = calloc(1, len);
+    struct cstream a = {.buf = malloc(16), .cap = 16}, b = {.buf = malloc(len), .cap = len};
+    ssize_t n;
+    (void)state;
+
+    assert_non_null(open_connect(&a));
+    assert_non_null(open_connect(&b));
+    PUMP_UNTIL(a.status == 200 && b.status == 200);
+    cl_h2stream_reset(a.s, 8); /* CANCEL: queued, not sent yet */
+    in_owner_write = true;
+    n = cl_h2stream_write(b.s, src, len);
+    in_owner_write = false;
+    assert_int_equal(n, (ssize_t)len);
+    assert_true(cl_h2stream_sendq_len(b.s) < len); /* encrypted at once: the queue drained */
+    assert_false(a.closed);                        /* reported later, not under the write */
+    assert_int_equal(cl_h2stream_write(a.s, "x", 1), CL_ECLOSED); /* but already unusable */
+    PUMP_UNTIL(a.closed);
+    assert_int_equal(a.err, CL_EH2_RESET);
+    cl_h2stream_end(b.s);
+    PUMP_UNTIL(b.closed);
+    assert_int_equal(b.err, 0);
+    assert_int_equal(b.got, len);
+    free(src);
+    free(a.buf);
+    free(b.buf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -416,6 +454,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(connect_echo_with_half_close, setup, teardown),
         cmocka_unit_test_setup_teardown(backpressure_per_stream, setup, teardown),
         cmocka_unit_test_setup_teardown(data_flush_once_per_batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(full_write_pulls_without_reentry, setup, teardown),
     };
     int rc;
 
