@@ -65,6 +65,7 @@ struct hdrset {
 
 struct cl_h2stream {
     struct cl_list link;
+    struct cl_list rx_link; /* in c->rx_streams: on_data_flush owed */
     struct cl_h2conn *c;
     int32_t id;
     const struct cl_h2stream_cbs *cbs;
@@ -77,7 +78,9 @@ struct cl_h2stream {
     bool end_queued;   /* END_STREAM after the queued bytes */
     bool above_hiwat;  /* owner saw a full queue: tell it when it drains */
     bool notify_writable;
-    bool closed;
+    bool closed; /* on_close delivered */
+    bool zombie; /* closed by nghttp2 during a pull from the owner's call: on_close owed */
+    int zombie_err;
 };
 
 struct out_write {
@@ -109,6 +112,8 @@ struct cl_h2conn {
     size_t inflight;
     bool writing;
     bool flush_scheduled;
+    bool pulling; /* pull_frames() called from an owner's write: defer stream closes */
+    size_t nzombies;
     int in_ng; /* depth of nghttp2 calls on the stack */
     bool close_deferred;
     int deferred_err;
@@ -117,6 +122,7 @@ struct cl_h2conn {
     bool eof_rcvd;
     int close_err;
     struct cl_list streams;
+    struct cl_list rx_streams; /* streams that got DATA since the last flush */
     size_t nstreams;
     char detail[256];
 };
@@ -148,14 +154,22 @@ static struct cl_h2stream *stream_new(struct cl_h2conn *c, size_t sendq_max)
     s->sendq_max = sendq_max;
     cl_bufq_init(&s->sendq, CL_BUFQ_CHUNK, (sendq_max + CL_BUFQ_CHUNK - 1) / CL_BUFQ_CHUNK);
     cl_buf_init(&s->hdrs.store, HDR_BYTES);
+    cl_list_init(&s->rx_link);
     cl_list_insert_tail(&c->streams, &s->link);
     c->nstreams++;
     return s;
 }
 
+/* Closed, or closed by nghttp2 with its on_close still owed: no more API calls on it. */
+static bool stream_gone(const struct cl_h2stream *s)
+{
+    return s->closed || s->zombie;
+}
+
 static void stream_free(struct cl_h2stream *s)
 {
     cl_list_remove(&s->link);
+    cl_list_remove(&s->rx_link);
     s->c->nstreams--;
     cl_bufq_deinit(&s->sendq);
     cl_buf_deinit(&s->hdrs.store);
@@ -174,11 +188,23 @@ static int map_h2_error(uint32_t code)
     }
 }
 
+/* The on_data_flush owed for DATA delivered since the last one, if any. */
+static void stream_rx_flush(struct cl_h2stream *s)
+{
+    if (!cl_list_is_linked(&s->rx_link))
+        return;
+    cl_list_remove(&s->rx_link);
+    if (s->cbs != NULL && s->cbs->on_data_flush != NULL)
+        s->cbs->on_data_flush(s, s->ud);
+}
+
 /* Calls on_close once and frees. */
 static void stream_finish(struct cl_h2stream *s, int err)
 {
     struct cl_h2conn *c = s->c;
 
+    if (err == 0 && !s->closed)
+        stream_rx_flush(s); /* the last bytes go out before the close is reported */
     if (!s->closed) {
         s->closed = true;
         if (s->cbs != NULL && s->cbs->on_close != NULL)
@@ -383,8 +409,11 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
         }
     }
     if ((f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA) &&
-        (f->hd.flags & NGHTTP2_FLAG_END_STREAM) && s->cbs != NULL && s->cbs->on_end != NULL)
-        s->cbs->on_end(s, s->ud);
+        (f->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+        stream_rx_flush(s); /* the bytes before the end first */
+        if (!s->closed && s->cbs != NULL && s->cbs->on_end != NULL)
+            s->cbs->on_end(s, s->ud);
+    }
     return 0;
 }
 
@@ -401,6 +430,8 @@ static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const u
         nghttp2_session_consume_stream(ng, id, len);
         return 0;
     }
+    if (s->cbs->on_data_flush != NULL && !cl_list_is_linked(&s->rx_link))
+        cl_list_insert_tail(&s->c->rx_streams, &s->rx_link);
     s->cbs->on_data(s, data, len, s->ud);
     return 0;
 }
@@ -409,9 +440,16 @@ static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t code, void 
 {
     struct cl_h2stream *s = nghttp2_session_get_stream_user_data(ng, id);
 
-    (void)ud;
     if (s != NULL) {
+        struct cl_h2conn *c = ud;
         nghttp2_session_set_stream_user_data(ng, id, NULL);
+        if (c->pulling) { /* inside the owner's write: on_close from the next flush */
+            s->zombie = true;
+            s->zombie_err = map_h2_error(code);
+            c->nzombies++;
+            schedule_flush(c);
+            return 0;
+        }
         stream_finish(s, map_h2_error(code));
     }
     return 0;
@@ -499,39 +537,69 @@ static void notify_writable(struct cl_h2conn *c)
     }
 }
 
+/* on_data_flush for every stream that got DATA since the last flush: one write per loop
+ * iteration to the socket the bytes go to, however many frames and reads brought them */
+static void notify_rx(struct cl_h2conn *c)
+{
+    /* the callback may free its stream, or others of the list: take the head each time */
+    while (!cl_list_is_empty(&c->rx_streams) && c->state != ST_CLOSING)
+        stream_rx_flush(CL_CONTAINER_OF(c->rx_streams.next, struct cl_h2stream, rx_link));
+}
+
+/* Pulls frames from nghttp2 and encrypts them into the TLS out queue, until it holds
+ * OUT_HIWAT bytes or nghttp2 has nothing more. Returns 0 or an error (detail set). */
+static int pull_frames(struct cl_h2conn *c)
+{
+    int rc;
+
+    while (cl_bufq_len(cl_tls_outq(c->tls)) < OUT_HIWAT) {
+        const uint8_t *data;
+        ssize_t n;
+        c->in_ng++;
+        n = nghttp2_session_mem_send(c->ng, &data);
+        c->in_ng--;
+        if (n < 0) {
+            snprintf(c->detail, sizeof(c->detail), "nghttp2: %s", nghttp2_strerror((int)n));
+            return CL_EH2;
+        }
+        if (n == 0)
+            break;
+        if (cl_buf_append(&c->staging, data, (size_t)n) != 0)
+            return CL_ENOMEM;
+        if (c->staging.len >= STAGING_HIWAT && (rc = tls_push_staging(c)) != 0)
+            return rc;
+    }
+    return tls_push_staging(c);
+}
+
+/* on_close for the streams nghttp2 closed while pulling from an owner's write */
+static void reap_zombies(struct cl_h2conn *c)
+{
+    while (c->nzombies > 0 && c->state != ST_CLOSING) {
+        struct cl_list *pos;
+        for (pos = c->streams.next; pos != &c->streams; pos = pos->next) {
+            struct cl_h2stream *s = CL_CONTAINER_OF(pos, struct cl_h2stream, link);
+            if (s->zombie) {
+                s->zombie = false;
+                c->nzombies--;
+                stream_finish(s, s->zombie_err); /* may free others: start over */
+                break;
+            }
+        }
+    }
+}
+
 static void flush(struct cl_h2conn *c)
 {
     int rc;
 
+    reap_zombies(c);
+    notify_rx(c);
     if (c->state == ST_CLOSING)
         return;
-    if (c->state == ST_READY) {
-        while (cl_bufq_len(cl_tls_outq(c->tls)) < OUT_HIWAT) {
-            const uint8_t *data;
-            ssize_t n;
-            c->in_ng++;
-            n = nghttp2_session_mem_send(c->ng, &data);
-            c->in_ng--;
-            if (n < 0) {
-                snprintf(c->detail, sizeof(c->detail), "nghttp2: %s", nghttp2_strerror((int)n));
-                conn_close_now(c, CL_EH2);
-                return;
-            }
-            if (n == 0)
-                break;
-            if (cl_buf_append(&c->staging, data, (size_t)n) != 0) {
-                conn_close_now(c, CL_ENOMEM);
-                return;
-            }
-            if (c->staging.len >= STAGING_HIWAT && (rc = tls_push_staging(c)) != 0) {
-                conn_close_now(c, rc);
-                return;
-            }
-        }
-        if ((rc = tls_push_staging(c)) != 0) {
-            conn_close_now(c, rc);
-            return;
-        }
+    if (c->state == ST_READY && (rc = pull_frames(c)) != 0) {
+        conn_close_now(c, rc);
+        return;
     }
     write_out(c);
     if (c->state == ST_CLOSING)
@@ -766,6 +834,12 @@ static void conn_close_now(struct cl_h2conn *c, int err)
         struct cl_h2stream *s = CL_CONTAINER_OF(pos, struct cl_h2stream, link);
         if (s->id >= 0 && c->ng != NULL)
             nghttp2_session_set_stream_user_data(c->ng, s->id, NULL);
+        if (s->zombie) {
+            s->zombie = false;
+            c->nzombies--;
+            stream_finish(s, s->zombie_err);
+            continue;
+        }
         stream_finish(s, err != 0 ? err : CL_ECLOSED);
     }
     nghttp2_session_del(c->ng);
@@ -841,6 +915,7 @@ static int conn_init(uv_loop_t *loop, const struct cl_h2conn_opts *o, struct cl_
         c->o.handshake_timeout_ms = 10000;
     c->id = next_conn_id++;
     cl_list_init(&c->streams);
+    cl_list_init(&c->rx_streams);
     cl_buf_init(&c->staging, STAGING_MAX);
     if ((c->rbuf = cl_malloc(READ_PLAIN)) == NULL ||
         (c->tls = cl_tls_new(o->tls, o->server ? NULL : o->server_name)) == NULL) {
@@ -1076,7 +1151,7 @@ int cl_h2stream_respond(struct cl_h2stream *s, int status, const struct cl_h2_hd
     char st[8];
     int rc;
 
-    if (c->state == ST_CLOSING || s->closed)
+    if (c->state == ST_CLOSING || stream_gone(s))
         return CL_ECLOSED;
     if ((nva = cl_calloc(nhdrs + 1, sizeof(*nva))) == NULL)
         return CL_ENOMEM;
@@ -1121,26 +1196,42 @@ struct cl_h2conn *cl_h2stream_conn(const struct cl_h2stream *s)
     return s->c;
 }
 
-static void data_available(struct cl_h2stream *s)
+static void data_available(struct cl_h2stream *s, bool may_pull)
 {
     struct cl_h2conn *c = s->c;
+    bool full = may_pull && cl_h2stream_space(s) < CL_BUFQ_CHUNK;
+    int rc;
 
-    /* the owner may have filled the queue exactly (reads sized to the room left): it will
-     * wait for on_writable either way */
-    if (cl_h2stream_space(s) < CL_BUFQ_CHUNK)
-        s->above_hiwat = true;
     if (s->deferred && c->ng != NULL && s->id > 0) {
         s->deferred = false;
         nghttp2_session_resume_data(c->ng, s->id);
     }
     schedule_flush(c);
+    /*
+     * A full queue is encrypted now rather than in this iteration's flush, as far as the
+     * window and the TLS out queue allow: the owner keeps reading (libuv reads up to 32 times
+     * per wake-up) instead of stopping its source and starting it again after the flush, and
+     * the socket write of the whole batch still happens once, in the flush.
+     */
+    if (full && c->state == ST_READY && c->in_ng == 0 && !c->pulling && !c->close_deferred) {
+        c->pulling = true; /* no callback reaches the owner from inside its own write */
+        rc = pull_frames(c);
+        c->pulling = false;
+        if (rc != 0) {
+            c->close_deferred = true; /* closed by the flush, not under the owner's feet */
+            c->deferred_err = rc;
+        }
+    }
+    /* still full (window closed, socket backed up): the owner waits for on_writable */
+    if (cl_h2stream_space(s) < CL_BUFQ_CHUNK)
+        s->above_hiwat = true;
 }
 
 size_t cl_h2stream_reserve(struct cl_h2stream *s, uint8_t **p)
 {
     size_t n;
 
-    if (s->c->state == ST_CLOSING || s->closed || s->end_queued)
+    if (s->c->state == ST_CLOSING || stream_gone(s) || s->end_queued)
         return 0;
     n = cl_bufq_len(&s->sendq) >= s->sendq_max ? 0 : cl_bufq_reserve(&s->sendq, p);
     if (n == 0)
@@ -1153,7 +1244,7 @@ void cl_h2stream_commit(struct cl_h2stream *s, size_t n)
     if (n == 0)
         return;
     cl_bufq_commit(&s->sendq, n);
-    data_available(s);
+    data_available(s, true);
 }
 
 ssize_t cl_h2stream_write(struct cl_h2stream *s, const void *data, size_t len)
@@ -1161,7 +1252,7 @@ ssize_t cl_h2stream_write(struct cl_h2stream *s, const void *data, size_t len)
     const uint8_t *src = data;
     size_t done = 0;
 
-    if (s->c->state == ST_CLOSING || s->closed || s->end_queued)
+    if (s->c->state == ST_CLOSING || stream_gone(s) || s->end_queued)
         return CL_ECLOSED;
     while (done < len) {
         uint8_t *p;
@@ -1175,13 +1266,13 @@ ssize_t cl_h2stream_write(struct cl_h2stream *s, const void *data, size_t len)
         done += n;
     }
     if (done > 0)
-        data_available(s);
+        data_available(s, true);
     return (ssize_t)done;
 }
 
 size_t cl_h2stream_space(const struct cl_h2stream *s)
 {
-    if (s->c->state == ST_CLOSING || s->closed || s->end_queued ||
+    if (s->c->state == ST_CLOSING || stream_gone(s) || s->end_queued ||
         cl_bufq_len(&s->sendq) >= s->sendq_max)
         return 0;
     return cl_bufq_space(&s->sendq);
@@ -1194,13 +1285,13 @@ size_t cl_h2stream_sendq_len(const struct cl_h2stream *s)
 
 int cl_h2stream_end(struct cl_h2stream *s)
 {
-    if (s->c->state == ST_CLOSING || s->closed)
+    if (s->c->state == ST_CLOSING || stream_gone(s))
         return CL_ECLOSED;
     if (!s->has_provider || s->end_queued)
         return 0;
     s->end_queued = true;
     s->deferred = true; /* make data_available resume it even if not deferred: harmless */
-    data_available(s);
+    data_available(s, false);
     return 0;
 }
 
@@ -1208,7 +1299,7 @@ void cl_h2stream_consume(struct cl_h2stream *s, size_t n)
 {
     struct cl_h2conn *c = s->c;
 
-    if (c->state == ST_CLOSING || s->closed || c->ng == NULL || n == 0)
+    if (c->state == ST_CLOSING || stream_gone(s) || c->ng == NULL || n == 0)
         return;
     nghttp2_session_consume_stream(c->ng, s->id, n);
     schedule_flush(c);
@@ -1218,7 +1309,7 @@ void cl_h2stream_reset(struct cl_h2stream *s, uint32_t h2_error)
 {
     struct cl_h2conn *c = s->c;
 
-    if (c->state == ST_CLOSING || s->closed || c->ng == NULL)
+    if (c->state == ST_CLOSING || stream_gone(s) || c->ng == NULL)
         return;
     nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, s->id, h2_error);
     schedule_flush(c);

@@ -288,6 +288,18 @@ void dp_xprt_on_read(struct dp_xprt *x, const uint8_t *data, size_t n)
         pause_src(t, side); /* resumed by the sink's dp_xprt_on_writable */
 }
 
+void dp_xprt_on_read_flush(struct dp_xprt *x)
+{
+    struct dp_tunnel *t = x->t;
+    struct dp_xprt *dst = t->x[!x->side];
+
+    int rc;
+
+    if (t->state == DP_TUNNEL_ST_OPEN && dst != NULL && dst->ops->flush != NULL &&
+        (rc = dst->ops->flush(dst)) != 0)
+        fail(t, rc);
+}
+
 void dp_xprt_on_blocked(struct dp_xprt *x)
 {
     struct dp_tunnel *t = x->t;

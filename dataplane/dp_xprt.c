@@ -211,17 +211,17 @@ static ssize_t tcp_commit(struct dp_xprt *xp, size_t n)
 static ssize_t tcp_write(struct dp_xprt *xp, const uint8_t *data, size_t len)
 {
     struct dp_xprt_tcp *x = tcp_of(xp);
-    ssize_t n;
 
     if (x->flags & (TF_CLOSING | TF_SHUT_REQ))
         return CL_ECLOSED;
-    int rc;
+    /* queued only: the source calls flush() once it delivered all it has (one writev for the
+     * DATA frames of many TLS records instead of a write for the first and a writev later) */
+    return cl_bufq_write(&x->q, data, len);
+}
 
-    if ((n = cl_bufq_write(&x->q, data, len)) < 0)
-        return n;
-    if ((rc = tcp_flush(x)) != 0)
-        return rc;
-    return n;
+static int tcp_flush_op(struct dp_xprt *xp)
+{
+    return tcp_flush(tcp_of(xp));
 }
 
 static size_t tcp_write_queue_size(const struct dp_xprt *xp)
@@ -245,7 +245,11 @@ static int tcp_shutdown(struct dp_xprt *xp)
 
     if (x->flags & (TF_SHUT_REQ | TF_CLOSING))
         return 0;
+    int rc;
+
     x->flags |= TF_SHUT_REQ;
+    if ((rc = tcp_flush(x)) != 0) /* what write() queued goes first */
+        return rc;
     tcp_maybe_shutdown(x);
     return 0;
 }
@@ -282,6 +286,7 @@ static const struct dp_xprt_ops tcp_ops = {
     .reserve = tcp_reserve,
     .commit = tcp_commit,
     .write = tcp_write,
+    .flush = tcp_flush_op,
     .write_room = tcp_write_room,
     .write_queue_size = tcp_write_queue_size,
     .shutdown = tcp_shutdown,
@@ -316,6 +321,12 @@ static void on_stream_data(struct cl_h2stream *s, const uint8_t *data, size_t le
 {
     (void)s;
     dp_xprt_on_read(ud, data, len);
+}
+
+static void on_stream_data_flush(struct cl_h2stream *s, void *ud)
+{
+    (void)s;
+    dp_xprt_on_read_flush(ud);
 }
 
 static void on_stream_end(struct cl_h2stream *s, void *ud)
@@ -354,6 +365,7 @@ static void on_stream_close(struct cl_h2stream *s, int err, void *ud)
 
 static const struct cl_h2stream_cbs splice_cbs = {
     .on_data = on_stream_data,
+    .on_data_flush = on_stream_data_flush,
     .on_end = on_stream_end,
     .on_writable = on_stream_writable,
     .on_close = on_stream_close,

@@ -50,8 +50,11 @@ struct dp_xprt_ops {
      * negative error. Completion: dp_xprt_on_written(). */
     ssize_t (*commit)(struct dp_xprt *x, size_t n);
     /* Queues len borrowed bytes (copied). Returns len, fewer when the sink's bound was overrun
-     * (the caller aborts: a peer ignored flow control), or a negative error. */
+     * (the caller aborts: a peer ignored flow control), or a negative error. The bytes may
+     * wait for flush() (or shutdown()) before they are written. */
     ssize_t (*write)(struct dp_xprt *x, const uint8_t *data, size_t len);
+    /* Starts writing what write() queued. Optional (NULL: write() does not wait). */
+    int (*flush)(struct dp_xprt *x); /* 0, or a write error (the sink is broken) */
     /* Bytes write() can take before the sink is above its high-water mark. When it returns
      * less than a chunk, the sink owes a dp_xprt_on_writable() once it drains to its low-water
      * mark. */
@@ -80,6 +83,9 @@ struct dp_xprt {
 size_t dp_xprt_alloc(struct dp_xprt *x, uint8_t **p);
 /* n > 0 bytes read into the region dp_xprt_alloc() gave, or borrowed `data` (HTTP/2 DATA). */
 void dp_xprt_on_read(struct dp_xprt *x, const uint8_t *data, size_t n);
+/* A source that delivers borrowed bytes has delivered all it has until the loop polls again:
+ * the other side's sink flushes them (one write for many HTTP/2 frames). */
+void dp_xprt_on_read_flush(struct dp_xprt *x);
 /* The source had no buffer and stopped reading. */
 void dp_xprt_on_blocked(struct dp_xprt *x);
 /* The source ended (TCP FIN, END_STREAM). */

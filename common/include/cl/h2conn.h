@@ -64,6 +64,11 @@ struct cl_h2stream_cbs {
     /* DATA payload (borrowed during the call). Copy it, then cl_h2stream_consume() when the
      * bytes have left (e.g. written to the backend socket). */
     void (*on_data)(struct cl_h2stream *s, const uint8_t *data, size_t len, void *ud);
+    /* the DATA passed to on_data since the last call is all this stream got before the loop
+     * polls for I/O again (called once per loop iteration that delivered DATA, before the
+     * poll, and before on_end or a clean on_close): the moment to write it out with one
+     * system call instead of one per frame */
+    void (*on_data_flush)(struct cl_h2stream *s, void *ud);
     /* END_STREAM received: the peer will send no more */
     void (*on_end)(struct cl_h2stream *s, void *ud);
     /* the send queue fell to the low-water mark after having been above the high-water mark */

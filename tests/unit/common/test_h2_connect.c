@@ -252,6 +252,9 @@ struct cstream {
     size_t cap;
     bool ended, closed;
     int err;
+    int datas, flushes;
+    size_t flushed;      /* got at the last on_data_flush */
+    bool flush_in_order; /* every flush came after new data */
 };
 
 static void c_on_response(struct cl_h2stream *s, int status, const struct cl_h2_hdr *h, size_t n,
@@ -270,7 +273,19 @@ static void c_on_data(struct cl_h2stream *s, const uint8_t *data, size_t len, vo
     assert_true(cs->got + len <= cs->cap);
     memcpy(cs->buf + cs->got, data, len);
     cs->got += len;
+    cs->datas++;
     cl_h2stream_consume(s, len);
+}
+
+static void c_on_data_flush(struct cl_h2stream *s, void *ud)
+{
+    struct cstream *cs = ud;
+
+    (void)s;
+    if (cs->got == cs->flushed)
+        cs->flush_in_order = false;
+    cs->flushed = cs->got;
+    cs->flushes++;
 }
 
 static void c_on_end(struct cl_h2stream *s, void *ud)
@@ -279,11 +294,14 @@ static void c_on_end(struct cl_h2stream *s, void *ud)
     ((struct cstream *)ud)->ended = true;
 }
 
+static bool in_owner_write; /* no stream callback may run inside the owner's own write */
+
 static void c_on_close(struct cl_h2stream *s, int err, void *ud)
 {
     struct cstream *cs = ud;
 
     (void)s;
+    assert_false(in_owner_write);
     cs->err = err;
     cs->closed = true;
     cs->s = NULL;
@@ -292,11 +310,44 @@ static void c_on_close(struct cl_h2stream *s, int err, void *ud)
 static const struct cl_h2stream_cbs c_cbs = {
     .on_response = c_on_response, .on_data = c_on_data, .on_end = c_on_end, .on_close = c_on_close};
 
+static const struct cl_h2stream_cbs c_flush_cbs = {.on_response = c_on_response,
+                                                   .on_data = c_on_data,
+                                                   .on_data_flush = c_on_data_flush,
+                                                   .on_end = c_on_end,
+                                                   .on_close = c_on_close};
+
 static struct cl_h2stream *open_connect(struct cstream *cs)
 {
     struct cl_h2_hdr h[] = {{":method", "CONNECT", 7, 7}, {":authority", "web:443", 10, 7}};
 
     return cs->s = cl_h2conn_open(cli, h, 2, false, &c_cbs, cs);
+}
+
+/* DATA fed in one go (many frames, many TLS records) is flushed once, after the last frame. */
+static void data_flush_once_per_batch(void **state)
+{
+    size_t len = 200 * 1024;
+    uint8_t *src = malloc(len);
+    struct cstream cs = {.buf = malloc(len), .cap = len, .flush_in_order = true};
+    struct cl_h2_hdr h[] = {{":method", "CONNECT", 7, 7}, {":authority", "web:443", 10, 7}};
+    (void)state;
+
+    for (size_t i = 0; i < len; i++)
+        src[i] = (uint8_t)(i % 253);
+    assert_non_null(cs.s = cl_h2conn_open(cli, h, 2, false, &c_flush_cbs, &cs));
+    PUMP_UNTIL(cs.status == 200);
+    assert_int_equal(cl_h2stream_write(cs.s, src, len), (ssize_t)len); /* fits the queue */
+    cl_h2stream_end(cs.s);
+    PUMP_UNTIL(cs.closed);
+    assert_int_equal(cs.err, 0);
+    assert_int_equal(cs.got, len);
+    assert_memory_equal(cs.buf, src, len);
+    assert_true(cs.flush_in_order);
+    assert_int_equal(cs.flushed, len); /* nothing delivered without a flush after it */
+    assert_true(cs.flushes >= 1);
+    assert_true(cs.flushes < cs.datas); /* frames of one batch share a flush */
+    free(src);
+    free(cs.buf);
 }
 
 static void connect_echo_with_half_close(void **state)
@@ -361,12 +412,49 @@ static void backpressure_per_stream(void **state)
     free(fast.buf);
 }
 
+/*
+ * A write that fills its stream's queue encrypts at once (the owner keeps reading), which
+ * sends whatever else nghttp2 holds: a stream closed by that (here: its RST_STREAM goes out)
+ * gets its on_close from the next flush, never from inside the owner's write.
+ */
+static void full_write_pulls_without_reentry(void **state)
+{
+    size_t len = 256 * 1024;
+    uint8_t *src = calloc(1, len);
+    struct cstream a = {.buf = malloc(16), .cap = 16}, b = {.buf = malloc(len), .cap = len};
+    ssize_t n;
+    (void)state;
+
+    assert_non_null(open_connect(&a));
+    assert_non_null(open_connect(&b));
+    PUMP_UNTIL(a.status == 200 && b.status == 200);
+    cl_h2stream_reset(a.s, 8); /* CANCEL: queued, not sent yet */
+    in_owner_write = true;
+    n = cl_h2stream_write(b.s, src, len);
+    in_owner_write = false;
+    assert_int_equal(n, (ssize_t)len);
+    assert_true(cl_h2stream_sendq_len(b.s) < len); /* encrypted at once: the queue drained */
+    assert_false(a.closed);                        /* reported later, not under the write */
+    assert_int_equal(cl_h2stream_write(a.s, "x", 1), CL_ECLOSED); /* but already unusable */
+    PUMP_UNTIL(a.closed);
+    assert_int_equal(a.err, CL_EH2_RESET);
+    cl_h2stream_end(b.s);
+    PUMP_UNTIL(b.closed);
+    assert_int_equal(b.err, 0);
+    assert_int_equal(b.got, len);
+    free(src);
+    free(a.buf);
+    free(b.buf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(fetch_get_and_post, setup, teardown),
         cmocka_unit_test_setup_teardown(connect_echo_with_half_close, setup, teardown),
         cmocka_unit_test_setup_teardown(backpressure_per_stream, setup, teardown),
+        cmocka_unit_test_setup_teardown(data_flush_once_per_batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(full_write_pulls_without_reentry, setup, teardown),
     };
     int rc;
 

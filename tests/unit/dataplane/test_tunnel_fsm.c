@@ -35,6 +35,8 @@ struct fake {
     int writable_calls, write_err;
     bool shut_req, shut_done;
     int shutdowns;
+    int flushes;
+    size_t flushed; /* qlen at the last flush */
     /* close */
     int closes;
     bool closed_reset, close_async, close_pending, closed;
@@ -125,6 +127,15 @@ static size_t f_write_queue_size(const struct dp_xprt *x)
     return CL_CONTAINER_OF(x, const struct fake, x)->qlen;
 }
 
+static int f_flush(struct dp_xprt *x)
+{
+    struct fake *f = fk(x);
+
+    f->flushes++;
+    f->flushed = f->qlen;
+    return 0;
+}
+
 static int f_shutdown(struct dp_xprt *x)
 {
     struct fake *f = fk(x);
@@ -156,6 +167,7 @@ static const struct dp_xprt_ops fake_ops = {
     .reserve = f_reserve,
     .commit = f_commit,
     .write = f_write,
+    .flush = f_flush,
     .write_room = f_write_room,
     .write_queue_size = f_write_queue_size,
     .shutdown = f_shutdown,
@@ -388,6 +400,24 @@ static void backpressure_withholds_h2_credit(void **state)
     complete(&fdown, SIZE_MAX);
     assert_int_equal(fup.consumed, fed + 100 * KB);
     assert_memory_equal(fdown.got, pattern, fed + 100 * KB);
+}
+
+/* What an HTTP/2 source delivers in one loop iteration leaves the sink in one flush. */
+static void h2_batch_flushed_once(void **state)
+{
+    (void)state;
+    assert_int_equal(dp_tunnel_start(t), 0);
+    assert_int_equal(feed(&fup, pattern, 3 * CL_BUFQ_CHUNK), 3 * CL_BUFQ_CHUNK); /* 3 frames */
+    assert_int_equal(fdown.qlen, 3 * CL_BUFQ_CHUNK);
+    assert_int_equal(fdown.flushes, 0); /* queued, not yet written */
+    dp_xprt_on_read_flush(&fup.x);
+    assert_int_equal(fdown.flushes, 1);
+    assert_int_equal(fdown.flushed, 3 * CL_BUFQ_CHUNK);
+    /* a TCP source's reads are written as they come (commit): no flush involved */
+    transfer(&fdown, &fup, pattern, 100 * KB);
+    assert_int_equal(fup.flushes, 0);
+    complete(&fdown, SIZE_MAX);
+    assert_memory_equal(fdown.got, pattern, 3 * CL_BUFQ_CHUNK);
 }
 
 /* The client finishes sending first: END_STREAM up, the reply still flows down, then both. */
@@ -788,6 +818,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(data_both_ways, setup, teardown),
         cmocka_unit_test_setup_teardown(backpressure_stops_tcp_source, setup, teardown),
         cmocka_unit_test_setup_teardown(backpressure_withholds_h2_credit, setup, teardown),
+        cmocka_unit_test_setup_teardown(h2_batch_flushed_once, setup, teardown),
         cmocka_unit_test_setup_teardown(half_close_down_first, setup, teardown),
         cmocka_unit_test_setup_teardown(half_close_up_first_drains, setup, teardown),
         cmocka_unit_test_setup_teardown(reset_from_down, setup, teardown),

@@ -239,6 +239,7 @@ static void both_ways_and_half_close(void **state)
         if (fed < sizeof(pattern) && alive() && t->tcpx.q.len < 256 * KB) {
             size_t m = CL_MIN((size_t)(16 * KB), sizeof(pattern) - fed);
             dp_xprt_on_read(&up.x, pattern + fed, m); /* borrowed, like HTTP/2 DATA */
+            dp_xprt_on_read_flush(&up.x);             /* the end of this batch: write it */
             fed += m;
             if (fed == sizeof(pattern))
                 dp_xprt_on_eof(&up.x);
@@ -309,6 +310,7 @@ static void abort_with_write_pending(void **state)
     accept_and_start();
     for (size_t off = 0; off < sizeof(pattern); off += 16 * KB)
         dp_xprt_on_read(&up.x, pattern + off, 16 * KB); /* the client reads nothing */
+    dp_xprt_on_read_flush(&up.x);                       /* a write in flight */
     assert_true(t->tcpx.q.len > 0);
     dp_tunnel_abort(t, CL_ECLOSED);
     assert_false(alive());
