@@ -902,7 +902,7 @@ static int conn_init(uv_loop_t *loop, const struct cl_h2conn_opts *o, struct cl_
     c->ud = o->ud;
     c->o.server_name = NULL; /* not kept: only used for the TLS object below */
     if (c->o.stream_window == 0)
-        c->o.stream_window = 1u << 20;
+        c->o.stream_window = 2u << 20;
     if (c->o.conn_window == 0)
         c->o.conn_window = 16u << 20;
     if (c->o.max_frame == 0)

@@ -99,7 +99,7 @@ struct cl_h2conn_opts {
     bool server;
     struct cl_tls_ctx *tls;        /* required (a ref is taken) */
     const char *server_name;       /* client: SNI and expected certificate name */
-    uint32_t stream_window;        /* initial per-stream receive window; default 1 MiB */
+    uint32_t stream_window;        /* initial per-stream receive window; default 2 MiB */
     uint32_t conn_window;          /* connection receive window; default 16 MiB */
     uint32_t max_frame;            /* SETTINGS_MAX_FRAME_SIZE we accept; default 65536 */
     size_t stream_sendq;           /* per-stream send queue bound; default 256 KiB */
