@@ -43,7 +43,7 @@ BIN = os.environ.get("CL_BIN_DIR", os.path.join(ROOT, "build"))
 MULT = float(os.environ.get("CL_TEST_TIMEOUT_MULT", "1"))
 
 # K8S_CONTRACT.md
-SERVICE_VERBS = ["get", "list", "watch", "create", "update", "patch", "delete"]
+SERVICE_VERBS = ["get", "list", "watch", "create", "update", "delete"]
 POD_VERBS = ["list", "watch"]
 RUN = "/run/clusterlink"
 STATE = "/var/lib/clusterlink"

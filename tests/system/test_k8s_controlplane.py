@@ -3,8 +3,8 @@
 The real cl-controlplane and cl-dataplane run against tests/support/k8s/apiserver.py (HTTPS,
 schemas from the official OpenAPI spec, fault injection under /_test/). Each test gets its own
 API server, and at the end the requests the controlplane made are checked against the RBAC of
-the contract (K8S_CONTRACT.md): services in the namespace (get, list, watch, create, update,
-patch, delete) and pods everywhere (list, watch), nothing else.
+the chart's RBAC (docs/k8s-controlplane.md): services in the namespace (get, list, watch,
+create, update, delete) and pods everywhere (list, watch), nothing else.
 """
 import json
 import os
@@ -32,7 +32,7 @@ SEL_ARG = ",".join("%s=%s" % kv for kv in sorted(SELECTOR.items()))
 MANAGED = "app.kubernetes.io/managed-by"
 TOKEN = "test-token-0123456789"
 # the contract's RBAC: what the chart grants, and so all the controlplane may use
-RBAC = {("services", NS): {"get", "list", "watch", "create", "update", "patch", "delete"},
+RBAC = {("services", NS): {"get", "list", "watch", "create", "update", "delete"},
         ("pods", None): {"list", "watch"}}
 
 
