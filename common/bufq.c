@@ -1,9 +1,14 @@
 #include "cl/bufq.h"
 
+#include <stddef.h>
 #include <string.h>
 
 #include "cl/err.h"
 #include "cl/mem.h"
+
+_Static_assert(offsetof(struct cl_bufq_chunk, data) ==
+                   offsetof(struct cl_bufq_chunk, headroom) + CL_BUFQ_HEADROOM,
+               "the headroom lies right before the data");
 
 /*
  * Freelists of the two standard chunk sizes, one per process: workers are single-threaded, so
@@ -18,15 +23,28 @@ struct pool {
 
 static struct pool pools[2] = {{NULL, 0, 256}, {NULL, 0, 64}};
 
+/* The freelist for a capacity: each holds chunks of its full size, reused for any capacity in
+ * (size / 2, size] (e.g. a 64 KiB queue chunk minus room for a frame header). */
 static struct pool *pool_for(size_t size)
 {
-    if (size == CL_BUFQ_CHUNK)
+    if (size > CL_BUFQ_CHUNK / 2 && size <= CL_BUFQ_CHUNK)
         return &pools[0];
-    if (size == CL_BUFQ_BIG_CHUNK)
+    if (size > CL_BUFQ_BIG_CHUNK / 2 && size <= CL_BUFQ_BIG_CHUNK)
         return &pools[1];
     return NULL;
 }
 #endif
+
+static size_t alloc_size(size_t size)
+{
+#ifndef CL_NO_POOL
+    if (pool_for(size) == &pools[0])
+        return CL_BUFQ_CHUNK;
+    if (pool_for(size) == &pools[1])
+        return CL_BUFQ_BIG_CHUNK;
+#endif
+    return size;
+}
 
 static struct cl_bufq_chunk *chunk_get(size_t size)
 {
@@ -40,10 +58,11 @@ static struct cl_bufq_chunk *chunk_get(size_t size)
         p->len--;
         c->next = NULL;
         c->r = c->w = 0;
+        c->size = size;
         return c;
     }
 #endif
-    if ((c = cl_malloc(sizeof(*c) + size)) == NULL)
+    if ((c = cl_malloc(sizeof(*c) + alloc_size(size))) == NULL)
         return NULL;
     c->next = NULL;
     c->r = c->w = 0;
@@ -173,6 +192,18 @@ size_t cl_bufq_peek(const struct cl_bufq *q, const uint8_t **p)
         return 0;
     }
     *p = c->data + c->r;
+    return c->w - c->r;
+}
+
+size_t cl_bufq_head(struct cl_bufq *q, uint8_t **p)
+{
+    struct cl_bufq_chunk *c = q->head;
+
+    if (c == NULL || c->r == c->w) {
+        *p = NULL;
+        return 0;
+    }
+    *p = c->data + c->r; /* headroom[] lies right before data[]: a header fits in front */
     return c->w - c->r;
 }
 

@@ -40,6 +40,12 @@
 #define OUT_HIWAT     (1024 * 1024)
 #define MAX_IOV       64
 #define MAX_HDRS      64
+/* Send queue chunks of streams with large queues: a DATA frame of a whole chunk plus its 9-byte
+ * header (written into the chunk's headroom) is exactly four full 16 KiB TLS records. */
+#define SENDQ_CHUNK   (CL_BUFQ_BIG_CHUNK - 9)
+/* DATA frames of at least this many contiguous bytes are encrypted straight from the send
+ * queue; smaller ones are copied into the staging buffer, packed with other frames. */
+#define DIRECT_MIN    (16 * 1024)
 #define HDR_BYTES     (16 * 1024)
 
 enum conn_state {
@@ -152,7 +158,11 @@ static struct cl_h2stream *stream_new(struct cl_h2conn *c, size_t sendq_max)
     s->c = c;
     s->id = -1;
     s->sendq_max = sendq_max;
-    cl_bufq_init(&s->sendq, CL_BUFQ_CHUNK, (sendq_max + CL_BUFQ_CHUNK - 1) / CL_BUFQ_CHUNK);
+    /* large queues: whole SENDQ_CHUNKs within the bound; small ones (REST bodies): 16 KiB */
+    if (sendq_max >= CL_BUFQ_BIG_CHUNK)
+        cl_bufq_init(&s->sendq, SENDQ_CHUNK, sendq_max / SENDQ_CHUNK);
+    else
+        cl_bufq_init(&s->sendq, CL_BUFQ_CHUNK, (sendq_max + CL_BUFQ_CHUNK - 1) / CL_BUFQ_CHUNK);
     cl_buf_init(&s->hdrs.store, HDR_BYTES);
     cl_list_init(&s->rx_link);
     cl_list_insert_tail(&c->streams, &s->link);
@@ -219,15 +229,18 @@ static void stream_finish(struct cl_h2stream *s, int err)
 
 /*
  * DATA is sent without nghttp2 copying it (NGHTTP2_DATA_FLAG_NO_COPY): the read callback only
- * says how many bytes the frame carries, and send_data_cb appends the 9-byte frame header and
- * the payload, read straight from the stream's queue, to the plaintext staging buffer that TLS
- * encrypts. One copy fewer per byte than letting nghttp2 serialise the frame.
+ * says how many bytes the frame carries, and send_data_cb hands them to TLS. A frame of at
+ * least DIRECT_MIN bytes that lie in one chunk of the stream's queue (which the read callback
+ * arranges by cutting large frames at chunk ends) gets its 9-byte header written into the
+ * chunk's headroom and is encrypted from there: no copy. Smaller frames are copied into the
+ * staging buffer with the other frames, so that records stay full.
  */
 static ssize_t data_read_cb(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t length,
                             uint32_t *flags, nghttp2_data_source *src, void *ud)
 {
     struct cl_h2stream *s = src->ptr;
-    size_t n = cl_bufq_len(&s->sendq);
+    size_t n = cl_bufq_len(&s->sendq), head;
+    uint8_t *p;
 
     (void)ng;
     (void)id;
@@ -235,6 +248,9 @@ static ssize_t data_read_cb(nghttp2_session *ng, int32_t id, uint8_t *buf, size_
     (void)ud;
     if (n > length)
         n = length;
+    head = cl_bufq_head(&s->sendq, &p);
+    if (head >= DIRECT_MIN && n > head)
+        n = head; /* the rest of the queue goes in the next frame */
     if (n == cl_bufq_len(&s->sendq) && s->end_queued)
         *flags |= NGHTTP2_DATA_FLAG_EOF;
     if (n == 0 && !s->end_queued) {
@@ -260,12 +276,22 @@ static int send_data_cb(nghttp2_session *ng, nghttp2_frame *f, const uint8_t *fr
         return NGHTTP2_ERR_CALLBACK_FAILURE;
     if (cl_bufq_len(cl_tls_outq(c->tls)) >= OUT_HIWAT)
         return NGHTTP2_ERR_WOULDBLOCK; /* called again with the same frame after a write */
-    if ((p = cl_buf_reserve(&c->staging, 9 + length)) == NULL)
-        return NGHTTP2_ERR_CALLBACK_FAILURE;
-    memcpy(p, framehd, 9);
-    if (cl_bufq_read(&s->sendq, p + 9, length) != length)
-        return NGHTTP2_ERR_CALLBACK_FAILURE;
-    cl_buf_commit(&c->staging, 9 + length);
+    if (length >= DIRECT_MIN && cl_bufq_head(&s->sendq, &p) >= length) {
+        /* the frames before this one first, then header + payload in place */
+        if (tls_push_staging(c) != 0)
+            return NGHTTP2_ERR_CALLBACK_FAILURE;
+        memcpy(p - 9, framehd, 9);
+        if (cl_tls_write(c->tls, p - 9, 9 + length) < 0)
+            return NGHTTP2_ERR_CALLBACK_FAILURE;
+        cl_bufq_consume(&s->sendq, length);
+    } else {
+        if ((p = cl_buf_reserve(&c->staging, 9 + length)) == NULL)
+            return NGHTTP2_ERR_CALLBACK_FAILURE;
+        memcpy(p, framehd, 9);
+        if (cl_bufq_read(&s->sendq, p + 9, length) != length)
+            return NGHTTP2_ERR_CALLBACK_FAILURE;
+        cl_buf_commit(&c->staging, 9 + length);
+    }
     if (s->above_hiwat && cl_bufq_len(&s->sendq) <= s->sendq_max / 4)
         s->notify_writable = true;
     return 0;

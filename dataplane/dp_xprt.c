@@ -6,11 +6,11 @@
  * read in place, zero-copy), written with one uv_write of several buffers, and consumed in the
  * write callback, which is also where the other side gets its credit back.
  *
- * HTTP/2 as a sink reserves a 64 KiB per-process scratch buffer sized to the room left in the
- * stream's send queue, so a TCP source reads as much per system call as the stream can take,
- * and write() queues it with one copy. As a source it delivers DATA (borrowed, copied once by
- * the TCP sink) and never stops the shared connection: read_stop is a no-op, credit
- * (nghttp2_session_consume) goes back only through consume(), i.e. once the bytes are written.
+ * HTTP/2 as a sink hands out the tail of the stream's send queue (64 KiB chunks), so a TCP
+ * source reads into it in place, and the frames are encrypted from there (cl_h2stream_reserve).
+ * As a source it delivers DATA (borrowed, copied once by the TCP sink) and never stops the shared
+ * connection: read_stop is a no-op, credit (nghttp2_session_consume) goes back only through
+ * consume(), i.e. once the bytes are written.
  */
 #include "dp_xprt.h"
 
@@ -21,7 +21,6 @@
 #include "dp.h"
 
 #define MAX_IOV 16
-#define SCRATCH (64 * 1024)
 
 /* ---- TCP ---------------------------------------------------------------------------------- */
 
@@ -309,9 +308,6 @@ bool dp_xprt_tcp_is_reading(const struct dp_xprt_tcp *x)
 
 /* ---- HTTP/2 stream ------------------------------------------------------------------------ */
 
-/* libuv calls alloc and read back to back, so one buffer serves every tunnel of the worker */
-static uint8_t scratch[SCRATCH];
-
 static struct dp_xprt_h2 *h2_of(struct dp_xprt *x)
 {
     return CL_CONTAINER_OF(x, struct dp_xprt_h2, x);
@@ -399,10 +395,10 @@ static void h2_consume(struct dp_xprt *xp, size_t n)
 
 static size_t h2_reserve(struct dp_xprt *xp, uint8_t **p)
 {
-    size_t room = xp->ops->write_room(xp);
+    struct dp_xprt_h2 *x = h2_of(xp);
 
-    *p = scratch;
-    return room < SCRATCH ? room : SCRATCH;
+    *p = NULL;
+    return x->s != NULL ? cl_h2stream_reserve(x->s, p) : 0; /* the send queue's tail */
 }
 
 static ssize_t h2_commit(struct dp_xprt *xp, size_t n)
@@ -411,7 +407,8 @@ static ssize_t h2_commit(struct dp_xprt *xp, size_t n)
 
     if (x->s == NULL)
         return CL_ECLOSED;
-    return cl_h2stream_write(x->s, scratch, n); /* sized to fit by reserve: takes it all */
+    cl_h2stream_commit(x->s, n); /* read in place: zero-copy */
+    return (ssize_t)n;
 }
 
 static ssize_t h2_write(struct dp_xprt *xp, const uint8_t *data, size_t len)

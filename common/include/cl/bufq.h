@@ -21,12 +21,14 @@
  */
 #define CL_BUFQ_CHUNK     (16 * 1024)
 #define CL_BUFQ_BIG_CHUNK (64 * 1024)
+#define CL_BUFQ_HEADROOM  16 /* bytes in front of every chunk's data: see cl_bufq_head() */
 
 struct cl_bufq_chunk {
     struct cl_bufq_chunk *next;
-    size_t r; /* read offset */
-    size_t w; /* write offset */
-    size_t size;
+    size_t r;    /* read offset */
+    size_t w;    /* write offset */
+    size_t size; /* capacity of data[] */
+    uint8_t headroom[CL_BUFQ_HEADROOM];
     uint8_t data[];
 };
 
@@ -39,6 +41,8 @@ struct cl_bufq {
     size_t len; /* queued bytes */
 };
 
+/* chunk_size is the capacity of a chunk; sizes just under CL_BUFQ_CHUNK or CL_BUFQ_BIG_CHUNK
+ * (more than half of it) use that size's freelist too. */
 void cl_bufq_init(struct cl_bufq *q, size_t chunk_size, size_t max_chunks);
 void cl_bufq_deinit(struct cl_bufq *q); /* frees all chunks */
 
@@ -72,6 +76,13 @@ ssize_t cl_bufq_write(struct cl_bufq *q, const void *data, size_t len);
 
 /* Contiguous bytes at the head: sets *p, returns their length (0 when empty). */
 size_t cl_bufq_peek(const struct cl_bufq *q, const uint8_t **p);
+
+/*
+ * Like cl_bufq_peek(), writable: the contiguous bytes at the head, and the right to write up to
+ * CL_BUFQ_HEADROOM bytes in front of them (chunk headroom or bytes already consumed), e.g. a
+ * protocol header, so that header and bytes leave from one buffer without a copy.
+ */
+size_t cl_bufq_head(struct cl_bufq *q, uint8_t **p);
 
 /* Fills up to n iovecs with queued bytes from `skip` bytes past the head; returns the count. */
 size_t cl_bufq_peek_iov(const struct cl_bufq *q, size_t skip, struct iovec *iov, size_t n);

@@ -97,13 +97,57 @@ static void pooled_chunks_are_reused(void **state)
     cl_bufq_pool_drain();
 }
 
+/* A header written in front of the head's bytes (cl_bufq_head) leaves every queued byte intact;
+ * a capacity just under a pooled size takes that size's chunks, back and forth. */
+static void head_with_headroom(void **state)
+{
+    struct cl_bufq q;
+    static uint8_t in[3 * 1000], out[sizeof(in)];
+    uint8_t *p;
+    size_t n;
+    (void)state;
+
+    for (size_t i = 0; i < sizeof(in); i++)
+        in[i] = (uint8_t)(i * 7);
+    cl_bufq_init(&q, 1000, 4);
+    assert_int_equal(cl_bufq_write(&q, in, sizeof(in)), (ssize_t)sizeof(in));
+    for (size_t off = 0; off < sizeof(in);) {
+        n = cl_bufq_head(&q, &p);
+        assert_true(n > 0 && n <= 1000);
+        assert_memory_equal(p, in + off, n);
+        memset(p - CL_BUFQ_HEADROOM, 0xee, CL_BUFQ_HEADROOM); /* a header in front */
+        if (n > 300)
+            n = 300; /* consume part of a chunk: the next header goes over consumed bytes */
+        cl_bufq_consume(&q, n);
+        off += n;
+        assert_int_equal(cl_bufq_read(&q, out, 0), 0);
+        if (off < sizeof(in)) {
+            const uint8_t *h;
+            assert_true(cl_bufq_peek(&q, &h) > 0);
+            assert_int_equal(h[0], in[off]); /* untouched */
+        }
+    }
+    assert_true(cl_bufq_is_empty(&q));
+    cl_bufq_deinit(&q);
+
+    cl_bufq_init(&q, CL_BUFQ_BIG_CHUNK - 9, 2);
+    for (int i = 0; i < 10; i++) {
+        assert_int_equal(cl_bufq_reserve(&q, &p), CL_BUFQ_BIG_CHUNK - 9);
+        memset(p, i, CL_BUFQ_BIG_CHUNK - 9);
+        cl_bufq_commit(&q, CL_BUFQ_BIG_CHUNK - 9);
+        assert_int_equal(cl_bufq_space(&q), CL_BUFQ_BIG_CHUNK - 9);
+        cl_bufq_consume(&q, CL_BUFQ_BIG_CHUNK - 9);
+    }
+    cl_bufq_deinit(&q);
+    cl_bufq_pool_drain();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(write_read_across_chunks),
-        cmocka_unit_test(bounded),
-        cmocka_unit_test(reserve_commit_and_iov),
-        cmocka_unit_test(pooled_chunks_are_reused),
+        cmocka_unit_test(write_read_across_chunks), cmocka_unit_test(bounded),
+        cmocka_unit_test(reserve_commit_and_iov),   cmocka_unit_test(pooled_chunks_are_reused),
+        cmocka_unit_test(head_with_headroom),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

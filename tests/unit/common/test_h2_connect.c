@@ -432,16 +432,16 @@ static void full_write_pulls_without_reentry(void **state)
     in_owner_write = true;
     n = cl_h2stream_write(b.s, src, len);
     in_owner_write = false;
-    assert_int_equal(n, (ssize_t)len);
-    assert_true(cl_h2stream_sendq_len(b.s) < len); /* encrypted at once: the queue drained */
-    assert_false(a.closed);                        /* reported later, not under the write */
+    assert_true(n >= (ssize_t)(len - 64 * 1024));        /* the queue's bound, in whole chunks */
+    assert_true(cl_h2stream_sendq_len(b.s) < (size_t)n); /* encrypted at once: it drained */
+    assert_false(a.closed);                              /* reported later, not under the write */
     assert_int_equal(cl_h2stream_write(a.s, "x", 1), CL_ECLOSED); /* but already unusable */
     PUMP_UNTIL(a.closed);
     assert_int_equal(a.err, CL_EH2_RESET);
     cl_h2stream_end(b.s);
     PUMP_UNTIL(b.closed);
     assert_int_equal(b.err, 0);
-    assert_int_equal(b.got, len);
+    assert_int_equal(b.got, (size_t)n);
     free(src);
     free(a.buf);
     free(b.buf);
