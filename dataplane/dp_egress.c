@@ -72,7 +72,8 @@ static const char *import_lb(const char *name)
 
     json_array_foreach(json_object_get(dp_w->config, "imports"), i, imp)
     {
-        if (strcmp(json_string_value(json_object_get(imp, "name")), name) == 0)
+        const char *n = json_string_value(json_object_get(imp, "name"));
+        if (n != NULL && strcmp(n, name) == 0)
             return json_string_value(json_object_get(imp, "lbScheme"));
     }
     return NULL;
