@@ -56,7 +56,8 @@ struct backend_dns {
  * the request carries (caller identity, export, namespace, client attributes), so each worker
  * remembers them for the configuration revision they were made at: a repeated caller costs no
  * controlplane round trip, and keeps being served while the controlplane is away. Any change
- * of configuration bumps the revision and empties the cache. Bounded: full means emptied.
+ * of configuration bumps the revision and empties the cache. Bounded: at most 4,096 keys of at
+ * most 1 KiB; full means emptied.
  */
 #define DECISION_CACHE_MAX 4096
 
@@ -78,7 +79,7 @@ static char *decision_key(const struct dp_tunnel *t)
 
     if (attrs == NULL)
         return NULL;
-    cl_buf_init(&b, 8192);
+    cl_buf_init(&b, 1024); /* longer (peer-chosen attributes) is not remembered: bounded memory */
     if (cl_buf_printf(&b, "%s\n%s\n%s\n%s", t->peer, t->name, t->ns, attrs) == 0 &&
         (key = cl_malloc(b.len + 1)) != NULL) {
         memcpy(key, cl_buf_ptr(&b), b.len);
