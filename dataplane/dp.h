@@ -53,6 +53,8 @@ struct dp_worker {
 extern struct dp_worker *dp_w;
 
 int dp_worker_run(const struct dp_opts *o);
+/* The revision of the configuration this worker applied last, -1 before the first CONFIG. */
+json_int_t dp_config_revision(void);
 /* Adds to a counter: group "imports"|"exports"|"peers", key "open", ... */
 void dp_count(const char *group, const char *name, const char *key, int64_t delta);
 /* The counter itself (a JSON integer in dp_w->stats, created at 0), for a hot path to add to

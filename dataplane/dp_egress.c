@@ -59,12 +59,6 @@ static void try_next(struct dp_tunnel *t);
 static json_t *decisions; /* "import\nclient-ip" -> {"body", "until", "rev", "lb"} */
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
 
-static json_int_t config_revision(void)
-{
-    return dp_w->config != NULL ? json_integer_value(json_object_get(dp_w->config, "revision"))
-                                : -1;
-}
-
 static const char *import_lb(const char *name)
 {
     json_t *imp;
@@ -95,7 +89,7 @@ static void decision_key(char *key, size_t n, const char *import, const char *cl
 
 static void decision_put(const char *import, const char *client, json_t *body)
 {
-    json_int_t rev = config_revision();
+    json_int_t rev = dp_config_revision();
     const char *lb = import_lb(import);
     char key[160];
 
@@ -138,7 +132,7 @@ static json_t *decision_get(const char *import, const char *client, json_t **att
     if ((e = json_object_get(decisions, key)) == NULL)
         return NULL;
     if ((uint64_t)json_integer_value(json_object_get(e, "until")) <= cl_now_ms() ||
-        json_integer_value(json_object_get(e, "rev")) != config_revision()) {
+        json_integer_value(json_object_get(e, "rev")) != dp_config_revision()) {
         json_object_del(decisions, key);
         return NULL;
     }

@@ -64,12 +64,6 @@ struct backend_dns {
 static json_t *decisions; /* key -> the controlplane's AUTHZ_INGRESS reply body */
 static json_int_t decisions_rev = -1;
 
-static json_int_t config_revision(void)
-{
-    return dp_w->config != NULL ? json_integer_value(json_object_get(dp_w->config, "revision"))
-                                : -1;
-}
-
 /* The key: identity, export, namespace and the attributes in canonical (sorted) form. */
 static char *decision_key(const struct dp_tunnel *t)
 {
@@ -95,7 +89,7 @@ static json_t *decision_get(const struct dp_tunnel *t)
     char *key;
     json_t *body;
 
-    if (decisions == NULL || decisions_rev != config_revision() || config_revision() < 0)
+    if (decisions == NULL || decisions_rev != dp_config_revision() || dp_config_revision() < 0)
         return NULL;
     if ((key = decision_key(t)) == NULL)
         return NULL;
@@ -106,7 +100,7 @@ static json_t *decision_get(const struct dp_tunnel *t)
 
 static void decision_put(const struct dp_tunnel *t, json_t *body)
 {
-    json_int_t rev = config_revision();
+    json_int_t rev = dp_config_revision();
     char *key;
 
     if (rev < 0)

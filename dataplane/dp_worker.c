@@ -18,6 +18,12 @@ struct dp_worker *dp_w;
 
 /* ---- counters -------------------------------------------------------------------------- */
 
+json_int_t dp_config_revision(void)
+{
+    return dp_w->config != NULL ? json_integer_value(json_object_get(dp_w->config, "revision"))
+                                : -1;
+}
+
 json_t *dp_counter(const char *group, const char *name, const char *key)
 {
     json_t *g, *o, *c;
