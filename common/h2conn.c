@@ -84,8 +84,11 @@ struct cl_h2stream {
     bool end_queued;   /* END_STREAM after the queued bytes */
     bool above_hiwat;  /* owner saw a full queue: tell it when it drains */
     bool notify_writable;
-    bool closed; /* on_close delivered */
-    bool zombie; /* closed by nghttp2 during a pull from the owner's call: on_close owed */
+    int32_t win;  /* our receive window for it (auto-tuned) */
+    size_t held;  /* DATA delivered to the owner and not consumed yet */
+    bool starved; /* the peer came close to running out of credit since the last consume */
+    bool closed;  /* on_close delivered */
+    bool zombie;  /* closed by nghttp2 during a pull from the owner's call: on_close owed */
     int zombie_err;
 };
 
@@ -157,6 +160,7 @@ static struct cl_h2stream *stream_new(struct cl_h2conn *c, size_t sendq_max)
         return NULL;
     s->c = c;
     s->id = -1;
+    s->win = (int32_t)c->o.stream_window;
     s->sendq_max = sendq_max;
     /* large queues: whole SENDQ_CHUNKs within the bound; small ones (REST bodies): 16 KiB */
     if (sendq_max >= CL_BUFQ_BIG_CHUNK)
@@ -456,6 +460,10 @@ static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const u
         nghttp2_session_consume_stream(ng, id, len);
         return 0;
     }
+    s->held += len;
+    /* the peer has (nearly) used up its credit: it may be waiting for our WINDOW_UPDATE */
+    if (nghttp2_session_get_stream_effective_recv_data_length(ng, id) >= s->win / 4 * 3)
+        s->starved = true;
     if (s->cbs->on_data_flush != NULL && !cl_list_is_linked(&s->rx_link))
         cl_list_insert_tail(&s->c->rx_streams, &s->rx_link);
     s->cbs->on_data(s, data, len, s->ud);
@@ -502,6 +510,7 @@ static void write_out(struct cl_h2conn *c)
         for (size_t i = 0; i < n; i++)
             c->wcb(c, iov[i].iov_base, iov[i].iov_len, c->wud);
         cl_bufq_consume(q, total);
+        schedule_flush(c); /* as the socket's write callback does: frames may be waiting */
         return;
     }
     for (size_t i = 0; i < n; i++) {
@@ -929,6 +938,10 @@ static int conn_init(uv_loop_t *loop, const struct cl_h2conn_opts *o, struct cl_
     c->o.server_name = NULL; /* not kept: only used for the TLS object below */
     if (c->o.stream_window == 0)
         c->o.stream_window = 2u << 20;
+    if (c->o.stream_window_max == 0)
+        c->o.stream_window_max = 8u << 20;
+    if (c->o.stream_window_max < c->o.stream_window)
+        c->o.stream_window_max = c->o.stream_window;
     if (c->o.conn_window == 0)
         c->o.conn_window = 16u << 20;
     if (c->o.max_frame == 0)
@@ -1324,11 +1337,32 @@ int cl_h2stream_end(struct cl_h2stream *s)
 void cl_h2stream_consume(struct cl_h2stream *s, size_t n)
 {
     struct cl_h2conn *c = s->c;
+    int32_t win;
 
     if (c->state == ST_CLOSING || stream_gone(s) || c->ng == NULL || n == 0)
         return;
+    s->held = s->held > n ? s->held - n : 0;
+    win = s->win;
+    if (s->held <= (size_t)s->win / 4 && s->starved && s->win < (int32_t)c->o.stream_window_max)
+        /* the owner has written out nearly all it got while the peer waited for credit: the
+         * window, not the owner, is what the stream waits for */
+        win = s->win <= (int32_t)c->o.stream_window_max / 2 ? s->win * 2
+                                                            : (int32_t)c->o.stream_window_max;
+    else if (s->held > (size_t)s->win / 4 * 3 && s->win > (int32_t)c->o.stream_window)
+        /* the owner writes out less than it holds: a large window only holds more backlog */
+        win = s->win / 2 > (int32_t)c->o.stream_window ? s->win / 2 : (int32_t)c->o.stream_window;
+    s->starved = false;
+    if (win != s->win) {
+        s->win = win;
+        nghttp2_session_set_local_window_size(c->ng, NGHTTP2_FLAG_NONE, s->id, win);
+    }
     nghttp2_session_consume_stream(c->ng, s->id, n);
     schedule_flush(c);
+}
+
+size_t cl_h2stream_recv_window(const struct cl_h2stream *s)
+{
+    return (size_t)s->win;
 }
 
 void cl_h2stream_reset(struct cl_h2stream *s, uint32_t h2_error)

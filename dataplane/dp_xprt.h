@@ -105,9 +105,9 @@ void dp_xprt_on_closed(struct dp_xprt *x);
 
 #define DP_TCP_HIWAT   (256 * 1024) /* write_room() is 0 above this (bytes queued) */
 #define DP_TCP_LOWAT   (64 * 1024)  /* dp_xprt_on_writable() at or below this */
-/* bound of the queue: holds a whole HTTP/2 stream window (2 MiB) when the source is a stream,
- * which is not stopped by read_stop but by withheld credit */
-#define DP_TCP_QCHUNKS 144
+/* bound of the queue: holds a whole HTTP/2 stream window (auto-tuned up to 8 MiB) when the
+ * source is a stream, which is not stopped by read_stop but by withheld credit */
+#define DP_TCP_QCHUNKS 520
 
 struct dp_xprt_tcp {
     struct dp_xprt x;

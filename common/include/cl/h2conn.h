@@ -23,6 +23,12 @@
  * typically from the write_cb of the socket the bytes went to. One slow stream therefore never
  * stalls the shared connection.
  *
+ * Receive windows are auto-tuned per stream, like TCP's receive buffer: when the peer has come
+ * close to running out of credit and the owner, consuming, has nearly nothing left unconsumed,
+ * the window doubles, up to stream_window_max; when the owner consumes while still holding
+ * more than three quarters of the window, it halves, down to stream_window. Fast streams get
+ * the window their round trip needs; a slow reader keeps the initial bound.
+ *
  * Outbound DATA comes from a bounded per-stream send queue (cl_bufq of 16 KiB chunks). Several
  * frames are packed into one TLS write and several TLS records into one uv_write.
  *
@@ -100,6 +106,7 @@ struct cl_h2conn_opts {
     struct cl_tls_ctx *tls;        /* required (a ref is taken) */
     const char *server_name;       /* client: SNI and expected certificate name */
     uint32_t stream_window;        /* initial per-stream receive window; default 2 MiB */
+    uint32_t stream_window_max;    /* auto-tuned up to this (see below); default 8 MiB */
     uint32_t conn_window;          /* connection receive window; default 16 MiB */
     uint32_t max_frame;            /* SETTINGS_MAX_FRAME_SIZE we accept; default 65536 */
     size_t stream_sendq;           /* per-stream send queue bound; default 256 KiB */
@@ -178,6 +185,8 @@ size_t cl_h2stream_sendq_len(const struct cl_h2stream *s);
 int cl_h2stream_end(struct cl_h2stream *s);
 /* Returns stream-level flow-control credit for n received bytes. */
 void cl_h2stream_consume(struct cl_h2stream *s, size_t n);
+/* The stream's current receive window (auto-tuned, see above). */
+size_t cl_h2stream_recv_window(const struct cl_h2stream *s);
 /* RST_STREAM with an HTTP/2 error code (e.g. NGHTTP2_CANCEL = 8, NGHTTP2_CONNECT_ERROR = 10);
  * on_close follows. */
 void cl_h2stream_reset(struct cl_h2stream *s, uint32_t h2_error);

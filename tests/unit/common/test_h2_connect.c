@@ -447,6 +447,82 @@ static void full_write_pulls_without_reentry(void **state)
     free(b.buf);
 }
 
+/*
+ * Receive window auto-tuning: a reader that keeps up, but returns credit with a delay (here:
+ * every other pass of the test loop, as a socket write completes one loop iteration later),
+ * while the sender waits for credit gets a larger window, up to the maximum; one that stops
+ * consuming holds at most the window it has, which shrinks back while it falls behind.
+ */
+static size_t client_pending; /* delivered, not consumed yet */
+
+static void c_on_data_later(struct cl_h2stream *s, const uint8_t *data, size_t len, void *ud)
+{
+    struct cstream *cs = ud;
+
+    (void)s;
+    (void)data;
+    cs->got += len;
+    client_pending += len;
+}
+
+static const struct cl_h2stream_cbs c_later_cbs = {.on_response = c_on_response,
+                                                   .on_data = c_on_data_later,
+                                                   .on_end = c_on_end,
+                                                   .on_close = c_on_close};
+
+/* The server pushes `total` bytes (or what it can in `passes` passes); every other pass the
+ * client consumes what it has, or at most `slow` bytes when `slow` is set. */
+static void push_from_server(struct cstream *cs, size_t total, size_t slow, int passes)
+{
+    static uint8_t chunk[64 * 1024];
+    int pass = 0;
+
+    for (size_t sent = 0; sent < total && pass < passes;) {
+        ssize_t n = cl_h2stream_write(sstreams[0].s, chunk, CL_MIN(sizeof(chunk), total - sent));
+        assert_true(n >= 0);
+        sent += (size_t)n;
+        if (n > 0)
+            continue;
+        if (++pass % 2 == 0 && client_pending > 0) {
+            size_t m = slow != 0 ? CL_MIN(slow, client_pending) : client_pending;
+            cl_h2stream_consume(cs->s, m);
+            client_pending -= m;
+        }
+        pump();
+        assert_true(client_pending <= (8u << 20)); /* never more than the largest window */
+    }
+}
+
+static void recv_window_autotune(void **state)
+{
+    struct cstream cs = {.buf = NULL, .cap = 0};
+    struct cl_h2_hdr h[] = {{":method", "CONNECT", 7, 7}, {":authority", "web:443", 10, 7}};
+    size_t initial, grown, total;
+    (void)state;
+
+    client_pending = 0;
+    assert_non_null(cs.s = cl_h2conn_open(cli, h, 2, false, &c_later_cbs, &cs));
+    PUMP_UNTIL(cs.status == 200 && nsstreams == 1);
+    initial = cl_h2stream_recv_window(cs.s);
+    assert_int_equal(initial, 2u << 20);
+    /* a reader that keeps up: the window grows, never past the maximum */
+    push_from_server(&cs, 64u << 20, 0, 1 << 30);
+    grown = cl_h2stream_recv_window(cs.s);
+    assert_true(grown > initial);
+    assert_true(grown <= (8u << 20));
+    /* a slow reader (64 KiB every other pass): the window shrinks back to where it started */
+    push_from_server(&cs, 64u << 20, 64 * 1024, 400);
+    assert_int_equal(cl_h2stream_recv_window(cs.s), initial);
+    assert_true(cl_h2stream_sendq_len(sstreams[0].s) > 0); /* the sender waits for credit */
+    /* and speeds up again: everything flows */
+    total = cs.got;
+    cl_h2stream_consume(cs.s, client_pending);
+    client_pending = 0;
+    PUMP_UNTIL(cs.got > total && cl_h2stream_sendq_len(sstreams[0].s) == 0);
+    cl_h2stream_reset(cs.s, 8);
+    PUMP_UNTIL(cs.closed);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -455,6 +531,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(backpressure_per_stream, setup, teardown),
         cmocka_unit_test_setup_teardown(data_flush_once_per_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(full_write_pulls_without_reentry, setup, teardown),
+        cmocka_unit_test_setup_teardown(recv_window_autotune, setup, teardown),
     };
     int rc;
 
