@@ -15,7 +15,11 @@ Metrics: iperf1 / iperf8   iperf3 throughput, 1 and 8 streams (Gbit/s)
          idle               memory per idle tunnelled connection, both tunnel ends (PSS bytes)
 
 Usage:   tests/bench/bench.py [--paths ...] [--metrics ...] [--reps 3] [--dur 10] [--idle 2000]
-         [--workers 1] [--build build] [--out results-dir]
+         [--workers 1] [--build build] [--out results-dir] [--cc cubic]
+TCP:     the report names the kernel's congestion control. With BBR and no fq qdisc (this
+         kernel's default) every TCP socket is paced by per-socket high-resolution timers, which
+         taxes writers of large bursts; --cc runs every path under another algorithm, for
+         comparison (root; the previous value is put back at the end).
 Needs (installed on first run if missing): iperf3 nginx wrk stunnel4 haproxy openssh-server.
 Every process it starts is stopped by PID; every load step is bounded in time.
 """
@@ -443,15 +447,25 @@ def main():
     ap.add_argument("--workers", type=int, default=1, help="dataplane workers per gateway")
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
     ap.add_argument("--out", default=None, help="write results.json here")
+    ap.add_argument("--cc", default=None,
+                    help="TCP congestion control for the whole run (every path alike), e.g. cubic;"
+                         " sets net.ipv4.tcp_congestion_control and puts the old value back")
     a = ap.parse_args()
     ensure_packages()
     import resource
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     paths, metrics = a.paths.split(), a.metrics.split()
-    b = Bench(a)
+    cc_old = sysctl("net.ipv4.tcp_congestion_control")
+    if a.cc:
+        sysctl("net.ipv4.tcp_congestion_control", a.cc)
+    a.tcp = "congestion control %s, default qdisc %s" % (
+        sysctl("net.ipv4.tcp_congestion_control"), sysctl("net.core.default_qdisc"))
+    log(a.tcp)
+    b = None
     results = {}  # (path, metric, key) -> [values]
     try:
+        b = Bench(a)
         for rep in range(a.reps):
             for metric in metrics:
                 for path in paths:
@@ -467,7 +481,10 @@ def main():
                         results.setdefault((path, metric, k), []).append(v)
                     log("  " + ", ".join("%s=%.4g" % kv for kv in r.items()))
     finally:
-        b.close()
+        if b is not None:
+            b.close()
+        if a.cc:
+            sysctl("net.ipv4.tcp_congestion_control", cc_old)
     report(results, paths, metrics, a)
     if a.out:
         os.makedirs(a.out, exist_ok=True)
@@ -475,9 +492,20 @@ def main():
             json.dump({"|".join(k): v for k, v in results.items()}, f, indent=1)
 
 
+def sysctl(name, value=None):
+    """Reads (or, as root, writes) a sysctl through /proc/sys."""
+    path = "/proc/sys/" + name.replace(".", "/")
+    if value is not None:
+        with open(path, "w") as f:
+            f.write(value)
+    with open(path) as f:
+        return f.read().strip()
+
+
 def report(results, paths, metrics, a):
-    print("\n# ClusterLink-C benchmark: median of %d runs, %ds each, %d cores, dataplane workers=%d\n"
+    print("\n# ClusterLink-C benchmark: median of %d runs, %ds each, %d cores, dataplane workers=%d"
           % (a.reps, a.dur, os.cpu_count(), a.workers))
+    print("# kernel %s, TCP %s\n" % (os.uname().release, a.tcp))
     others = [p for p in paths if p not in ("direct", "gateway")]
     for metric in metrics:
         keys = sorted({k for (p, m, k) in results if m == metric and k != "failed"})
