@@ -34,19 +34,22 @@
 #include "cl/log.h"
 #include "cl/mem.h"
 
-#define READ_PLAIN    (64 * 1024)
-#define STAGING_MAX   (256 * 1024)
-#define STAGING_HIWAT (64 * 1024)
-#define OUT_HIWAT     (1024 * 1024)
-#define MAX_IOV       64
-#define MAX_HDRS      64
+#define READ_PLAIN      (64 * 1024)
+#define STAGING_MAX     (256 * 1024)
+#define STAGING_HIWAT   (64 * 1024)
+#define OUT_HIWAT       (1024 * 1024)
+#define MAX_IOV         64
+#define MAX_HDRS        64
 /* Send queue chunks of streams with large queues: a DATA frame of a whole chunk plus its 9-byte
  * header (written into the chunk's headroom) is exactly four full 16 KiB TLS records. */
-#define SENDQ_CHUNK   (CL_BUFQ_BIG_CHUNK - 9)
+#define SENDQ_CHUNK     (CL_BUFQ_BIG_CHUNK - 9)
 /* DATA frames of at least this many contiguous bytes are encrypted straight from the send
  * queue; smaller ones are copied into the staging buffer, packed with other frames. */
-#define DIRECT_MIN    (16 * 1024)
-#define HDR_BYTES     (16 * 1024)
+#define DIRECT_MIN      (16 * 1024)
+#define HDR_BYTES       (16 * 1024)
+/* After an idle GOAWAY, how long the frame (and what precedes it) may take to leave before
+ * the connection is closed anyway: a peer that does not read cannot hold it open. */
+#define GOAWAY_FLUSH_MS 5000
 
 enum conn_state {
     ST_INIT,
@@ -142,6 +145,7 @@ static void schedule_flush(struct cl_h2conn *c);
 static int tls_push_staging(struct cl_h2conn *c);
 static void conn_close_now(struct cl_h2conn *c, int err);
 static void arm_timer(struct cl_h2conn *c, uint64_t ms);
+static void rearm_timer(struct cl_h2conn *c);
 
 static void set_state(struct cl_h2conn *c, enum conn_state st)
 {
@@ -225,8 +229,8 @@ static void stream_finish(struct cl_h2stream *s, int err)
             s->cbs->on_close(s, err, s->ud);
     }
     stream_free(s);
-    if (c->state == ST_READY && c->nstreams == 0)
-        arm_timer(c, c->o.idle_timeout_ms);
+    if (c->nstreams == 0)
+        rearm_timer(c);
 }
 
 /* ---- nghttp2 callbacks ---------------------------------------------------------------- */
@@ -333,7 +337,7 @@ static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *u
             return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* resets the stream */
         s->id = f->hd.stream_id;
         nghttp2_session_set_stream_user_data(ng, f->hd.stream_id, s);
-        uv_timer_stop(&c->timer);
+        rearm_timer(c); /* a stream is open: no idle deadline */
     }
     if (s != NULL) {
         cl_buf_reset(&s->hdrs.store);
@@ -726,10 +730,8 @@ static void process_input(struct cl_h2conn *c)
             conn_close_now(c, rc);
             return;
         }
-        uv_timer_stop(&c->timer);
         set_state(c, ST_READY);
-        if (c->nstreams == 0)
-            arm_timer(c, c->o.idle_timeout_ms);
+        rearm_timer(c); /* the handshake deadline becomes the idle one (or none) */
         if (c->cbs.on_ready != NULL)
             c->cbs.on_ready(c, c->ud);
         if (c->state == ST_CLOSING)
@@ -888,17 +890,25 @@ void cl_h2conn_close(struct cl_h2conn *c, int err)
         conn_close_now(c, err);
 }
 
+/* GOAWAY with NO_ERROR and the last stream we processed, no new streams from now on; the
+ * flush closes the connection once it has left and the last stream has ended (RFC 9113 6.8). */
+static void send_goaway(struct cl_h2conn *c)
+{
+    c->shutting_down = true;
+    nghttp2_submit_goaway(c->ng, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(c->ng),
+                          NGHTTP2_NO_ERROR, NULL, 0);
+    rearm_timer(c);
+    schedule_flush(c);
+}
+
 void cl_h2conn_shutdown(struct cl_h2conn *c)
 {
     if (c->state == ST_CLOSING || c->shutting_down)
         return;
-    c->shutting_down = true;
     if (c->state == ST_READY) {
-        nghttp2_submit_goaway(c->ng, NGHTTP2_FLAG_NONE,
-                              nghttp2_session_get_last_proc_stream_id(c->ng), NGHTTP2_NO_ERROR,
-                              NULL, 0);
-        schedule_flush(c);
+        send_goaway(c);
     } else {
+        c->shutting_down = true;
         conn_close_now(c, 0);
     }
 }
@@ -911,8 +921,13 @@ static void on_timer(uv_timer_t *t)
         snprintf(c->detail, sizeof(c->detail), "%s timed out",
                  c->state == ST_CONNECTING ? "connect" : "TLS handshake");
         conn_close_now(c, CL_ETIMEDOUT);
+    } else if (c->state == ST_READY && c->nstreams == 0 && c->shutting_down) {
+        snprintf(c->detail, sizeof(c->detail), "GOAWAY not flushed in %d ms", GOAWAY_FLUSH_MS);
+        conn_close_now(c, CL_ETIMEDOUT);
     } else if (c->state == ST_READY && c->nstreams == 0) {
-        conn_close_now(c, 0); /* idle */
+        CL_DEBUG("h2", "conn=%llu no stream for %llu ms: GOAWAY, closing",
+                 (unsigned long long)c->id, (unsigned long long)c->o.idle_timeout_ms);
+        send_goaway(c);
     }
 }
 
@@ -920,6 +935,26 @@ static void arm_timer(struct cl_h2conn *c, uint64_t ms)
 {
     if (ms > 0)
         uv_timer_start(&c->timer, on_timer, ms, 0);
+}
+
+/*
+ * The one timer carries the current deadline. CONNECTING and HANDSHAKE: the handshake deadline,
+ * armed on entering them and left alone here (streams opened early must not lift it). READY:
+ * none while a stream is open; with none, the idle timeout, or after our GOAWAY the time it
+ * may take to leave.
+ */
+static void rearm_timer(struct cl_h2conn *c)
+{
+    if (c->state != ST_READY)
+        return;
+    if (c->nstreams > 0)
+        uv_timer_stop(&c->timer);
+    else if (c->shutting_down)
+        arm_timer(c, GOAWAY_FLUSH_MS);
+    else if (c->o.idle_timeout_ms > 0)
+        arm_timer(c, c->o.idle_timeout_ms);
+    else
+        uv_timer_stop(&c->timer);
 }
 
 static int conn_init(uv_loop_t *loop, const struct cl_h2conn_opts *o, struct cl_h2conn **out)
@@ -1170,7 +1205,7 @@ static struct cl_h2stream *open_stream(struct cl_h2conn *c, const struct cl_h2_h
         return NULL;
     }
     s->id = id;
-    uv_timer_stop(&c->timer);
+    rearm_timer(c); /* READY: no idle deadline; before it the handshake deadline stands */
     schedule_flush(c);
     return s;
 }

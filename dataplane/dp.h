@@ -24,7 +24,8 @@ struct dp_opts {
     const char *import_bind;
     int worker_id;
     uint64_t drain_ms;
-    uint64_t idle_ms; /* tunnel idle timeout, 0 = none */
+    uint64_t idle_ms;      /* tunnel idle timeout, 0 = none */
+    uint64_t conn_idle_ms; /* HTTP/2 connection with no stream: GOAWAY and close; 0 = none */
 };
 
 struct dp_worker {
@@ -129,6 +130,7 @@ struct dp_tunnel {
     json_t *attrs;
     char client[64];   /* "ip:port" while its AUTHZ_EGRESS is pending (to remember the answer) */
     bool failed_other; /* a candidate failed otherwise than by refusing (403) */
+    bool retried;      /* a stream refused unprocessed (GOAWAY) was retried once */
     /* ingress: the pending CONNECT */
     char ns[64];
     uint16_t port;

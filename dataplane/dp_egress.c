@@ -175,6 +175,8 @@ static void on_pconn_close(struct cl_h2conn *c, int err, void *ud)
         CL_INFO("dp.pool", "connection to peer %s at %s:%u closed: %s%s%s", p->peer, p->host,
                 p->port, cl_strerror(err), cl_h2conn_error_detail(c)[0] ? ": " : "",
                 cl_h2conn_error_detail(c));
+    else
+        CL_DEBUG("dp.pool", "connection to peer %s at %s:%u closed", p->peer, p->host, p->port);
     pconn_free(p);
 }
 
@@ -211,6 +213,19 @@ static void on_pconn_resolved(uv_getaddrinfo_t *gai, int status, struct addrinfo
     }
 }
 
+/*
+ * A pooled connection with no stream says GOAWAY and closes after 9/10 of the public port's
+ * --conn-idle-timeout: the side that opens streams gives up first, so with equal settings a new
+ * stream does not meet the peer's idle GOAWAY on the way (were it to, the stream is refused and
+ * retried on a new connection, see pending_close).
+ */
+static uint64_t pool_idle_ms(void)
+{
+    uint64_t ms = dp_w->o.conn_idle_ms;
+
+    return ms == 0 ? 0 : (ms - ms / 10 > 0 ? ms - ms / 10 : 1);
+}
+
 static struct dp_pconn *pool_get(const char *peer, const char *host, uint16_t port)
 {
     struct cl_list *pos, *tmp;
@@ -241,6 +256,7 @@ static struct dp_pconn *pool_get(const char *peer, const char *host, uint16_t po
         .tls = dp_w->cli_tls,
         .server_name = peer, /* the peer's certificate must carry its name */
         .handshake_timeout_ms = DIAL_TIMEOUT_MS,
+        .idle_timeout_ms = pool_idle_ms(),
         .cbs = &pconn_cbs,
         .ud = p,
     };
@@ -339,6 +355,15 @@ static void pending_close(struct cl_h2stream *s, int err, void *ud)
     dp_xprt_h2_set_stream(&t->h2x, NULL); /* gone */
     if (t->state == DP_TUNNEL_ST_CLOSING)
         return;
+    if (err == CL_EH2_REFUSED && !t->retried) {
+        /* not processed (the connection went away under it, e.g. the peer's idle GOAWAY
+         * crossed it): the same gateway once more, on a new connection */
+        CL_DEBUG("dp.egress", "conn=%llu import=%s: stream refused unprocessed, retrying",
+                 (unsigned long long)t->id, t->name);
+        t->retried = true;
+        try_next(t);
+        return;
+    }
     snprintf(gw, sizeof(gw), "%s:%lld", json_string_value(json_object_get(g, "host")),
              (long long)json_integer_value(json_object_get(g, "port")));
     CL_INFO("dp.egress", "conn=%llu import=%s peer %s at %s failed: %s", (unsigned long long)t->id,

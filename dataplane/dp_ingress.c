@@ -499,8 +499,9 @@ void dp_ingress_on_accept(uv_stream_t *server, int status)
         .server = true,
         .tls = dp_w->srv_tls,
         .handshake_timeout_ms = HANDSHAKE_TIMEOUT_MS,
-        /* no idle_timeout_ms: cl_h2conn closes an idle connection without GOAWAY, which would
-         * race with a peer opening a stream on it; peers close their pooled connections */
+        /* a peer's pooled connection, gwctl or anything else that handshakes and then sits
+         * there: GOAWAY and close (peers' pools give up theirs first: dp_egress.c) */
+        .idle_timeout_ms = dp_w->o.conn_idle_ms,
         .cbs = &server_cbs,
     };
     struct dp_sconn *sc;

@@ -191,7 +191,11 @@ static void on_timer(uv_timer_t *tm)
     }
     CL_INFO("dp.tunnel", "conn=%llu %s=%s: idle for %llu ms, closing", (unsigned long long)t->id,
             t->egress ? "import" : "export", t->name, (unsigned long long)(now - t->last_io));
-    fail(t, CL_ETIMEDOUT);
+    /* the configured end of a quiet tunnel, not a failure: its own counter, not "errors" */
+    dp_count(group_of(t), t->name, "idleClosed", 1);
+    if (t->egress && t->peer[0] != '\0')
+        dp_count("peers", t->peer, "idleClosed", 1);
+    dp_tunnel_abort(t, CL_ETIMEDOUT);
 }
 
 void dp_tunnel_set_deadline(struct dp_tunnel *t, uint64_t timeout_ms)

@@ -32,9 +32,9 @@ json_t *dp_counter(const char *group, const char *name, const char *key)
         return NULL;
     g = json_object_get(dp_w->stats, group);
     if ((o = json_object_get(g, name)) == NULL) {
-        o = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "open", (json_int_t)0, "total", (json_int_t)0,
-                      "bytesIn", (json_int_t)0, "bytesOut", (json_int_t)0, "denied", (json_int_t)0,
-                      "errors", (json_int_t)0);
+        o = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "open", (json_int_t)0, "total",
+                      (json_int_t)0, "bytesIn", (json_int_t)0, "bytesOut", (json_int_t)0, "denied",
+                      (json_int_t)0, "errors", (json_int_t)0, "idleClosed", (json_int_t)0);
         if (o == NULL || json_object_set_new(g, name, o) != 0)
             return NULL;
     }

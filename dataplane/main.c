@@ -35,6 +35,10 @@ static const char usage[] =
     "  --drain-timeout <ms>   on SIGTERM, how long open tunnels may finish (default 10000)\n"
     "  --idle-timeout <ms>    a tunnel with no byte either way for that long is reset, both\n"
     "                         ends (default 3600000 = 1 h; 0: never)\n"
+    "  --conn-idle-timeout <ms>\n"
+    "                         an HTTP/2 connection on the public port with no open stream for\n"
+    "                         that long gets GOAWAY and is closed; pooled connections to peers\n"
+    "                         close after 9/10 of it (default 300000 = 5 min; 0: never)\n"
     "  --log-level <lvl>      error, warn, info (default), debug, trace\n"
     "  --ready-file <path>    written with the public port once every worker listens (an old\n"
     "                         one is removed at start)\n"
@@ -79,11 +83,17 @@ int main(int argc, char **argv)
         {"worker-id", required_argument, NULL, 'W'},
         {"drain-timeout", required_argument, NULL, 'D'},
         {"idle-timeout", required_argument, NULL, 'I'},
+        {"conn-idle-timeout", required_argument, NULL, 'C'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     struct dp_opts o = {
-        .import_bind = "127.0.0.1", .worker_id = -1, .drain_ms = 10000, .idle_ms = 3600000};
+        .import_bind = "127.0.0.1",
+        .worker_id = -1,
+        .drain_ms = 10000,
+        .idle_ms = 3600000,
+        .conn_idle_ms = 300000,
+    };
     const char *listen = NULL, *ready = NULL;
     char host[CL_ADDRSTRLEN], ctx[32], err[256];
     long workers = sysconf(_SC_NPROCESSORS_ONLN), v;
@@ -145,6 +155,13 @@ int main(int argc, char **argv)
                 return 2;
             }
             o.idle_ms = (uint64_t)v;
+            break;
+        case 'C':
+            if (cl_parse_long(optarg, 0, 7L * 24 * 3600 * 1000, &v) != 0) {
+                fprintf(stderr, "cl-dataplane: --conn-idle-timeout must be 0..604800000 ms\n");
+                return 2;
+            }
+            o.conn_idle_ms = (uint64_t)v;
             break;
         case 'h':
             fputs(usage, stdout);

@@ -365,26 +365,27 @@ static int status_peer_row(struct ctl_table *t, const json_t *p)
     return ctl_table_add(t, cells);
 }
 
-/* counters: {"imports":{name:{open,total,bytesIn,bytesOut,denied,errors}},"exports":..,"peers":..}
- */
+/* counters: {"imports":{name:{open,total,bytesIn,bytesOut,denied,errors,idleClosed}},
+ * "exports":..,"peers":..}; a counter the gateway did not send shows as "-" */
 static int print_counters(FILE *out, const json_t *counters)
 {
-    static const char *const hdr[] = {"COUNTERS", "NAME",      "OPEN",   "TOTAL",
-                                      "BYTES IN", "BYTES OUT", "DENIED", "ERRORS"};
-    static const char *const keys[] = {"open", "total", "bytesIn", "bytesOut", "denied", "errors"};
+    static const char *const hdr[] = {"COUNTERS",  "NAME",   "OPEN",   "TOTAL",      "BYTES IN",
+                                      "BYTES OUT", "DENIED", "ERRORS", "IDLE CLOSED"};
+    static const char *const keys[] = {"open",   "total",  "bytesIn",   "bytesOut",
+                                       "denied", "errors", "idleClosed"};
     struct ctl_table t;
     const char *group, *name;
     const json_t *g, *o;
     int rc = 0;
 
-    ctl_table_init(&t, 8, hdr);
+    ctl_table_init(&t, 9, hdr);
     json_object_foreach((json_t *)counters, group, g)
     {
         json_object_foreach((json_t *)g, name, o)
         {
-            char b[6][32];
-            const char *cells[8] = {group, name};
-            for (size_t i = 0; i < 6; i++)
+            char b[7][32];
+            const char *cells[9] = {group, name};
+            for (size_t i = 0; i < 7; i++)
                 cells[i + 2] = jtext(json_object_get(o, keys[i]), b[i], sizeof(b[i]));
             if ((rc = ctl_table_add(&t, cells)) != 0)
                 break;

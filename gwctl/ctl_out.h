@@ -13,7 +13,7 @@
  * "-") and JSON exactly as the API returned it (indented, key order kept) for `-o json`.
  */
 
-#define CTL_TABLE_MAX_COLS 8
+#define CTL_TABLE_MAX_COLS 10
 
 struct ctl_table {
     size_t ncols;

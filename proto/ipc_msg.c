@@ -226,9 +226,10 @@ static int counters(const json_t *b, const char *key, struct cl_jerr *e)
         cl_json_path(p, sizeof(p), key, name);
         if (!json_is_object(c))
             return cl_jerr_set(e, p, "must be an object");
-        KEYS(c, p, "open", "total", "bytesIn", "bytesOut", "denied", "errors");
-        const char *const k[] = {"open", "total", "bytesIn", "bytesOut", "denied", "errors"};
-        for (size_t i = 0; i < 6; i++)
+        KEYS(c, p, "open", "total", "bytesIn", "bytesOut", "denied", "errors", "idleClosed");
+        const char *const k[] = {"open",   "total",  "bytesIn",   "bytesOut",
+                                 "denied", "errors", "idleClosed"};
+        for (size_t i = 0; i < sizeof(k) / sizeof(k[0]); i++)
             GET_INT(c, p, k[i], true, INT64_MIN, INT64_MAX);
     }
     return 0;

@@ -103,16 +103,22 @@ struct cl_h2conn_cbs {
 
 struct cl_h2conn_opts {
     bool server;
-    struct cl_tls_ctx *tls;        /* required (a ref is taken) */
-    const char *server_name;       /* client: SNI and expected certificate name */
-    uint32_t stream_window;        /* initial per-stream receive window; default 2 MiB */
-    uint32_t stream_window_max;    /* auto-tuned up to this (see below); default 8 MiB */
-    uint32_t conn_window;          /* connection receive window; default 16 MiB */
-    uint32_t max_frame;            /* SETTINGS_MAX_FRAME_SIZE we accept; default 65536 */
-    size_t stream_sendq;           /* per-stream send queue bound; default 256 KiB */
-    uint32_t max_streams;          /* SETTINGS_MAX_CONCURRENT_STREAMS; default 10000 */
-    uint64_t handshake_timeout_ms; /* default 10000 */
-    uint64_t idle_timeout_ms;      /* no streams and no traffic; 0 = none (default) */
+    struct cl_tls_ctx *tls;     /* required (a ref is taken) */
+    const char *server_name;    /* client: SNI and expected certificate name */
+    uint32_t stream_window;     /* initial per-stream receive window; default 2 MiB */
+    uint32_t stream_window_max; /* auto-tuned up to this (see above); default 8 MiB */
+    uint32_t conn_window;       /* connection receive window; default 16 MiB */
+    uint32_t max_frame;         /* SETTINGS_MAX_FRAME_SIZE we accept; default 65536 */
+    size_t stream_sendq;        /* per-stream send queue bound; default 256 KiB */
+    uint32_t max_streams;       /* SETTINGS_MAX_CONCURRENT_STREAMS; default 10000 */
+    /* TCP connect (client) plus TLS handshake and preface, from cl_h2conn_connect() or
+     * cl_h2conn_accept(); on expiry on_close gets CL_ETIMEDOUT. Default 10000. */
+    uint64_t handshake_timeout_ms;
+    /* Once ready, no open stream for this long: GOAWAY (NO_ERROR, the last stream id), then the
+     * connection closes once that is flushed (on_close with 0; CL_ETIMEDOUT if the flush takes
+     * more than 5 s). Frames other than stream ones (PING, SETTINGS) do not count as use.
+     * 0 = never (default). */
+    uint64_t idle_timeout_ms;
     const struct cl_h2conn_cbs *cbs;
     void *ud;
 };
@@ -138,7 +144,8 @@ int cl_h2conn_feed(struct cl_h2conn *c, const uint8_t *data, size_t len);
 /* In-memory: the peer closed the byte stream. */
 void cl_h2conn_feed_eof(struct cl_h2conn *c);
 
-/* Graceful: GOAWAY, no new streams; closes when the last stream ends. */
+/* Graceful: GOAWAY (NO_ERROR, last stream id), no new streams; closes when the last stream
+ * ends and the GOAWAY has been flushed. Before the handshake is done: closes at once. */
 void cl_h2conn_shutdown(struct cl_h2conn *c);
 /* Abort: resets every stream and closes (on_close follows, asynchronously). */
 void cl_h2conn_close(struct cl_h2conn *c, int err);

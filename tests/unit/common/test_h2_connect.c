@@ -19,6 +19,22 @@ static struct cl_buf to_srv, to_cli;
 static struct cl_h2conn *cli, *srv;
 static struct cl_tls_ctx *cctx, *sctx;
 static bool cli_ready, srv_closed, cli_closed;
+/* idle tests: per-connection idle timeouts for setup, what happened in which order, and a tick
+ * so that the loop sleeps between pumps while timers run */
+static uint64_t srv_idle_ms, cli_idle_ms;
+static char events[16]; /* G: client got GOAWAY, g: server got GOAWAY, C/S: client/server closed */
+static int srv_err, cli_err;
+static uint64_t srv_closed_at, srv_stream_closed_at;
+static bool propagate_eof; /* a side's close reaches the other as EOF once its bytes are in */
+static uv_timer_t tick;
+
+static void event(char e)
+{
+    size_t n = strlen(events);
+
+    if (n + 1 < sizeof(events))
+        events[n] = e;
+}
 
 /* ---- wiring ---- */
 
@@ -44,8 +60,30 @@ static void pump(void)
             cl_h2conn_feed(cli, cl_buf_ptr(&b), b.len);
             cl_buf_deinit(&b);
         }
+        if (propagate_eof && srv_closed && to_cli.len == 0 && cli != NULL)
+            cl_h2conn_feed_eof(cli);
+        if (propagate_eof && cli_closed && to_srv.len == 0 && srv != NULL)
+            cl_h2conn_feed_eof(srv);
     }
 }
+
+static void on_tick(uv_timer_t *t)
+{
+    (void)t;
+}
+
+/* Pumps until cond or `ms` of loop time, sleeping a few ms between pumps so timers fire. */
+#define WAIT_UNTIL(cond, ms)                          \
+    do {                                              \
+        uint64_t _end = uv_now(&loop) + (ms);         \
+        while (!(cond) && uv_now(&loop) < _end) {     \
+            pump();                                   \
+            if (!(cond)) {                            \
+                uv_timer_start(&tick, on_tick, 2, 0); \
+                uv_run(&loop, UV_RUN_ONCE);           \
+            }                                         \
+        }                                             \
+    } while (0)
 
 #define PUMP_UNTIL(cond)                             \
     do {                                             \
@@ -110,6 +148,7 @@ static void s_on_close(struct cl_h2stream *s, int err, void *ud)
     (void)err;
     ss->s = NULL;
     cl_buf_deinit(&ss->body);
+    srv_stream_closed_at = uv_now(&loop);
 }
 
 static const struct cl_h2stream_cbs s_cbs = {
@@ -140,10 +179,26 @@ static void on_request(struct cl_h2conn *c, struct cl_h2stream *s, const struct 
 static void srv_on_close(struct cl_h2conn *c, int err, void *ud)
 {
     (void)c;
-    (void)err;
     (void)ud;
+    event('S');
+    srv_err = err;
+    srv_closed_at = uv_now(&loop);
     srv_closed = true;
     srv = NULL;
+}
+
+static void srv_on_goaway(struct cl_h2conn *c, void *ud)
+{
+    (void)c;
+    (void)ud;
+    event('g');
+}
+
+static void cli_on_goaway(struct cl_h2conn *c, void *ud)
+{
+    (void)ud;
+    event('G');
+    assert_false(cl_h2conn_can_open(c)); /* a pool would not pick it any more */
 }
 
 static void cli_on_ready(struct cl_h2conn *c, void *ud)
@@ -156,14 +211,17 @@ static void cli_on_ready(struct cl_h2conn *c, void *ud)
 static void cli_on_close(struct cl_h2conn *c, int err, void *ud)
 {
     (void)c;
-    (void)err;
     (void)ud;
+    event('C');
+    cli_err = err;
     cli_closed = true;
     cli = NULL;
 }
 
-static const struct cl_h2conn_cbs srv_cbs = {.on_request = on_request, .on_close = srv_on_close};
-static const struct cl_h2conn_cbs cli_cbs = {.on_ready = cli_on_ready, .on_close = cli_on_close};
+static const struct cl_h2conn_cbs srv_cbs = {
+    .on_request = on_request, .on_close = srv_on_close, .on_goaway = srv_on_goaway};
+static const struct cl_h2conn_cbs cli_cbs = {
+    .on_ready = cli_on_ready, .on_close = cli_on_close, .on_goaway = cli_on_goaway};
 
 static int setup(void **state)
 {
@@ -178,9 +236,18 @@ static int setup(void **state)
     cl_buf_init(&to_cli, 64u << 20);
     assert_int_equal(cl_tls_ctx_new(&so, &sctx, NULL, 0), 0);
     assert_int_equal(cl_tls_ctx_new(&co, &cctx, NULL, 0), 0);
-    struct cl_h2conn_opts s = {.server = true, .tls = sctx, .cbs = &srv_cbs};
-    struct cl_h2conn_opts c = {.server = false, .tls = cctx, .server_name = "srv", .cbs = &cli_cbs};
+    struct cl_h2conn_opts s = {
+        .server = true, .tls = sctx, .idle_timeout_ms = srv_idle_ms, .cbs = &srv_cbs};
+    struct cl_h2conn_opts c = {.server = false,
+                               .tls = cctx,
+                               .server_name = "srv",
+                               .idle_timeout_ms = cli_idle_ms,
+                               .cbs = &cli_cbs};
     cli_ready = srv_closed = cli_closed = false;
+    memset(events, 0, sizeof(events));
+    srv_err = cli_err = 1;
+    srv_closed_at = srv_stream_closed_at = 0;
+    uv_timer_init(&loop, &tick);
     nsstreams = 0;
     hold_next = false;
     assert_int_equal(cl_h2conn_new_mem(&loop, &s, on_write, &to_cli, &srv), 0);
@@ -196,8 +263,12 @@ static int teardown(void **state)
         cl_h2conn_close(cli, 0);
     if (srv != NULL)
         cl_h2conn_close(srv, 0);
+    uv_close((uv_handle_t *)&tick, NULL);
     for (int i = 0; i < 100 && (!cli_closed || !srv_closed); i++)
         uv_run(&loop, UV_RUN_NOWAIT);
+    uv_run(&loop, UV_RUN_NOWAIT); /* the tick's close */
+    srv_idle_ms = cli_idle_ms = 0;
+    propagate_eof = false;
     assert_true(cli_closed && srv_closed);
     cl_tls_ctx_unref(cctx);
     cl_tls_ctx_unref(sctx);
@@ -523,6 +594,154 @@ static void recv_window_autotune(void **state)
     PUMP_UNTIL(cs.closed);
 }
 
+/* ---- idle connections: GOAWAY, then close ---- */
+
+static int setup_srv_idle(void **state)
+{
+    srv_idle_ms = 60;
+    propagate_eof = true;
+    return setup(state);
+}
+
+static int setup_cli_idle(void **state)
+{
+    cli_idle_ms = 60;
+    propagate_eof = true;
+    return setup(state);
+}
+
+/* A server connection with no stream for its idle timeout says GOAWAY (the client sees it and
+ * opens nothing more), then closes cleanly; the client then sees the end of the stream. */
+static void server_idle_goaway_then_close(void **state)
+{
+    struct fetched f = {0};
+    (void)state;
+
+    assert_int_equal(cl_h2_fetch(cli, "GET", "srv", "/api/v1/status", NULL, 0, NULL, 0, 4096, 5000,
+                                 on_fetch, &f),
+                     0);
+    PUMP_UNTIL(f.done && srv_stream_closed_at != 0);
+    assert_int_equal(f.status, 200);
+    WAIT_UNTIL(cli_closed, 5000);
+    assert_true(srv_closed && cli_closed);
+    /* the server wrote GOAWAY and closed; the client read the GOAWAY, then the end */
+    assert_string_equal(events, "SGC");
+    assert_int_equal(srv_err, 0); /* orderly, not a timeout or an error */
+    assert_int_equal(cli_err, 0);
+    assert_true(srv_closed_at - srv_stream_closed_at >= 60);
+}
+
+/* An open stream holds the connection however long it is quiet; the idle deadline starts when
+ * the last stream ends, and a stream that comes and goes meanwhile starts it again. */
+static void open_stream_holds_idle_connection(void **state)
+{
+    uint8_t buf[16];
+    struct cstream cs = {.buf = buf, .cap = sizeof(buf)};
+    struct fetched f = {0};
+    uint64_t t0;
+    (void)state;
+
+    assert_non_null(open_connect(&cs));
+    PUMP_UNTIL(cs.status == 200);
+    assert_int_equal(cl_h2stream_write(cs.s, "ping", 4), 4);
+    PUMP_UNTIL(cs.got == 4);
+    t0 = uv_now(&loop);
+    WAIT_UNTIL(srv_closed, 250); /* four idle timeouts with a quiet open stream */
+    assert_true(uv_now(&loop) - t0 >= 250);
+    assert_false(srv_closed || cli_closed);
+    assert_string_equal(events, "");
+    cl_h2stream_end(cs.s); /* the echo ends too: the stream closes */
+    PUMP_UNTIL(cs.closed);
+    assert_int_equal(cs.err, 0);
+    /* part-way through the idle timeout, another stream comes and goes: the deadline moves */
+    t0 = uv_now(&loop);
+    WAIT_UNTIL(srv_closed, 30);
+    assert_false(srv_closed);
+    assert_int_equal(cl_h2_fetch(cli, "GET", "srv", "/api/v1/status", NULL, 0, NULL, 0, 4096, 5000,
+                                 on_fetch, &f),
+                     0);
+    PUMP_UNTIL(f.done);
+    assert_int_equal(f.status, 200);
+    assert_true(srv_stream_closed_at >= t0 + 30);
+    WAIT_UNTIL(cli_closed, 5000);
+    assert_string_equal(events, "SGC");
+    assert_int_equal(srv_err, 0);
+    assert_int_equal(cli_err, 0);
+    assert_true(srv_closed_at - srv_stream_closed_at >= 60);
+}
+
+/* A pooled (client) connection idle for its timeout also says GOAWAY before it closes. */
+static void client_idle_goaway_then_close(void **state)
+{
+    uint64_t t0 = uv_now(&loop);
+    (void)state;
+
+    WAIT_UNTIL(srv_closed && cli_closed, 5000);
+    assert_true(srv_closed && cli_closed);
+    assert_true(uv_now(&loop) - t0 >= 50);
+    assert_int_equal(cli_err, 0);
+    assert_int_equal(srv_err, 0);
+    assert_non_null(strchr(events, 'g'));                   /* the server got the GOAWAY */
+    assert_true(strchr(events, 'g') < strchr(events, 'S')); /* before its end */
+    assert_null(strchr(events, 'G'));                       /* and sent none itself */
+}
+
+/* Idle timeout 0: a connection with no stream stays. */
+static void no_idle_timeout_no_close(void **state)
+{
+    (void)state;
+    WAIT_UNTIL(srv_closed || cli_closed, 200);
+    assert_false(srv_closed || cli_closed);
+    assert_string_equal(events, "");
+}
+
+static bool hs_closed;
+static int hs_err, hs_stream_err = 1;
+
+static void hs_on_close(struct cl_h2conn *c, int err, void *ud)
+{
+    (void)c;
+    (void)ud;
+    hs_closed = true;
+    hs_err = err;
+}
+
+static void hs_stream_close(struct cl_h2stream *s, int err, void *ud)
+{
+    (void)s;
+    (void)ud;
+    hs_stream_err = err;
+}
+
+/* A stream opened before the handshake completes does not lift the handshake deadline. */
+static void early_stream_keeps_handshake_deadline(void **state)
+{
+    static const struct cl_h2conn_cbs cbs = {.on_close = hs_on_close};
+    static const struct cl_h2stream_cbs scbs = {.on_close = hs_stream_close};
+    struct cl_h2_hdr h[] = {{":method", "CONNECT", 7, 7}, {":authority", "web:443", 10, 7}};
+    struct cl_h2conn_opts o = {.server = false,
+                               .tls = cctx,
+                               .server_name = "srv",
+                               .handshake_timeout_ms = 50,
+                               .idle_timeout_ms = 1000,
+                               .cbs = &cbs};
+    struct cl_buf sink; /* nobody answers: the ClientHello goes nowhere */
+    struct cl_h2conn *c;
+    uint64_t t0 = uv_now(&loop);
+    (void)state;
+
+    cl_buf_init(&sink, 1 << 20);
+    hs_closed = false;
+    assert_int_equal(cl_h2conn_new_mem(&loop, &o, on_write, &sink, &c), 0);
+    assert_non_null(cl_h2conn_open(c, h, 2, false, &scbs, NULL));
+    WAIT_UNTIL(hs_closed, 5000);
+    assert_true(hs_closed);
+    assert_true(uv_now(&loop) - t0 >= 50);
+    assert_int_equal(hs_err, CL_ETIMEDOUT);
+    assert_int_equal(hs_stream_err, CL_ETIMEDOUT);
+    cl_buf_deinit(&sink);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -532,6 +751,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(data_flush_once_per_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(full_write_pulls_without_reentry, setup, teardown),
         cmocka_unit_test_setup_teardown(recv_window_autotune, setup, teardown),
+        cmocka_unit_test_setup_teardown(server_idle_goaway_then_close, setup_srv_idle, teardown),
+        cmocka_unit_test_setup_teardown(open_stream_holds_idle_connection, setup_srv_idle,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(client_idle_goaway_then_close, setup_cli_idle, teardown),
+        cmocka_unit_test_setup_teardown(no_idle_timeout_no_close, setup, teardown),
+        cmocka_unit_test_setup_teardown(early_stream_keeps_handshake_deadline, setup, teardown),
     };
     int rc;
 

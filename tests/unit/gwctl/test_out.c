@@ -160,7 +160,8 @@ static void status_view(void **state)
           "\"peers\":[{\"name\":\"west\",\"reachable\":true},{\"name\":\"north\","
           "\"reachable\":false,\"lastError\":\"timeout\"}],"
           "\"counters\":{\"imports\":{\"web\":{\"open\":3,\"total\":9,\"bytesIn\":1024,"
-          "\"bytesOut\":20,\"denied\":1,\"errors\":0}},\"exports\":{}}}",
+          "\"bytesOut\":20,\"denied\":1,\"errors\":0,\"idleClosed\":4}},\"exports\":{\"db\":"
+          "{\"open\":0,\"total\":1,\"bytesIn\":0,\"bytesOut\":0,\"denied\":0,\"errors\":1}}}}",
           "name         east\n"
           "version      0.1.0\n"
           "workers      2\n"
@@ -170,8 +171,9 @@ static void status_view(void **state)
           "west    yes         -       -\n"
           "north   no          -       timeout\n"
           "\n"
-          "COUNTERS   NAME   OPEN   TOTAL   BYTES IN   BYTES OUT   DENIED   ERRORS\n"
-          "imports    web    3      9       1024       20          1        0\n");
+          "COUNTERS   NAME   OPEN   TOTAL   BYTES IN   BYTES OUT   DENIED   ERRORS   IDLE CLOSED\n"
+          "imports    web    3      9       1024       20          1        0        4\n"
+          "exports    db     0      1       0          0           0        1        -\n");
     check(ctl_out_status,
           "{\"name\":\"east\",\"uptimeSeconds\":3725,\"revision\":7,"
           "\"objects\":{\"peers\":1,\"exports\":2},\"kubernetes\":{\"namespace\":\"cl\","

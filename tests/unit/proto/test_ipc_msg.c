@@ -1,6 +1,7 @@
 /* Every message body of PROTOCOL.md: a valid one passes, each kind of defect is named. */
 #include <string.h>
 
+#include "cl/buf.h"
 #include "cl/err.h"
 #include "cl/ipc.h"
 #include "cl/json.h"
@@ -69,7 +70,7 @@ static void valid_bodies(void **state)
           NULL, NULL);
     check(CL_IPC_STATS, 0,
           "{\"worker\":1,\"imports\":{\"web\":{\"open\":1,\"total\":2,\"bytesIn\":3,\"bytesOut\":"
-          "4,\"denied\":0,\"errors\":0}},\"exports\":{},\"peers\":{}}",
+          "4,\"denied\":0,\"errors\":0,\"idleClosed\":5}},\"exports\":{},\"peers\":{}}",
           NULL, NULL);
     check(CL_IPC_PEER_EVENT, 0,
           "{\"peer\":\"west\",\"gateway\":\"h:1\",\"event\":\"tls\",\"status\":0,\"error\":\"x\"}",
@@ -116,9 +117,64 @@ static void defects_are_named(void **state)
     check(CL_IPC_STATS, 0,
           "{\"worker\":1,\"imports\":{\"w\":{\"open\":1}},\"exports\":{},\"peers\":{}}",
           "imports.w.total", "required");
+    check(CL_IPC_STATS, 0,
+          "{\"worker\":1,\"imports\":{},\"exports\":{},\"peers\":{\"w\":{\"open\":1,"
+          "\"total\":2,\"bytesIn\":3,\"bytesOut\":4,\"denied\":0,\"errors\":0}}}",
+          "peers.w.idleClosed", "required");
+    check(CL_IPC_STATS, 0,
+          "{\"worker\":1,\"imports\":{},\"exports\":{\"e\":{\"open\":1,\"total\":2,"
+          "\"bytesIn\":3,\"bytesOut\":4,\"denied\":0,\"errors\":0,\"idleClosed\":\"1\"}},"
+          "\"peers\":{}}",
+          "exports.e.idleClosed", "integer");
     check(CL_IPC_WELCOME, 0, "{}", "", "not a request");
     check(CL_IPC_ACK, R, "{}", "", "has no reply");
     check(CL_IPC_ACK, R | CL_IPC_F_ERROR, "{\"code\":5,\"message\":\"m\"}", "code", "between");
+}
+
+static int collect(const struct cl_ipc_msg *m, void *ud)
+{
+    json_t **out = ud;
+
+    assert_int_equal(m->type, CL_IPC_STATS);
+    *out = json_incref(m->body);
+    return 0;
+}
+
+/* A STATS body as a worker builds it goes through the codec and validation with every counter,
+ * idleClosed included, intact. */
+static void stats_round_trip(void **state)
+{
+    struct cl_ipc_decoder d;
+    struct cl_jerr e = {{0}, {0}};
+    struct cl_buf b;
+    json_t *got = NULL;
+    json_t *c =
+        json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "open", (json_int_t)1, "total", (json_int_t)9,
+                  "bytesIn", (json_int_t)10, "bytesOut", (json_int_t)20, "denied", (json_int_t)1,
+                  "errors", (json_int_t)2, "idleClosed", (json_int_t)3);
+    json_t *body = json_pack("{s:i,s:{s:O},s:{s:O},s:{s:O}}", "worker", 0, "imports", "web", c,
+                             "exports", "db", c, "peers", "west", c);
+
+    (void)state;
+    assert_non_null(body);
+    cl_buf_init(&b, 1 << 20);
+    cl_ipc_decoder_init(&d);
+    assert_int_equal(cl_ipc_encode(&b, CL_IPC_STATS, 0, 0, body), 0);
+    assert_int_equal(cl_ipc_decode(&d, cl_buf_ptr(&b), b.len, collect, &got), (ssize_t)b.len);
+    assert_non_null(got);
+    assert_int_equal(cl_ipc_msg_validate(CL_IPC_STATS, 0, got, &e), 0);
+    assert_true(json_equal(got, body));
+    for (const char *const *g = (const char *const[]){"imports", "exports", "peers", NULL}; *g;
+         g++) {
+        json_t *o = json_object_iter_value(json_object_iter(json_object_get(got, *g)));
+        assert_int_equal(json_integer_value(json_object_get(o, "idleClosed")), 3);
+        assert_int_equal(json_integer_value(json_object_get(o, "errors")), 2);
+    }
+    json_decref(got);
+    json_decref(body);
+    json_decref(c);
+    cl_ipc_decoder_deinit(&d);
+    cl_buf_deinit(&b);
 }
 
 int main(void)
@@ -126,6 +182,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(valid_bodies),
         cmocka_unit_test(defects_are_named),
+        cmocka_unit_test(stats_round_trip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
