@@ -29,9 +29,11 @@ struct cl_tls_ctx;
 struct cl_tls;
 
 enum cl_tls_alpn_mode {
-    CL_TLS_ALPN_REQUIRE = 0, /* offer `alpn`; the handshake fails unless the peer selects it */
-    CL_TLS_ALPN_OFFER,       /* offer `alpn`; a peer that selects no protocol is accepted too */
-    CL_TLS_ALPN_OFF,         /* no ALPN extension at all */
+    /* offer `alpn` (a server: accept it); the handshake fails unless both sides agree on it */
+    CL_TLS_ALPN_REQUIRE = 0,
+    /* the same, but a peer with no protocol of ours carries on without ALPN */
+    CL_TLS_ALPN_OFFER,
+    CL_TLS_ALPN_OFF, /* no ALPN extension at all */
 };
 
 #define CL_TLS_ALPN_MAX 15 /* longest protocol name accepted in `alpn` */
