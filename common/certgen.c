@@ -9,6 +9,7 @@
  */
 #include "cl/certgen.h"
 
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -104,15 +105,23 @@ static int set_validity(Cert *c, int64_t not_before, int64_t not_after)
     return encode_time(not_after, c->afterDate, &c->afterDateSz);
 }
 
-/* Builds GeneralNames (SEQUENCE OF [2] IA5String dNSName) into c->altNames. */
-static int set_dns_sans(Cert *c, const char *const *dns, size_t ndns)
+/*
+ * Builds GeneralNames (SEQUENCE OF [2] IA5String dNSName, then [7] OCTET STRING iPAddress) into
+ * c->altNames.
+ */
+static int set_sans(Cert *c, const char *const *dns, size_t ndns, const char *const *ips,
+                    size_t nips)
 {
+    uint8_t ipb[CL_CERTGEN_MAX_IPS][16];
+    size_t iplen[CL_CERTGEN_MAX_IPS];
     size_t body = 0;
     size_t off;
     uint8_t hdr[4];
 
-    if (ndns == 0)
+    if (ndns == 0 && nips == 0)
         return 0;
+    if (nips > CL_CERTGEN_MAX_IPS)
+        return CL_EINVAL;
     for (size_t i = 0; i < ndns; i++) {
         size_t l = dns[i] != NULL ? strlen(dns[i]) : 0;
         if (l == 0 || l > 253)
@@ -123,6 +132,15 @@ static int set_dns_sans(Cert *c, const char *const *dns, size_t ndns)
                 return CL_EINVAL;
         }
         body += 1 + der_len(hdr, l) + l;
+    }
+    for (size_t i = 0; i < nips; i++) {
+        if (ips[i] != NULL && inet_pton(AF_INET, ips[i], ipb[i]) == 1)
+            iplen[i] = 4;
+        else if (ips[i] != NULL && inet_pton(AF_INET6, ips[i], ipb[i]) == 1)
+            iplen[i] = 16;
+        else
+            return CL_EINVAL;
+        body += 2 + iplen[i];
     }
     off = 1;
     c->altNames[0] = ASN_SEQUENCE | ASN_CONSTRUCTED;
@@ -135,6 +153,12 @@ static int set_dns_sans(Cert *c, const char *const *dns, size_t ndns)
         off += der_len(c->altNames + off, l);
         memcpy(c->altNames + off, dns[i], l);
         off += l;
+    }
+    for (size_t i = 0; i < nips; i++) {
+        c->altNames[off++] = ASN_CONTEXT_SPECIFIC | ASN_IP_TYPE;
+        c->altNames[off++] = (uint8_t)iplen[i];
+        memcpy(c->altNames + off, ipb[i], iplen[i]);
+        off += iplen[i];
     }
     c->altNamesSz = (int)off;
     return 0;
@@ -363,7 +387,7 @@ int cl_certgen_leaf(const char *ca_cert_pem, const char *ca_key_pem,
     int rc;
 
     if (ca_cert_pem == NULL || ca_key_pem == NULL || o == NULL || cert_pem == NULL ||
-        key_pem == NULL || (o->ndns > 0 && o->dns == NULL))
+        key_pem == NULL || (o->ndns > 0 && o->dns == NULL) || (o->nips > 0 && o->ips == NULL))
         return CL_EINVAL;
     if ((c = cl_calloc(1, sizeof(*c))) == NULL)
         return CL_ENOMEM;
@@ -374,7 +398,7 @@ int cl_certgen_leaf(const char *ca_cert_pem, const char *ca_key_pem,
     have_rng = true;
     if ((rc = set_common(c, &rng, o->cn, o->not_before, o->not_after)) != 0)
         goto fail;
-    if ((rc = set_dns_sans(c, o->dns, o->ndns)) != 0)
+    if ((rc = set_sans(c, o->dns, o->ndns, o->ips, o->nips)) != 0)
         goto fail;
     if ((rc = ca_cert_der(ca_cert_pem, &cader, &caderlen)) != 0)
         goto fail;

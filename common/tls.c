@@ -5,7 +5,9 @@
  */
 #include "cl/tls.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -17,6 +19,7 @@
 #include "cl/err.h"
 #include "cl/log.h"
 #include "cl/mem.h"
+#include "cl/x509.h"
 
 #define IN_CHUNKS  2    /* 128 KiB of ciphertext waiting to be decrypted (64 KiB chunks) */
 #define OUT_CHUNKS 1024 /* not a real bound: producers stop on cl_bufq_len() */
@@ -32,7 +35,12 @@ struct cl_tls_ctx {
     int refs;
     WOLFSSL_CTX *ctx;
     bool server;
-    struct file_stamp files[3]; /* cert, key, ca */
+    bool cert_optional;
+    bool reloadable; /* every piece of material came from a file */
+    enum cl_tls_alpn_mode alpn_mode;
+    char alpn[CL_TLS_ALPN_MAX + 1];
+    char *peer_label;           /* NULL: the default wording */
+    struct file_stamp files[3]; /* cert, key, ca (NULL path: none, or from memory) */
 };
 
 struct cl_tls {
@@ -43,12 +51,14 @@ struct cl_tls {
     bool established;
     bool server;
     char *server_name;
+    uint8_t ip[16]; /* server_name as an address, when it is an IP literal */
+    size_t iplen;   /* 4 or 16; 0: server_name is a DNS name (or none) */
     char *cn;
     char *dns[MAX_SANS];
     const char *dns_view[MAX_SANS];
     struct cl_tls_peer peer;
-    char alpn[16];
-    char detail[256];
+    char alpn[CL_TLS_ALPN_MAX + 1];
+    char detail[384];
 };
 
 static int global_refs;
@@ -122,18 +132,75 @@ static int check_readable(const char *what, const char *path, char *err, size_t 
     return 0;
 }
 
+/* Names material in messages: "key /etc/cl/key.pem" for a file, "the key" from memory. */
+static const char *describe(char *buf, size_t n, const char *what, const char *path)
+{
+    if (path != NULL)
+        snprintf(buf, n, "%s %s", what, path);
+    else
+        snprintf(buf, n, "the %s", what);
+    return buf;
+}
+
+/* Our certificate chain and its key, from files or memory. Returns 0 or an error (err set). */
+static int load_identity(WOLFSSL_CTX *ctx, const struct cl_tls_ctx_opts *o, char *err,
+                         size_t errlen)
+{
+    const char *cert = o->cert_file, *key = o->key_file;
+    char a[PATH_MAX + 16], b[PATH_MAX + 16];
+
+    if ((cert != NULL ? wolfSSL_CTX_use_certificate_chain_file(ctx, cert)
+                      : wolfSSL_CTX_use_certificate_chain_buffer(
+                            ctx, (const unsigned char *)o->cert_pem, (long)strlen(o->cert_pem))) !=
+        WOLFSSL_SUCCESS) {
+        snprintf(err, errlen, "%s is not a valid PEM certificate",
+                 describe(a, sizeof(a), "certificate", cert));
+        return CL_ETLS_BAD_FILE;
+    }
+    if ((key != NULL ? wolfSSL_CTX_use_PrivateKey_file(ctx, key, WOLFSSL_FILETYPE_PEM)
+                     : wolfSSL_CTX_use_PrivateKey_buffer(
+                           ctx, (const unsigned char *)o->key_pem, (long)strlen(o->key_pem),
+                           WOLFSSL_FILETYPE_PEM)) != WOLFSSL_SUCCESS) {
+        snprintf(err, errlen, "%s is not a valid PEM private key",
+                 describe(a, sizeof(a), "key", key));
+        return CL_ETLS_BAD_FILE;
+    }
+    if (wolfSSL_CTX_check_private_key(ctx) != WOLFSSL_SUCCESS) {
+        snprintf(err, errlen, "%s does not match %s", describe(a, sizeof(a), "key", key),
+                 describe(b, sizeof(b), "certificate", cert));
+        return CL_ETLS_KEY_MISMATCH;
+    }
+    return 0;
+}
+
+/* Is the material complete? An anonymous client (cert_optional) needs only the CA. */
+static int check_material(const struct cl_tls_ctx_opts *o, char *err, size_t errlen)
+{
+    bool cert = o->cert_file != NULL || o->cert_pem != NULL;
+    bool key = o->key_file != NULL || o->key_pem != NULL;
+    bool ca = o->ca_file != NULL || o->ca_pem != NULL;
+
+    if (o->server || !o->cert_optional) {
+        if (cert && key && ca)
+            return 0;
+        snprintf(err, errlen, "a certificate, a key and a CA bundle are all required");
+    } else if (!ca) {
+        snprintf(err, errlen, "a CA bundle is required");
+    } else if (cert != key) {
+        snprintf(err, errlen, "a client certificate needs its key and a key its certificate");
+    } else {
+        return 0;
+    }
+    return CL_EINVAL;
+}
+
 static WOLFSSL_CTX *build_ctx(const struct cl_tls_ctx_opts *o, char *err, size_t errlen, int *rc)
 {
     WOLFSSL_CTX *ctx;
     const char *cert = o->cert_file, *key = o->key_file, *ca = o->ca_file;
 
-    *rc = 0;
-    if ((cert == NULL && o->cert_pem == NULL) || (key == NULL && o->key_pem == NULL) ||
-        (ca == NULL && o->ca_pem == NULL)) {
-        snprintf(err, errlen, "a certificate, a key and a CA bundle are all required");
-        *rc = CL_EINVAL;
+    if ((*rc = check_material(o, err, errlen)) != 0)
         return NULL;
-    }
     if ((cert != NULL && (*rc = check_readable("certificate", cert, err, errlen)) != 0) ||
         (key != NULL && (*rc = check_readable("key", key, err, errlen)) != 0) ||
         (ca != NULL && (*rc = check_readable("CA", ca, err, errlen)) != 0))
@@ -145,36 +212,16 @@ static WOLFSSL_CTX *build_ctx(const struct cl_tls_ctx_opts *o, char *err, size_t
         return NULL;
     }
     wolfSSL_CTX_SetMinVersion(ctx, WOLFSSL_TLSV1_2);
-    if ((cert != NULL ? wolfSSL_CTX_use_certificate_chain_file(ctx, cert)
-                      : wolfSSL_CTX_use_certificate_chain_buffer(
-                            ctx, (const unsigned char *)o->cert_pem, (long)strlen(o->cert_pem))) !=
-        WOLFSSL_SUCCESS) {
-        snprintf(err, errlen, "certificate %s is not a valid PEM certificate",
-                 cert != NULL ? cert : "(memory)");
-        *rc = CL_ETLS_BAD_FILE;
+    /* without one (cert_optional) the client answers a certificate request with none */
+    if ((cert != NULL || o->cert_pem != NULL) && (*rc = load_identity(ctx, o, err, errlen)) != 0)
         goto fail;
-    }
-    if ((key != NULL ? wolfSSL_CTX_use_PrivateKey_file(ctx, key, WOLFSSL_FILETYPE_PEM)
-                     : wolfSSL_CTX_use_PrivateKey_buffer(
-                           ctx, (const unsigned char *)o->key_pem, (long)strlen(o->key_pem),
-                           WOLFSSL_FILETYPE_PEM)) != WOLFSSL_SUCCESS) {
-        snprintf(err, errlen, "key %s is not a valid PEM private key",
-                 key != NULL ? key : "(memory)");
-        *rc = CL_ETLS_BAD_FILE;
-        goto fail;
-    }
-    if (wolfSSL_CTX_check_private_key(ctx) != WOLFSSL_SUCCESS) {
-        snprintf(err, errlen, "key %s does not match certificate %s",
-                 key != NULL ? key : "(memory)", cert != NULL ? cert : "(memory)");
-        *rc = CL_ETLS_KEY_MISMATCH;
-        goto fail;
-    }
     if ((ca != NULL ? wolfSSL_CTX_load_verify_locations(ctx, ca, NULL)
                     : wolfSSL_CTX_load_verify_buffer(ctx, (const unsigned char *)o->ca_pem,
                                                      (long)strlen(o->ca_pem),
                                                      WOLFSSL_FILETYPE_PEM)) != WOLFSSL_SUCCESS) {
-        snprintf(err, errlen, "CA bundle %s holds no valid PEM certificate",
-                 ca != NULL ? ca : "(memory)");
+        char a[PATH_MAX + 16];
+        snprintf(err, errlen, "%s holds no valid PEM certificate",
+                 describe(a, sizeof(a), "CA bundle", ca));
         *rc = CL_ETLS_BAD_FILE;
         goto fail;
     }
@@ -186,6 +233,27 @@ static WOLFSSL_CTX *build_ctx(const struct cl_tls_ctx_opts *o, char *err, size_t
 fail:
     wolfSSL_CTX_free(ctx);
     return NULL;
+}
+
+static int set_alpn(struct cl_tls_ctx *c, const struct cl_tls_ctx_opts *o, char *err, size_t errlen)
+{
+    const char *p = o->alpn != NULL ? o->alpn : "h2";
+    size_t n = strlen(p);
+
+    if (o->alpn_mode != CL_TLS_ALPN_REQUIRE && o->alpn_mode != CL_TLS_ALPN_OFFER &&
+        o->alpn_mode != CL_TLS_ALPN_OFF) {
+        snprintf(err, errlen, "unknown ALPN mode %d", (int)o->alpn_mode);
+        return CL_EINVAL;
+    }
+    if (o->alpn_mode == CL_TLS_ALPN_OFF)
+        return 0;
+    /* wolfSSL_UseALPN takes a comma-separated list: one protocol, so no commas */
+    if (n == 0 || n > CL_TLS_ALPN_MAX || strchr(p, ',') != NULL) {
+        snprintf(err, errlen, "bad ALPN protocol name \"%.32s\"", p);
+        return CL_EINVAL;
+    }
+    memcpy(c->alpn, p, n + 1);
+    return 0;
 }
 
 int cl_tls_ctx_new(const struct cl_tls_ctx_opts *o, struct cl_tls_ctx **out, char *err,
@@ -207,13 +275,22 @@ int cl_tls_ctx_new(const struct cl_tls_ctx_opts *o, struct cl_tls_ctx **out, cha
     }
     c->refs = 1;
     c->server = o->server;
-    if ((c->ctx = build_ctx(o, err, errlen, &rc)) == NULL ||
+    c->cert_optional = o->cert_optional;
+    c->alpn_mode = o->alpn_mode;
+    if ((rc = set_alpn(c, o, err, errlen)) != 0 ||
+        (o->peer_label != NULL && (c->peer_label = cl_strdup(o->peer_label)) == NULL) ||
+        (c->ctx = build_ctx(o, err, errlen, &rc)) == NULL ||
         (rc = stamp(&c->files[0], o->cert_file)) != 0 ||
         (rc = stamp(&c->files[1], o->key_file)) != 0 ||
         (rc = stamp(&c->files[2], o->ca_file)) != 0) {
+        if (rc == 0)
+            rc = CL_ENOMEM; /* the peer_label copy */
         cl_tls_ctx_unref(c);
         return rc;
     }
+    /* reload re-reads files only: material from memory could not be re-read */
+    c->reloadable = o->ca_file != NULL && (o->cert_file != NULL || o->cert_pem == NULL) &&
+                    (o->key_file != NULL || o->key_pem == NULL);
     *out = c;
     return 0;
 }
@@ -231,21 +308,24 @@ void cl_tls_ctx_unref(struct cl_tls_ctx *c)
         wolfSSL_CTX_free(c->ctx);
     for (int i = 0; i < 3; i++)
         cl_mem_free(c->files[i].path);
+    cl_mem_free(c->peer_label);
     cl_mem_free(c);
     cl_tls_global_cleanup();
 }
 
 int cl_tls_ctx_reload(struct cl_tls_ctx *c, char *err, size_t errlen)
 {
-    struct cl_tls_ctx_opts o = {.server = c->server};
+    struct cl_tls_ctx_opts o = {.server = c->server, .cert_optional = c->cert_optional};
     bool changed = false;
     WOLFSSL_CTX *n;
     int rc;
 
+    if (!c->reloadable)
+        return 0; /* built from memory: nothing to watch */
     for (int i = 0; i < 3; i++) {
         struct stat st;
         if (c->files[i].path == NULL)
-            return 0; /* built from memory: nothing to watch */
+            continue; /* an anonymous client has no certificate or key */
         if (stat(c->files[i].path, &st) == 0 &&
             (st.st_mtime != c->files[i].mtime || st.st_size != c->files[i].size))
             changed = true;
@@ -261,7 +341,7 @@ int cl_tls_ctx_reload(struct cl_tls_ctx *c, char *err, size_t errlen)
     c->ctx = n;
     for (int i = 0; i < 3; i++) {
         struct stat st;
-        if (stat(c->files[i].path, &st) == 0) {
+        if (c->files[i].path != NULL && stat(c->files[i].path, &st) == 0) {
             c->files[i].mtime = st.st_mtime;
             c->files[i].size = st.st_size;
         }
@@ -274,6 +354,9 @@ int cl_tls_ctx_reload(struct cl_tls_ctx *c, char *err, size_t errlen)
 struct cl_tls *cl_tls_new(struct cl_tls_ctx *ctx, const char *server_name)
 {
     struct cl_tls *t = cl_calloc(1, sizeof(*t));
+    /* no protocol of ours in the peer's list or selection: fail, or carry on without ALPN */
+    int alpn_flag = ctx->alpn_mode == CL_TLS_ALPN_REQUIRE ? WOLFSSL_ALPN_FAILED_ON_MISMATCH
+                                                          : WOLFSSL_ALPN_CONTINUE_ON_MISMATCH;
 
     if (t == NULL)
         return NULL;
@@ -286,16 +369,25 @@ struct cl_tls *cl_tls_new(struct cl_tls_ctx *ctx, const char *server_name)
         goto fail;
     wolfSSL_SetIOReadCtx(t->ssl, t);
     wolfSSL_SetIOWriteCtx(t->ssl, t);
-    if (wolfSSL_UseALPN(t->ssl, (char *)"h2", 2, WOLFSSL_ALPN_FAILED_ON_MISMATCH) !=
-        WOLFSSL_SUCCESS)
+    if (ctx->alpn_mode != CL_TLS_ALPN_OFF &&
+        wolfSSL_UseALPN(t->ssl, ctx->alpn, (unsigned)strlen(ctx->alpn), alpn_flag) !=
+            WOLFSSL_SUCCESS)
         goto fail;
     if (!t->server && server_name != NULL) {
         if ((t->server_name = cl_strdup(server_name)) == NULL)
             goto fail;
-        if (wolfSSL_UseSNI(t->ssl, WOLFSSL_SNI_HOST_NAME, server_name,
-                           (unsigned short)strlen(server_name)) != WOLFSSL_SUCCESS ||
-            wolfSSL_check_domain_name(t->ssl, server_name) != WOLFSSL_SUCCESS)
+        /* An IP literal is not sent as SNI (RFC 6066 3: host names only), and wolfSSL's name
+         * check would compare it with DNS names: the iPAddress SAN check after the handshake
+         * takes its place. */
+        if (inet_pton(AF_INET, server_name, t->ip) == 1) {
+            t->iplen = 4;
+        } else if (inet_pton(AF_INET6, server_name, t->ip) == 1) {
+            t->iplen = 16;
+        } else if (wolfSSL_UseSNI(t->ssl, WOLFSSL_SNI_HOST_NAME, server_name,
+                                  (unsigned short)strlen(server_name)) != WOLFSSL_SUCCESS ||
+                   wolfSSL_check_domain_name(t->ssl, server_name) != WOLFSSL_SUCCESS) {
             goto fail;
+        }
     }
     cl_tls_ctx_ref(ctx);
     return t;
@@ -344,6 +436,26 @@ struct cl_bufq *cl_tls_outq(struct cl_tls *t)
     return &t->out;
 }
 
+/* Who the peer is in error details: the context's label, or `dflt`. */
+static const char *who(const struct cl_tls *t, const char *dflt)
+{
+    return t->ctx->peer_label != NULL ? t->ctx->peer_label : dflt;
+}
+
+/* The peer did not select our ALPN protocol. */
+static int alpn_error(struct cl_tls *t)
+{
+    if (t->ctx->alpn[0] == '\0') /* we offered none (CL_TLS_ALPN_OFF) */
+        snprintf(t->detail, sizeof(t->detail), "%s requires ALPN", who(t, "peer"));
+    else if (strcmp(t->ctx->alpn, "h2") == 0)
+        snprintf(t->detail, sizeof(t->detail), "%s does not speak HTTP/2 (ALPN h2)",
+                 who(t, "peer"));
+    else
+        snprintf(t->detail, sizeof(t->detail), "%s does not speak %s (ALPN)", who(t, "peer"),
+                 t->ctx->alpn);
+    return CL_ETLS_ALPN;
+}
+
 /* Maps a wolfSSL failure (ours, or an alert the peer sent) to a CL_ETLS_* code + detail. */
 static int map_error(struct cl_tls *t, int werr)
 {
@@ -355,25 +467,28 @@ static int map_error(struct cl_tls *t, int werr)
     case ASN_AFTER_DATE_E:
     case ASN_BEFORE_DATE_E:
         rc = CL_ETLS_EXPIRED;
-        snprintf(t->detail, sizeof(t->detail), "peer certificate %s",
+        snprintf(t->detail, sizeof(t->detail), "%s certificate %s", who(t, "peer"),
                  werr == ASN_AFTER_DATE_E ? "has expired" : "is not yet valid");
         return rc;
     case ASN_NO_SIGNER_E:
     case ASN_SIG_CONFIRM_E:
     case VERIFY_CERT_ERROR:
-        snprintf(t->detail, sizeof(t->detail),
-                 "peer certificate is not signed by a trusted CA (unknown CA)");
+        if (t->ctx->peer_label != NULL)
+            snprintf(t->detail, sizeof(t->detail),
+                     "%s certificate is not signed by the configured CA", t->ctx->peer_label);
+        else
+            snprintf(t->detail, sizeof(t->detail),
+                     "peer certificate is not signed by a trusted CA (unknown CA)");
         return CL_ETLS_UNKNOWN_CA;
     case DOMAIN_NAME_MISMATCH:
-        snprintf(t->detail, sizeof(t->detail), "server certificate does not name %s",
+        snprintf(t->detail, sizeof(t->detail), "%s certificate does not name %s", who(t, "server"),
                  t->server_name != NULL ? t->server_name : "the expected peer");
         return CL_ETLS_NAME;
     case NO_PEER_CERT:
-        snprintf(t->detail, sizeof(t->detail), "peer sent no certificate");
+        snprintf(t->detail, sizeof(t->detail), "%s sent no certificate", who(t, "peer"));
         return CL_ETLS_NO_CERT;
     case UNKNOWN_ALPN_PROTOCOL_NAME_E:
-        snprintf(t->detail, sizeof(t->detail), "peer does not speak HTTP/2 (ALPN h2)");
-        return CL_ETLS_ALPN;
+        return alpn_error(t);
     default:
         break;
     }
@@ -393,8 +508,7 @@ static int map_error(struct cl_tls *t, int werr)
             snprintf(t->detail, sizeof(t->detail), "peer requires a client certificate");
             return CL_ETLS_NO_CERT;
         case no_application_protocol:
-            snprintf(t->detail, sizeof(t->detail), "peer does not speak HTTP/2 (ALPN h2)");
-            return CL_ETLS_ALPN;
+            return alpn_error(t);
         default:
             snprintf(t->detail, sizeof(t->detail), "peer sent TLS alert %d", h.last_rx.code);
             return CL_ETLS;
@@ -434,6 +548,25 @@ oom:
     return CL_ENOMEM;
 }
 
+/* The server was addressed by an IP literal: its certificate must carry it as an IP SAN. */
+static int check_ip_san(struct cl_tls *t)
+{
+    WOLFSSL_X509 *x = wolfSSL_get_peer_certificate(t->ssl);
+    const unsigned char *der;
+    int len = 0;
+    bool ok = false;
+
+    if (x != NULL && (der = wolfSSL_X509_get_der(x, &len)) != NULL && len > 0)
+        ok = cl_x509_has_ip_san(der, (size_t)len, t->ip, t->iplen);
+    wolfSSL_X509_free(x);
+    if (!ok) {
+        snprintf(t->detail, sizeof(t->detail), "%s certificate has no IP address SAN %s",
+                 who(t, "server"), t->server_name);
+        return CL_ETLS_NAME;
+    }
+    return 0;
+}
+
 int cl_tls_handshake(struct cl_tls *t)
 {
     char *proto = NULL;
@@ -449,12 +582,17 @@ int cl_tls_handshake(struct cl_tls *t)
             return CL_EAGAIN;
         return map_error(t, werr);
     }
-    if (wolfSSL_ALPN_GetProtocol(t->ssl, &proto, &plen) != WOLFSSL_SUCCESS || plen != 2 ||
-        memcmp(proto, "h2", 2) != 0) {
-        snprintf(t->detail, sizeof(t->detail), "peer does not speak HTTP/2 (ALPN h2)");
-        return CL_ETLS_ALPN;
+    if (t->ctx->alpn_mode != CL_TLS_ALPN_OFF &&
+        wolfSSL_ALPN_GetProtocol(t->ssl, &proto, &plen) == WOLFSSL_SUCCESS && plen > 0) {
+        /* wolfSSL only reports a protocol from our list, which has one: checked anyway */
+        if (plen != strlen(t->ctx->alpn) || memcmp(proto, t->ctx->alpn, plen) != 0)
+            return alpn_error(t);
+        memcpy(t->alpn, t->ctx->alpn, plen + 1);
+    } else if (t->ctx->alpn_mode == CL_TLS_ALPN_REQUIRE) {
+        return alpn_error(t);
     }
-    memcpy(t->alpn, "h2", 3);
+    if (t->iplen > 0 && (rc = check_ip_san(t)) != 0)
+        return rc;
     if ((rc = collect_peer(t)) != 0)
         return rc;
     t->established = true;

@@ -1,5 +1,5 @@
 /*
- * Kubernetes API client: HTTP/1.1 over cp_k8s_tls over libuv TCP.
+ * Kubernetes API client: HTTP/1.1 over cl_tls (common/tls.c) over libuv TCP.
  *
  * A call waits in `pending` until a connection is free: an idle keep-alive connection, or a
  * new one while fewer than max_conns exist (watches always get a new, dedicated one). A
@@ -28,8 +28,8 @@
 #include "cl/log.h"
 #include "cl/mem.h"
 #include "cl/time.h"
+#include "cl/tls.h"
 #include "cp_k8s_http.h"
-#include "cp_k8s_tls.h"
 
 #define READ_PLAIN      (64 * 1024)
 #define MAX_HEAD        (64 * 1024)
@@ -109,7 +109,7 @@ struct conn {
     uv_write_t wreq;
     bool writing;
     size_t wlen;
-    struct cp_k8s_tls *tls;
+    struct cl_tls *tls;
     struct cp_http_parser parser;
     uint8_t *rbuf;
     struct cp_k8s_call *call;
@@ -121,7 +121,7 @@ struct conn {
 struct cp_k8s_client {
     uv_loop_t *loop;
     struct cp_k8s_config *cfg;
-    struct cp_k8s_tls_ctx *tls;
+    struct cl_tls_ctx *tls;
     struct cp_k8s_client_opts o;
     struct cl_list conns;
     struct cl_list pending;
@@ -347,7 +347,7 @@ static void conn_maybe_free(struct conn *k)
 {
     if (k->nhandles > 0 || k->gai_busy)
         return;
-    cp_k8s_tls_free(k->tls);
+    cl_tls_free(k->tls);
     cp_http_parser_deinit(&k->parser);
     cl_mem_free(k->rbuf);
     cl_mem_free(k);
@@ -415,7 +415,7 @@ static void on_write(uv_write_t *req, int status)
     k->writing = false;
     if (k->state == CONN_CLOSING)
         return;
-    cl_bufq_consume(cp_k8s_tls_outq(k->tls), k->wlen);
+    cl_bufq_consume(cl_tls_outq(k->tls), k->wlen);
     if (status < 0) {
         snprintf(k->detail, sizeof(k->detail), "write: %s", uv_strerror(status));
         conn_close(k, status);
@@ -426,7 +426,7 @@ static void on_write(uv_write_t *req, int status)
 
 static void write_out(struct conn *k)
 {
-    struct cl_bufq *q = cp_k8s_tls_outq(k->tls);
+    struct cl_bufq *q = cl_tls_outq(k->tls);
     struct iovec iov[MAX_IOV];
     uv_buf_t bufs[MAX_IOV];
     size_t n, total = 0;
@@ -475,9 +475,9 @@ static void send_request(struct conn *k)
     if (rc == 0 && call->body != NULL)
         rc = cl_buf_append(&b, call->body, call->bodylen);
     if (rc == 0) {
-        ssize_t n = cp_k8s_tls_write(k->tls, cl_buf_ptr(&b), b.len);
+        ssize_t n = cl_tls_write(k->tls, cl_buf_ptr(&b), b.len);
         if (n < 0) {
-            snprintf(k->detail, sizeof(k->detail), "%s", cp_k8s_tls_detail(k->tls));
+            snprintf(k->detail, sizeof(k->detail), "%s", cl_tls_error_detail(k->tls));
             rc = (int)n;
         }
     }
@@ -600,13 +600,13 @@ static void process_input(struct conn *k)
     int rc;
 
     if (k->state == CONN_HANDSHAKE) {
-        rc = cp_k8s_tls_handshake(k->tls);
+        rc = cl_tls_handshake(k->tls);
         if (rc == CL_EAGAIN) {
             write_out(k);
             return;
         }
         if (rc != 0) {
-            snprintf(k->detail, sizeof(k->detail), "%s", cp_k8s_tls_detail(k->tls));
+            snprintf(k->detail, sizeof(k->detail), "%s", cl_tls_error_detail(k->tls));
             CL_WARN("cp.k8s", "TLS with the API server %s failed: %s", k->c->authority, k->detail);
             conn_close(k, rc);
             return;
@@ -617,7 +617,7 @@ static void process_input(struct conn *k)
             return;
     }
     for (;;) {
-        ssize_t n = cp_k8s_tls_read(k->tls, k->rbuf, READ_PLAIN);
+        ssize_t n = cl_tls_read(k->tls, k->rbuf, READ_PLAIN);
         if (n == CL_EAGAIN)
             break;
         if (n == CL_EOF) {
@@ -632,7 +632,7 @@ static void process_input(struct conn *k)
             return;
         }
         if (n < 0) {
-            snprintf(k->detail, sizeof(k->detail), "%s", cp_k8s_tls_detail(k->tls));
+            snprintf(k->detail, sizeof(k->detail), "%s", cl_tls_error_detail(k->tls));
             conn_close(k, (int)n);
             return;
         }
@@ -667,7 +667,7 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
     size_t n;
 
     (void)hint;
-    n = k->state == CONN_CLOSING ? 0 : cp_k8s_tls_in_reserve(k->tls, &p);
+    n = k->state == CONN_CLOSING ? 0 : cl_tls_in_reserve(k->tls, &p);
     buf->base = (char *)p;
     buf->len = n;
 }
@@ -698,7 +698,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     }
     if (nread == 0)
         return;
-    cp_k8s_tls_in_commit(k->tls, (size_t)nread);
+    cl_tls_in_commit(k->tls, (size_t)nread);
     process_input(k);
 }
 
@@ -766,7 +766,7 @@ static struct conn *conn_new(struct cp_k8s_client *c, bool dedicated, uint64_t t
     k->dedicated = dedicated;
     cp_http_parser_init(&k->parser, MAX_HEAD, 0, &http_cbs, k);
     if ((k->rbuf = cl_malloc(READ_PLAIN)) == NULL ||
-        (k->tls = cp_k8s_tls_new(c->tls, c->cfg->server_name)) == NULL) {
+        (k->tls = cl_tls_new(c->tls, c->cfg->server_name)) == NULL) {
         cp_http_parser_deinit(&k->parser);
         cl_mem_free(k->rbuf);
         cl_mem_free(k);
@@ -892,15 +892,29 @@ int cp_k8s_client_new(uv_loop_t *loop, struct cp_k8s_config *cfg,
                       const struct cp_k8s_client_opts *o, struct cp_k8s_client **out, char *err,
                       size_t errlen)
 {
-    struct cp_k8s_tls_opts to = {
-        .ca_pem = cfg->ca_pem, .cert_pem = cfg->cert_pem, .key_pem = cfg->key_pem};
+    /*
+     * The server is verified against the kubeconfig's or the pod's CA, by DNS name or (an IP
+     * literal such as $KUBERNETES_SERVICE_HOST) by iPAddress SAN; a client certificate only
+     * when the kubeconfig has one (tokens authenticate otherwise); ALPN offers http/1.1, and a
+     * server that selects no protocol is fine (HTTP/1.1 needs no ALPN).
+     */
+    struct cl_tls_ctx_opts to = {.ca_pem = cfg->ca_pem,
+                                 .cert_pem = cfg->cert_pem,
+                                 .key_pem = cfg->key_pem,
+                                 .cert_optional = true,
+                                 .alpn_mode = CL_TLS_ALPN_OFFER,
+                                 .alpn = "http/1.1",
+                                 .peer_label = "API server"};
     struct cp_k8s_client *c;
+    char why[320] = "";
     int rc;
 
     *out = NULL;
     if ((c = cl_calloc(1, sizeof(*c))) == NULL)
         return CL_ENOMEM;
-    if ((rc = cp_k8s_tls_ctx_new(&to, &c->tls, err, errlen)) != 0) {
+    if ((rc = cl_tls_ctx_new(&to, &c->tls, why, sizeof(why))) != 0) {
+        if (err != NULL)
+            snprintf(err, errlen, "API server TLS: %s", why[0] ? why : cl_strerror(rc));
         cl_mem_free(c);
         return rc;
     }
@@ -950,7 +964,7 @@ void cp_k8s_client_free(struct cp_k8s_client *c)
         k->c = NULL;
         conn_close(k, 0);
     }
-    cp_k8s_tls_ctx_free(c->tls);
+    cl_tls_ctx_unref(c->tls);
     uv_close((uv_handle_t *)&c->kick, on_client_closed);
 }
 

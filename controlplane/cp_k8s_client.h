@@ -12,10 +12,10 @@
 #include "cp_k8s_config.h"
 
 /*
- * Kubernetes API client on the controlplane's libuv loop; nothing blocks. HTTPS
- * (cp_k8s_tls) speaking HTTP/1.1 with JSON bodies: keep-alive connections carrying one
- * request at a time (a few in parallel), a dedicated connection per watch stream, DNS through
- * uv_getaddrinfo, a deadline per attempt.
+ * Kubernetes API client on the controlplane's libuv loop; nothing blocks. HTTPS (cl_tls: the
+ * server verified by DNS name or iPAddress SAN, client certificate optional) speaking HTTP/1.1
+ * with JSON bodies: keep-alive connections carrying one request at a time (a few in parallel),
+ * a dedicated connection per watch stream, DNS through uv_getaddrinfo, a deadline per attempt.
  *
  * Retries (bounded by max_attempts): connection failures and timeouts, 429 (after its
  * Retry-After, at most 60 s) and 5xx (500, 502, 503, 504), with exponential backoff and

@@ -10,14 +10,18 @@
  * `gwctl create peer-cert` and for tests (which need expired, wrong-CA and wrong-name
  * certificates on demand). Outputs are PEM text, new strings (free with cl_free).
  */
+#define CL_CERTGEN_MAX_IPS 8
+
 struct cl_certgen_opts {
     const char *cn;         /* subject CN (required) */
     const char *const *dns; /* DNS SANs (may be NULL) */
     size_t ndns;
-    bool server_auth;   /* extendedKeyUsage serverAuth */
-    bool client_auth;   /* extendedKeyUsage clientAuth */
-    int64_t not_before; /* unix seconds; 0 = now - 1h (clock skew) */
-    int64_t not_after;  /* unix seconds; 0 = not_before + 365 days */
+    const char *const *ips; /* IP address SANs, IPv4 or IPv6 literals (may be NULL) */
+    size_t nips;            /* at most CL_CERTGEN_MAX_IPS */
+    bool server_auth;       /* extendedKeyUsage serverAuth */
+    bool client_auth;       /* extendedKeyUsage clientAuth */
+    int64_t not_before;     /* unix seconds; 0 = now - 1h (clock skew) */
+    int64_t not_after;      /* unix seconds; 0 = not_before + 365 days */
 };
 
 /* Self-signed CA (basicConstraints CA:TRUE, keyCertSign|cRLSign). Returns 0, CL_ENOMEM,

@@ -14,9 +14,13 @@
  * cl_tls_read, pushes plaintext in with cl_tls_write, and sends whatever ciphertext piles up in
  * cl_tls_outq() (peek iovecs, write them, consume once written).
  *
- * Mutual TLS: TLS 1.3 preferred, 1.2 minimum; both sides present a certificate verified
- * against the CA bundle; ALPN "h2" is offered and required; a client sends SNI and checks the
- * server certificate carries the expected name (DNS SAN, or CN when there are no SANs).
+ * By default, mutual TLS between gateways (and gwctl): TLS 1.3 preferred, 1.2 minimum; both
+ * sides present a certificate verified against the CA bundle; ALPN "h2" is offered and
+ * required; a client sends SNI and checks the server certificate carries the expected name
+ * (DNS SAN, or CN when there are no SANs). A client may instead go without a certificate
+ * (`cert_optional`) and offer another ALPN protocol or none (`alpn_mode`), as the Kubernetes
+ * API client does. A client that expects an IP literal sends no SNI and requires an
+ * iPAddress SAN with that address instead (cl_x509_has_ip_san).
  *
  * All functions run on the owner's loop thread; nothing here blocks or calls back.
  */
@@ -24,15 +28,38 @@
 struct cl_tls_ctx;
 struct cl_tls;
 
+enum cl_tls_alpn_mode {
+    /* offer `alpn` (a server: accept it); the handshake fails unless both sides agree on it */
+    CL_TLS_ALPN_REQUIRE = 0,
+    /* the same, but a peer with no protocol of ours carries on without ALPN */
+    CL_TLS_ALPN_OFFER,
+    CL_TLS_ALPN_OFF, /* no ALPN extension at all */
+};
+
+#define CL_TLS_ALPN_MAX 15 /* longest protocol name accepted in `alpn` */
+
 struct cl_tls_ctx_opts {
     bool server;           /* server: requires and verifies a client certificate */
     const char *cert_file; /* PEM: our certificate (chain) */
     const char *key_file;  /* PEM: its private key */
-    const char *ca_file;   /* PEM: CA bundle peers are verified against */
+    const char *ca_file;   /* PEM: CA bundle peers are verified against (always required) */
     /* alternatives to the files, PEM text in memory (tests); the file wins when both set */
     const char *cert_pem;
     const char *key_pem;
     const char *ca_pem;
+    /*
+     * Client only: the certificate and key may both be left unset, and the client then sends
+     * none (the server authenticates it some other way, e.g. a bearer token). Default false:
+     * both are required. Setting one without the other is always CL_EINVAL.
+     */
+    bool cert_optional;
+    enum cl_tls_alpn_mode alpn_mode; /* default CL_TLS_ALPN_REQUIRE */
+    const char *alpn;                /* protocol for REQUIRE/OFFER (copied); NULL means "h2" */
+    /*
+     * Names the peer in error details, e.g. "API server" gives "API server certificate is not
+     * signed by the configured CA". NULL: "peer" ("server" for name checks). Copied.
+     */
+    const char *peer_label;
 };
 
 /* Identity of the verified peer, valid while the cl_tls lives. */
@@ -44,8 +71,9 @@ struct cl_tls_peer {
 
 /*
  * Creates a context (refcount 1). On failure returns CL_ETLS_BAD_FILE (unreadable or malformed
- * file: `err` names the file and the problem), CL_ETLS_KEY_MISMATCH, CL_ENOMEM or CL_ETLS, and
- * writes a one-line reason into err[errlen].
+ * file: `err` names the file and the problem), CL_ETLS_KEY_MISMATCH, CL_EINVAL (missing
+ * material, a server without a certificate, a bad ALPN name), CL_ENOMEM or CL_ETLS, and writes
+ * a one-line reason into err[errlen] (err may be NULL).
  */
 int cl_tls_ctx_new(const struct cl_tls_ctx_opts *o, struct cl_tls_ctx **out, char *err,
                    size_t errlen);
@@ -54,15 +82,16 @@ void cl_tls_ctx_unref(struct cl_tls_ctx *c); /* NULL-safe; frees at zero */
 
 /*
  * Picks up replaced certificate/key/CA files (by mtime and size) for connections made after
- * the call. Returns 1 when reloaded, 0 when unchanged, or an error (the old material stays in
- * use, err says why).
+ * the call. Returns 1 when reloaded, 0 when unchanged (or when any material came from memory),
+ * or an error (the old material stays in use, err says why).
  */
 int cl_tls_ctx_reload(struct cl_tls_ctx *c, char *err, size_t errlen);
 
 /*
  * New connection state. Client: `server_name` is sent as SNI and must appear in the server's
- * certificate (DNS SAN, or CN without SANs); NULL for servers. Takes a ref on ctx.
- * Returns NULL on CL_ENOMEM.
+ * certificate (DNS SAN, or CN without SANs); an IPv4 or IPv6 literal (no brackets) is not sent
+ * and must be an iPAddress SAN of the certificate instead. NULL for servers (and for a client
+ * that checks no name). Copied. Takes a ref on ctx. Returns NULL on CL_ENOMEM.
  */
 struct cl_tls *cl_tls_new(struct cl_tls_ctx *ctx, const char *server_name);
 void cl_tls_free(struct cl_tls *t); /* NULL-safe */
@@ -107,7 +136,7 @@ const struct cl_tls_peer *cl_tls_peer(const struct cl_tls *t);
 /* True when the peer identity has `name` as a DNS SAN (or as CN when it has no SANs). */
 bool cl_tls_peer_has_name(const struct cl_tls_peer *p, const char *name);
 
-/* Negotiated ALPN protocol ("h2") or NULL; protocol version string ("TLSv1.3"). */
+/* Negotiated ALPN protocol ("h2") or NULL (none); protocol version string ("TLSv1.3"). */
 const char *cl_tls_alpn(const struct cl_tls *t);
 const char *cl_tls_version(const struct cl_tls *t);
 

@@ -332,6 +332,51 @@ static void bad_input(void **state)
     assert_null(key);
 }
 
+/* IP address SANs: written as [7] iPAddress, shown by openssl, bad literals refused. */
+static void ip_sans(void **state)
+{
+    struct fx *f = *state;
+    const char *dns[] = {"apiserver"};
+    const char *ips[] = {"10.96.0.1", "fd00::1"};
+    struct cl_certgen_opts o = {
+        .cn = "apiserver", .dns = dns, .ndns = 1, .ips = ips, .nips = 2, .server_auth = true};
+    char *cert = NULL, *key = NULL;
+
+    assert_int_equal(cl_certgen_leaf(f->ca_cert, f->ca_key, &o, &cert, &key), 0);
+    assert_int_equal(wolf_verify(f->ca_cert, cert), WOLFSSL_SUCCESS);
+    if (have_openssl()) {
+        char *lp = write_tmp(f, "ip.pem", cert);
+        char out[16384];
+        char *text[] = {"/usr/bin/openssl", "x509", "-noout", "-text", "-in", lp, NULL};
+        assert_int_equal(run(text, out, sizeof(out)), 0);
+        assert_non_null(
+            strstr(out, "DNS:apiserver, IP Address:10.96.0.1, IP Address:FD00:0:0:0:0:0:0:1"));
+        cl_free(&lp);
+    }
+    cl_free(&cert);
+    cl_free(&key);
+    const char *bad[] = {"10.96.0", "fd00::1::2", "[::1]", "kubernetes", ""};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        o.ips = &bad[i];
+        o.nips = 1;
+        assert_int_equal(cl_certgen_leaf(f->ca_cert, f->ca_key, &o, &cert, &key), CL_EINVAL);
+        assert_null(cert);
+    }
+    const char *many[CL_CERTGEN_MAX_IPS + 1];
+    for (size_t i = 0; i < CL_CERTGEN_MAX_IPS + 1; i++)
+        many[i] = "10.0.0.1";
+    o.ips = many;
+    o.nips = CL_CERTGEN_MAX_IPS + 1;
+    assert_int_equal(cl_certgen_leaf(f->ca_cert, f->ca_key, &o, &cert, &key), CL_EINVAL);
+    o.nips = CL_CERTGEN_MAX_IPS;
+    assert_int_equal(cl_certgen_leaf(f->ca_cert, f->ca_key, &o, &cert, &key), 0);
+    cl_free(&cert);
+    cl_free(&key);
+    o.ips = NULL;
+    o.nips = 1;
+    assert_int_equal(cl_certgen_leaf(f->ca_cert, f->ca_key, &o, &cert, &key), CL_EINVAL);
+}
+
 /* Every allocation failure is reported as CL_ENOMEM with nothing leaked (ASan checks). */
 static void alloc_failures(void **state)
 {
@@ -366,6 +411,7 @@ int main(void)
         cmocka_unit_test(expired_rejected),
         cmocka_unit_test(wrong_ca_rejected),
         cmocka_unit_test(bad_input),
+        cmocka_unit_test(ip_sans),
         cmocka_unit_test(alloc_failures),
     };
 

@@ -1,8 +1,12 @@
-/* TLS client and server wired back to back in memory through their queues. */
+/* TLS client and server wired back to back in memory through their queues: mutual TLS with
+ * ALPN h2 (the gateways' default), and the client options of the Kubernetes API client: no
+ * client certificate, another ALPN protocol or none, a server addressed by IP literal (checked
+ * against iPAddress SANs), error details naming the peer. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cl/certgen.h"
 #include "cl/err.h"
 #include "cl/mem.h"
 #include "cl/tls.h"
@@ -11,17 +15,31 @@
 #include "testutil.h"
 
 static struct cl_test_pki pki;
+static struct cl_test_leaf ipsrv; /* "srv" with IP SANs 127.0.0.1 and ::1 */
 
 static int setup(void **state)
 {
+    const char *dns[] = {"srv"};
+    const char *ips[] = {"127.0.0.1", "::1"};
+    struct cl_certgen_opts o = {.cn = "srv",
+                                .dns = dns,
+                                .ndns = 1,
+                                .ips = ips,
+                                .nips = 2,
+                                .server_auth = true,
+                                .client_auth = true};
     (void)state;
     cl_tls_global_init();
-    return cl_test_pki_make(&pki);
+    if (cl_test_pki_make(&pki) != 0)
+        return -1;
+    return cl_certgen_leaf(pki.ca, pki.ca_key, &o, &ipsrv.cert, &ipsrv.key);
 }
 
 static int teardown(void **state)
 {
     (void)state;
+    cl_free(&ipsrv.cert);
+    cl_free(&ipsrv.key);
     cl_test_pki_free(&pki);
     cl_tls_global_cleanup();
     return 0;
@@ -83,6 +101,21 @@ static void pair_run(struct pair *p, const struct cl_test_leaf *srv, const char 
 {
     p->sc = ctx(true, srv, srv_ca);
     p->cc = ctx(false, cli, cli_ca);
+    p->s = cl_tls_new(p->sc, NULL);
+    p->c = cl_tls_new(p->cc, name);
+    assert_non_null(p->s);
+    assert_non_null(p->c);
+    handshake(p->c, p->s, &p->crc, &p->src);
+}
+
+/* Like pair_run, with full option sets for both contexts. */
+static void pair_opts(struct pair *p, const struct cl_tls_ctx_opts *so,
+                      const struct cl_tls_ctx_opts *co, const char *name)
+{
+    char err[256];
+
+    assert_int_equal(cl_tls_ctx_new(so, &p->sc, err, sizeof(err)), 0);
+    assert_int_equal(cl_tls_ctx_new(co, &p->cc, err, sizeof(err)), 0);
     p->s = cl_tls_new(p->sc, NULL);
     p->c = cl_tls_new(p->cc, name);
     assert_non_null(p->s);
@@ -250,6 +283,277 @@ static void bad_files(void **state)
     cl_free(&dir);
 }
 
+/* The server's default options, and a Kubernetes-style client (no certificate, http/1.1). */
+static struct cl_tls_ctx_opts srv_opts(const struct cl_test_leaf *l)
+{
+    struct cl_tls_ctx_opts o = {
+        .server = true, .cert_pem = l->cert, .key_pem = l->key, .ca_pem = pki.ca};
+    return o;
+}
+
+static struct cl_tls_ctx_opts k8s_opts(void)
+{
+    struct cl_tls_ctx_opts o = {.ca_pem = pki.ca,
+                                .cert_optional = true,
+                                .alpn_mode = CL_TLS_ALPN_OFFER,
+                                .alpn = "http/1.1",
+                                .peer_label = "API server"};
+    return o;
+}
+
+static void material_rules(void **state)
+{
+    struct cl_tls_ctx_opts o = {.ca_pem = pki.ca};
+    struct cl_tls_ctx *c = NULL;
+    char err[256];
+    (void)state;
+
+    /* by default every context needs a certificate and its key, as before */
+    assert_int_equal(cl_tls_ctx_new(&o, &c, err, sizeof(err)), CL_EINVAL);
+    assert_string_equal(err, "a certificate, a key and a CA bundle are all required");
+    o.cert_pem = pki.cli.cert;
+    assert_int_equal(cl_tls_ctx_new(&o, &c, err, sizeof(err)), CL_EINVAL);
+    /* a client may go without, but not with half of it */
+    o.cert_optional = true;
+    assert_int_equal(cl_tls_ctx_new(&o, &c, err, sizeof(err)), CL_EINVAL);
+    assert_non_null(strstr(err, "needs its key"));
+    o.cert_pem = NULL;
+    o.key_pem = pki.cli.key;
+    assert_int_equal(cl_tls_ctx_new(&o, &c, err, sizeof(err)), CL_EINVAL);
+    o.key_pem = NULL;
+    assert_int_equal(cl_tls_ctx_new(&o, &c, err, sizeof(err)), 0);
+    cl_tls_ctx_unref(c);
+    o.ca_pem = NULL;
+    assert_int_equal(cl_tls_ctx_new(&o, &c, err, sizeof(err)), CL_EINVAL);
+    assert_non_null(strstr(err, "CA bundle"));
+    /* a server always needs one */
+    o.ca_pem = pki.ca;
+    o.server = true;
+    assert_int_equal(cl_tls_ctx_new(&o, &c, err, sizeof(err)), CL_EINVAL);
+    /* bad material from memory is named without a path */
+    o.server = false;
+    o.cert_pem = pki.cli.cert;
+    o.key_pem = pki.srv.key;
+#ifndef CL_SYSTEM_WOLFSSL
+    assert_int_equal(cl_tls_ctx_new(&o, &c, err, sizeof(err)), CL_ETLS_KEY_MISMATCH);
+    assert_string_equal(err, "the key does not match the certificate");
+#endif
+    o.key_pem = "junk";
+    assert_int_equal(cl_tls_ctx_new(&o, &c, err, sizeof(err)), CL_ETLS_BAD_FILE);
+    assert_string_equal(err, "the key is not a valid PEM private key");
+    o.cert_pem = NULL;
+    o.key_pem = NULL;
+    o.ca_pem = "junk";
+    assert_int_equal(cl_tls_ctx_new(&o, &c, err, sizeof(err)), CL_ETLS_BAD_FILE);
+    assert_string_equal(err, "the CA bundle holds no valid PEM certificate");
+    /* ALPN names: one protocol of 1..15 bytes */
+    o.ca_pem = pki.ca;
+    o.alpn = "";
+    assert_int_equal(cl_tls_ctx_new(&o, &c, err, sizeof(err)), CL_EINVAL);
+    o.alpn = "h2,http/1.1";
+    assert_int_equal(cl_tls_ctx_new(&o, &c, err, sizeof(err)), CL_EINVAL);
+    o.alpn = "0123456789abcdef";
+    assert_int_equal(cl_tls_ctx_new(&o, &c, err, sizeof(err)), CL_EINVAL);
+    o.alpn_mode = CL_TLS_ALPN_OFF; /* the name is not used then */
+    assert_int_equal(cl_tls_ctx_new(&o, &c, err, sizeof(err)), 0);
+    cl_tls_ctx_unref(c);
+    o.alpn_mode = (enum cl_tls_alpn_mode)7;
+    assert_int_equal(cl_tls_ctx_new(&o, &c, err, sizeof(err)), CL_EINVAL);
+}
+
+static void client_without_certificate(void **state)
+{
+    struct cl_tls_ctx_opts so = srv_opts(&pki.srv), co = k8s_opts();
+    struct pair p;
+    (void)state;
+
+    /* an mTLS server (every gateway) still refuses a client without a certificate */
+    co.alpn_mode = CL_TLS_ALPN_REQUIRE;
+    co.alpn = NULL;
+    co.peer_label = NULL;
+    pair_opts(&p, &so, &co, "srv");
+    assert_int_equal(p.src, CL_ETLS_NO_CERT);
+    if (p.crc == 0) { /* TLS 1.3: the alert comes with the client's first read */
+        char b[8];
+        move(p.s, p.c);
+        p.crc = (int)cl_tls_read(p.c, b, sizeof(b));
+    }
+    assert_int_equal(p.crc, CL_ETLS_NO_CERT);
+    pair_free(&p);
+    /* cert_optional with a certificate given: it is presented */
+    co.cert_pem = pki.cli.cert;
+    co.key_pem = pki.cli.key;
+    pair_opts(&p, &so, &co, "srv");
+    assert_int_equal(p.crc, 0);
+    assert_int_equal(p.src, 0);
+    assert_true(cl_tls_peer_has_name(cl_tls_peer(p.s), "cli"));
+    pair_free(&p);
+}
+
+static void alpn_modes(void **state)
+{
+    struct cl_tls_ctx_opts so = srv_opts(&pki.srv), co = k8s_opts();
+    struct pair p;
+    (void)state;
+
+    co.cert_pem = pki.cli.cert; /* the server here is an mTLS server */
+    co.key_pem = pki.cli.key;
+    /* an h2-only server refuses an http/1.1 client */
+    pair_opts(&p, &so, &co, "srv");
+    assert_int_equal(p.src, CL_ETLS_ALPN);
+    assert_int_equal(p.crc, CL_ETLS_ALPN);
+    assert_string_equal(cl_tls_error_detail(p.c), "API server does not speak http/1.1 (ALPN)");
+    pair_free(&p);
+    /* both offer http/1.1 */
+    so.alpn_mode = CL_TLS_ALPN_OFFER;
+    so.alpn = "http/1.1";
+    pair_opts(&p, &so, &co, "srv");
+    assert_int_equal(p.crc, 0);
+    assert_int_equal(p.src, 0);
+    assert_string_equal(cl_tls_alpn(p.c), "http/1.1");
+    assert_string_equal(cl_tls_alpn(p.s), "http/1.1");
+    pair_free(&p);
+    /* the server knows no ALPN: fine for an offering client, not for a requiring one */
+    so.alpn_mode = CL_TLS_ALPN_OFF;
+    pair_opts(&p, &so, &co, "srv");
+    assert_int_equal(p.crc, 0);
+    assert_int_equal(p.src, 0);
+    assert_null(cl_tls_alpn(p.c));
+    assert_null(cl_tls_alpn(p.s));
+    pair_free(&p);
+    co.alpn_mode = CL_TLS_ALPN_REQUIRE;
+    co.alpn = NULL; /* h2 */
+    co.peer_label = NULL;
+    pair_opts(&p, &so, &co, "srv");
+    assert_int_equal(p.crc, CL_ETLS_ALPN);
+    assert_string_equal(cl_tls_error_detail(p.c), "peer does not speak HTTP/2 (ALPN h2)");
+    pair_free(&p);
+    /* a client offering nothing: an offering server carries on, an h2 server refuses */
+    co.alpn_mode = CL_TLS_ALPN_OFF;
+    so.alpn_mode = CL_TLS_ALPN_OFFER;
+    pair_opts(&p, &so, &co, "srv");
+    assert_int_equal(p.crc, 0);
+    assert_int_equal(p.src, 0);
+    assert_null(cl_tls_alpn(p.c));
+    pair_free(&p);
+    so = srv_opts(&pki.srv);
+    pair_opts(&p, &so, &co, "srv");
+    assert_int_equal(p.src, CL_ETLS_ALPN);
+    pair_free(&p);
+}
+
+static void server_by_ip_address(void **state)
+{
+    struct cl_tls_ctx_opts so = srv_opts(&ipsrv), co = k8s_opts();
+    struct pair p;
+    (void)state;
+
+    co.cert_pem = pki.cli.cert;
+    co.key_pem = pki.cli.key;
+    so.alpn_mode = CL_TLS_ALPN_OFFER;
+    so.alpn = "http/1.1";
+    /* IPv4 and IPv6 literals match the certificate's iPAddress SANs, the DNS name its dNSName */
+    const char *good[] = {"127.0.0.1", "::1", "0:0::1", "srv"};
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        pair_opts(&p, &so, &co, good[i]);
+        assert_int_equal(p.crc, 0);
+        assert_int_equal(p.src, 0);
+        pair_free(&p);
+    }
+    /* another address is refused, and so is the address as a DNS name */
+    const char *bad[] = {"127.0.0.2", "::2", "127.0.0.1.nip.io"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        pair_opts(&p, &so, &co, bad[i]);
+        assert_int_equal(p.crc, CL_ETLS_NAME);
+        assert_false(cl_tls_is_established(p.c));
+        assert_non_null(strstr(cl_tls_error_detail(p.c), bad[i]));
+        assert_non_null(strstr(cl_tls_error_detail(p.c), "API server certificate"));
+        pair_free(&p);
+    }
+    pair_opts(&p, &so, &co, "127.0.0.2");
+    assert_string_equal(cl_tls_error_detail(p.c),
+                        "API server certificate has no IP address SAN 127.0.0.2");
+    pair_free(&p);
+    /* a certificate with DNS SANs only (the gateways' kind) never matches an address */
+    so = srv_opts(&pki.srv);
+    so.alpn_mode = CL_TLS_ALPN_OFFER;
+    so.alpn = "http/1.1";
+    co.peer_label = NULL;
+    pair_opts(&p, &so, &co, "127.0.0.1");
+    assert_int_equal(p.crc, CL_ETLS_NAME);
+    assert_string_equal(cl_tls_error_detail(p.c),
+                        "server certificate has no IP address SAN 127.0.0.1");
+    pair_free(&p);
+}
+
+static void peer_label_in_details(void **state)
+{
+    struct cl_tls_ctx_opts so = srv_opts(&pki.other), co = k8s_opts();
+    struct pair p;
+    (void)state;
+
+    co.cert_pem = pki.cli.cert;
+    co.key_pem = pki.cli.key;
+    so.alpn_mode = CL_TLS_ALPN_OFFER;
+    so.alpn = "http/1.1";
+    so.ca_pem = pki.ca;
+    pair_opts(&p, &so, &co, "srv");
+    assert_int_equal(p.crc, CL_ETLS_UNKNOWN_CA);
+    assert_string_equal(cl_tls_error_detail(p.c),
+                        "API server certificate is not signed by the configured CA");
+    pair_free(&p);
+    so = srv_opts(&pki.expired);
+    so.alpn_mode = CL_TLS_ALPN_OFF;
+    pair_opts(&p, &so, &co, "srv");
+    assert_int_equal(p.crc, CL_ETLS_EXPIRED);
+    assert_string_equal(cl_tls_error_detail(p.c), "API server certificate has expired");
+    pair_free(&p);
+    so = srv_opts(&pki.srv);
+    so.alpn_mode = CL_TLS_ALPN_OFF;
+    pair_opts(&p, &so, &co, "kubernetes.default.svc");
+    assert_int_equal(p.crc, CL_ETLS_NAME);
+    assert_string_equal(cl_tls_error_detail(p.c),
+                        "API server certificate does not name kubernetes.default.svc");
+    pair_free(&p);
+}
+
+/* Reload watches the files a context was built from, and only when all material is files. */
+static void reload_files(void **state)
+{
+    char *dir = cl_test_mkdtemp("tlsreload");
+    char ca[512], err[256];
+    struct cl_tls_ctx_opts o = k8s_opts();
+    struct cl_tls_ctx *c = NULL;
+    (void)state;
+
+    snprintf(ca, sizeof(ca), "%s/ca.pem", dir);
+    cl_test_write_file(ca, pki.ca, strlen(pki.ca));
+    o.ca_pem = NULL;
+    o.ca_file = ca;
+    assert_int_equal(cl_tls_ctx_new(&o, &c, err, sizeof(err)), 0);
+    assert_int_equal(cl_tls_ctx_reload(c, err, sizeof(err)), 0);
+    /* a bundle of two CAs: another size */
+    char *both = cl_malloc(strlen(pki.ca) + strlen(pki.other_ca) + 1);
+    assert_non_null(both);
+    memcpy(both, pki.ca, strlen(pki.ca));
+    memcpy(both + strlen(pki.ca), pki.other_ca, strlen(pki.other_ca) + 1);
+    cl_test_write_file(ca, both, strlen(both));
+    assert_int_equal(cl_tls_ctx_reload(c, err, sizeof(err)), 1);
+    assert_int_equal(cl_tls_ctx_reload(c, err, sizeof(err)), 0);
+    /* a broken replacement is refused and the old material stays */
+    cl_test_write_file(ca, "junk", 4);
+    assert_int_equal(cl_tls_ctx_reload(c, err, sizeof(err)), CL_ETLS_BAD_FILE);
+    cl_tls_ctx_unref(c);
+    /* the CA from memory: nothing to watch */
+    o = k8s_opts();
+    assert_int_equal(cl_tls_ctx_new(&o, &c, err, sizeof(err)), 0);
+    assert_int_equal(cl_tls_ctx_reload(c, err, sizeof(err)), 0);
+    cl_tls_ctx_unref(c);
+    cl_free(&both);
+    cl_test_rmtree(dir);
+    cl_free(&dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -259,6 +563,12 @@ int main(void)
         cmocka_unit_test(expired_and_future_certificates),
         cmocka_unit_test(wrong_server_name),
         cmocka_unit_test(bad_files),
+        cmocka_unit_test(material_rules),
+        cmocka_unit_test(client_without_certificate),
+        cmocka_unit_test(alpn_modes),
+        cmocka_unit_test(server_by_ip_address),
+        cmocka_unit_test(peer_label_in_details),
+        cmocka_unit_test(reload_files),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -16,6 +16,7 @@
 #include <wolfssl/ssl.h>
 
 #include "cl/bufq.h"
+#include "cl/certgen.h"
 #include "cl/err.h"
 #include "cl/mem.h"
 #include "cl/time.h"
@@ -52,6 +53,8 @@ struct server {
 };
 
 static struct cl_test_pki pki;
+static struct cl_test_leaf ipsrv; /* "srv" with the IP SAN 127.0.0.1 */
+static bool want_client_cert;     /* the next server_start requires a client certificate */
 static uv_loop_t loop;
 
 static void serve_conn(struct server *s, int fd)
@@ -156,6 +159,13 @@ static void server_start(struct server *s, const struct step *steps, size_t n,
                                                        (long)strlen(leaf->key),
                                                        WOLFSSL_FILETYPE_PEM),
                      WOLFSSL_SUCCESS);
+    if (want_client_cert) {
+        assert_int_equal(wolfSSL_CTX_load_verify_buffer(s->ctx, (const unsigned char *)pki.ca,
+                                                        (long)strlen(pki.ca), WOLFSSL_FILETYPE_PEM),
+                         WOLFSSL_SUCCESS);
+        wolfSSL_CTX_set_verify(s->ctx, WOLFSSL_VERIFY_PEER | WOLFSSL_VERIFY_FAIL_IF_NO_PEER_CERT,
+                               NULL);
+    }
     assert_int_equal(pthread_create(&s->th, NULL, server_main, s), 0);
 }
 
@@ -359,6 +369,7 @@ static void certificates(void **state)
     assert_int_equal(cp_k8s_call(c, &r, on_resp, &g, NULL), 0);
     run_until(&g.n, 1);
     assert_int_equal(g.err, CL_ETLS_UNKNOWN_CA);
+    assert_non_null(strstr(g.detail, "API server certificate is not signed by the configured CA"));
     finish(c);
     server_stop(&s);
     cp_k8s_config_deinit(&cfg);
@@ -380,6 +391,38 @@ static void certificates(void **state)
     run_until(&g.n, 3);
     assert_int_equal(g.err, CL_ETLS_NAME);
     assert_non_null(strstr(g.detail, "no IP address SAN"));
+    finish(c);
+    server_stop(&s);
+    /* ... which this one has */
+    server_start(&s, steps, 1, &ipsrv);
+    cfg.port = s.port;
+    assert_int_equal(cp_k8s_client_new(&loop, &cfg, &fast, &c, err, sizeof(err)), 0);
+    assert_int_equal(cp_k8s_call(c, &r, on_resp, &g, NULL), 0);
+    run_until(&g.n, 4);
+    assert_int_equal(g.err, 0);
+    assert_int_equal(g.status, 200);
+    finish(c);
+    server_stop(&s);
+    cp_k8s_config_deinit(&cfg);
+    /* a server that wants a client certificate gets the kubeconfig's, and nothing without */
+    want_client_cert = true;
+    server_start(&s, steps, 1, &pki.srv);
+    want_client_cert = false;
+    config(&cfg, s.port);
+    assert_int_equal(cp_k8s_client_new(&loop, &cfg, &fast, &c, err, sizeof(err)), 0);
+    assert_int_equal(cp_k8s_call(c, &r, on_resp, &g, NULL), 0);
+    run_until(&g.n, 5);
+    assert_true(g.err < 0);
+    assert_int_equal(s.nreq, 0);
+    finish(c);
+    cfg.cert_pem = cl_strdup(pki.cli.cert);
+    cfg.key_pem = cl_strdup(pki.cli.key);
+    assert_int_equal(cp_k8s_client_new(&loop, &cfg, &fast, &c, err, sizeof(err)), 0);
+    assert_int_equal(cp_k8s_call(c, &r, on_resp, &g, NULL), 0);
+    run_until(&g.n, 6);
+    assert_int_equal(g.err, 0);
+    assert_int_equal(g.status, 200);
+    assert_int_equal(s.nreq, 1);
     finish(c);
     server_stop(&s);
     cp_k8s_config_deinit(&cfg);
@@ -534,6 +577,11 @@ static int setup(void **state)
     cl_tls_global_init();
     if (cl_test_pki_make(&pki) != 0)
         return -1;
+    const char *dns[] = {"srv"}, *ips[] = {"127.0.0.1"};
+    struct cl_certgen_opts o = {
+        .cn = "srv", .dns = dns, .ndns = 1, .ips = ips, .nips = 1, .server_auth = true};
+    if (cl_certgen_leaf(pki.ca, pki.ca_key, &o, &ipsrv.cert, &ipsrv.key) != 0)
+        return -1;
     return uv_loop_init(&loop);
 }
 
@@ -542,6 +590,8 @@ static int teardown(void **state)
     (void)state;
     assert_int_equal(uv_loop_close(&loop), 0);
     cl_test_pki_free(&pki);
+    cl_free(&ipsrv.cert);
+    cl_free(&ipsrv.key);
     cl_tls_global_cleanup();
     cl_bufq_pool_drain();
     return 0;
