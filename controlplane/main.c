@@ -293,6 +293,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "cl-controlplane: cannot load state: %s\n", cl_strerror(rc));
         return 1;
     }
+    ko.gateway = name; /* the owner label of our Services */
     if (cp.k8s && (rc = cp_k8s_start(&cp, &ko, &cp.kube, err, sizeof(err))) != 0) {
         fprintf(stderr, "cl-controlplane: Kubernetes mode: %s\n", err);
         cp_state_free(&cp);
