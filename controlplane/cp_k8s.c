@@ -107,9 +107,9 @@ struct cp_k8s {
     json_t *selector;
     char owner[CP_K8S_OWNER_MAX + 1]; /* our clusterlink.net/gateway value */
     struct cp_k8s_target target;
-    json_t *services; /* name -> our Service as last seen */
-    json_t *svc_new;  /* being filled by a (re-)list */
-    json_t *others;   /* import name -> a Service of that name that is not ours, as last read */
+    json_t *services;   /* name -> our Service as last seen */
+    json_t *svc_new;    /* being filled by a (re-)list */
+    json_t *others;     /* import name -> a Service of that name that is not ours, as last read */
     size_t legacy_seen; /* unowned Services the start-up list found (for the summary) */
     struct cl_list items;
     uv_timer_t work;

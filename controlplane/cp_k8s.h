@@ -114,8 +114,7 @@ struct cp_k8s_target {
 };
 
 /* The Service an import wants (new reference). */
-json_t *cp_k8s_desired_service(const struct cp_k8s_target *t, const char *name,
-                               const json_t *imp);
+json_t *cp_k8s_desired_service(const struct cp_k8s_target *t, const char *name, const json_t *imp);
 
 /* The import status message for a Service of the import's name that is not ours and is not
  * taken (foreign, another gateway's, or an older version's that differs from the import). */
@@ -147,8 +146,8 @@ const char *cp_k8s_action_name(enum cp_k8s_action a);
  * (NONE without an import: never deleted, we cannot tell whose it is). *body (CREATE, UPDATE,
  * ADOPT) is a new reference. Pure.
  */
-enum cp_k8s_action cp_k8s_plan(const struct cp_k8s_target *t, const char *name,
-                               const json_t *imp, const json_t *actual, json_t **body);
+enum cp_k8s_action cp_k8s_plan(const struct cp_k8s_target *t, const char *name, const json_t *imp,
+                               const json_t *actual, json_t **body);
 
 /* A watch event line -> type ("ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR") and object
  * (borrowed from *root, which the caller decrefs). Returns 0 or CL_EJSON / CL_ESCHEMA. */

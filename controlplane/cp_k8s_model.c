@@ -157,8 +157,8 @@ static const char *label(const json_t *obj, const char *key)
 enum cp_k8s_owner cp_k8s_service_owner(const json_t *svc, const char *owner)
 {
     const char *m = label(svc, CP_K8S_LABEL_MANAGED);
-    const json_t *g = json_object_get(
-        json_object_get(json_object_get(svc, "metadata"), "labels"), CP_K8S_LABEL_GATEWAY);
+    const json_t *g = json_object_get(json_object_get(json_object_get(svc, "metadata"), "labels"),
+                                      CP_K8S_LABEL_GATEWAY);
 
     if (m == NULL || strcmp(m, CP_K8S_MANAGER) != 0)
         return CP_K8S_OWNER_FOREIGN;
@@ -178,8 +178,7 @@ static json_t *desired_ports(const json_t *imp)
                      json_object_get(spec, "targetPort"));
 }
 
-json_t *cp_k8s_desired_service(const struct cp_k8s_target *t, const char *name,
-                               const json_t *imp)
+json_t *cp_k8s_desired_service(const struct cp_k8s_target *t, const char *name, const json_t *imp)
 {
     return json_pack("{s:s,s:s,s:{s:s,s:s,s:{s:s,s:s,s:s}},s:{s:s,s:O,s:o}}", "apiVersion", "v1",
                      "kind", "Service", "metadata", "name", name, "namespace", t->ns, "labels",
@@ -281,17 +280,16 @@ static json_t *updated(const struct cp_k8s_target *t, const char *name, const js
     return o;
 }
 
-enum cp_k8s_action cp_k8s_plan(const struct cp_k8s_target *t, const char *name,
-                               const json_t *imp, const json_t *actual, json_t **body)
+enum cp_k8s_action cp_k8s_plan(const struct cp_k8s_target *t, const char *name, const json_t *imp,
+                               const json_t *actual, json_t **body)
 {
     bool going = json_object_get(json_object_get(actual, "metadata"), "deletionTimestamp") != NULL;
-    enum cp_k8s_owner own = actual != NULL ? cp_k8s_service_owner(actual, t->owner)
-                                           : CP_K8S_OWNER_FOREIGN;
+    enum cp_k8s_owner own =
+        actual != NULL ? cp_k8s_service_owner(actual, t->owner) : CP_K8S_OWNER_FOREIGN;
 
     *body = NULL;
     if (imp == NULL) /* only ours are deleted; one being deleted already needs nothing more */
-        return actual != NULL && own == CP_K8S_OWNER_OURS && !going ? CP_K8S_DELETE
-                                                                    : CP_K8S_NONE;
+        return actual != NULL && own == CP_K8S_OWNER_OURS && !going ? CP_K8S_DELETE : CP_K8S_NONE;
     if (!cl_str_is_dns1035_label(name))
         return CP_K8S_INVALID;
     if (actual == NULL) {

@@ -89,7 +89,8 @@ static void desired_service(void **state)
     json_t *want =
         J("{\"apiVersion\":\"v1\",\"kind\":\"Service\",\"metadata\":{\"name\":\"web\","
           "\"namespace\":\"cl\",\"labels\":{\"app.kubernetes.io/managed-by\":\"clusterlink\","
-          "\"clusterlink.net/import\":\"web\",\"clusterlink.net/gateway\":\"east\"}},\"spec\":{\"type\":\"ClusterIP\",\"selector\":"
+          "\"clusterlink.net/import\":\"web\",\"clusterlink.net/"
+          "gateway\":\"east\"}},\"spec\":{\"type\":\"ClusterIP\",\"selector\":"
           "{\"app\":\"cl-dataplane\",\"release\":\"r1\"},\"ports\":[{\"name\":\"tcp\","
           "\"protocol\":\"TCP\",\"port\":80,\"targetPort\":20001}]}}");
     (void)state;
