@@ -7,11 +7,20 @@
  * item compares the import with the cached Service (cp_k8s_plan) and sends at most one
  * request; the answer updates the cache and makes the item due again, so it converges one
  * step at a time, level-triggered: bursts of 409/429/5xx only delay it. Nothing is written
- * before the first list of managed Services has been read (adoption, not re-creation).
+ * before the first list of this gateway's Services, and the one-off list of unowned ones an
+ * older version made, have been read (adoption, not re-creation).
  *
- * Watchers (Services in the namespace with our label, pods everywhere): list (pods: in pages),
- * then watch from the list's resourceVersion; a watch that ends is resumed from the last
- * resourceVersion seen; 410 Gone (or an ERROR event saying so) re-lists. Failures back off.
+ * Ownership: "ours" is managed-by=clusterlink plus clusterlink.net/gateway=<our owner value>;
+ * only those are cached in `services` (the watch selects exactly them) and only those are ever
+ * updated or deleted. A Service of an import's name that is not ours (foreign, another
+ * gateway's, unowned) is kept per name in `others`, as last read: plans against it give
+ * CONFLICT (re-read every CONFLICT_RECHECK_MS) or, for an unowned one that is exactly what the
+ * import wants, ADOPT (a PUT adding our owner label, with its resourceVersion).
+ *
+ * Watchers (this gateway's Services in the namespace, pods everywhere; and a list-only one for
+ * unowned Services at start): list (pods: in pages), then watch from the list's
+ * resourceVersion; a watch that ends is resumed from the last resourceVersion seen; 410 Gone
+ * (or an ERROR event saying so) re-lists. Failures back off.
  */
 #include "cp_k8s.h"
 
@@ -43,11 +52,12 @@ enum op {
     OP_UPDATE,
     OP_DELETE,
     OP_GET,
+    OP_ADOPT, /* a PUT, as OP_UPDATE, of an older version's Service */
 };
 
 static const char *const op_names[] = {
     [OP_NONE] = "none",     [OP_CREATE] = "create", [OP_UPDATE] = "update",
-    [OP_DELETE] = "delete", [OP_GET] = "get",
+    [OP_DELETE] = "delete", [OP_GET] = "get",       [OP_ADOPT] = "adopt",
 };
 
 struct item {
@@ -59,7 +69,7 @@ struct item {
     enum op op;
     struct cp_k8s_call *call;
     int failures;
-    bool foreign; /* last seen: a Service of this name that is not ours */
+    bool recheck; /* others[name] was planned against: read it again before acting on it */
     json_t *status;
 };
 
@@ -68,6 +78,7 @@ struct watcher;
 struct watch_kind {
     const char *what;
     bool paged;
+    bool list_only; /* no watch after the list: done once it completes */
     void (*list_begin)(struct watcher *w);
     void (*list_item)(struct watcher *w, json_t *obj);
     void (*list_end)(struct watcher *w);
@@ -94,15 +105,19 @@ struct cp_k8s {
     struct cp_k8s_client *client;
     char ns[64];
     json_t *selector;
-    char label_query[256];
-    json_t *services; /* name -> managed Service as last seen */
-    json_t *svc_new;  /* being filled by a (re-)list */
+    char owner[CP_K8S_OWNER_MAX + 1]; /* our clusterlink.net/gateway value */
+    struct cp_k8s_target target;
+    json_t *services;   /* name -> our Service as last seen */
+    json_t *svc_new;    /* being filled by a (re-)list */
+    json_t *others;     /* import name -> a Service of that name that is not ours, as last read */
+    size_t legacy_seen; /* unowned Services the start-up list found (for the summary) */
     struct cl_list items;
     uv_timer_t work;
     uint64_t resync_ms;
     uint64_t next_resync;
     uint64_t watch_timeout_s;
     struct watcher svc;
+    struct watcher legacy; /* list-only: unowned Services an older version made */
     struct watcher pods;
     bool watch_pods;
     struct cp_k8s_pods podmap;
@@ -267,13 +282,19 @@ static void item_failed(struct item *it, const char *msg)
     item_due(it, cp_k8s_backoff_ms(it->failures, 500, ERROR_BACKOFF_MAX, rnd(it->k)));
 }
 
-/* Caches a Service from an answer or a watch (ours only; anything else is forgotten). */
+/* Caches a Service from an answer or a watch: ours in services, anyone else's in others. */
 static void cache_service(struct cp_k8s *k, const char *name, json_t *svc)
 {
-    if (svc != NULL && cp_k8s_service_is_ours(svc))
+    if (svc != NULL && cp_k8s_service_owner(svc, k->owner) == CP_K8S_OWNER_OURS) {
         json_object_set(k->services, name, svc);
-    else
+        json_object_del(k->others, name);
+    } else {
         json_object_del(k->services, name);
+        if (svc != NULL)
+            json_object_set(k->others, name, svc);
+        else
+            json_object_del(k->others, name);
+    }
 }
 
 static void on_answer(const struct cp_k8s_resp *r, void *ud);
@@ -308,22 +329,25 @@ static void item_run(struct item *it)
     struct cp_k8s *k = it->k;
     json_t *imp = json_object_get(k->cp->objs[CP_KIND_IMPORT], it->name);
     json_t *actual = json_object_get(k->services, it->name), *body = NULL;
+    json_t *other = actual == NULL ? json_object_get(k->others, it->name) : NULL;
     enum cp_k8s_action a;
+    char msg[512];
     int rc = 0;
 
     it->due_ms = 0;
-    if (!k->svc.synced)
+    if (!k->svc.synced || !k->legacy.synced)
         return; /* marked again once the Services are listed */
-    if (imp != NULL && actual == NULL && it->foreign) {
-        /* a foreign Service was there: look before creating */
+    if (imp != NULL && other != NULL && it->recheck) {
+        /* someone else's Service was there a while ago: look again before deciding */
         rc = item_send(it, OP_GET, "GET", NULL);
         goto sent;
     }
-    a = cp_k8s_plan(k->ns, it->name, imp, actual, k->selector, &body);
+    a = cp_k8s_plan(&k->target, it->name, imp, actual != NULL ? actual : other, &body);
     CL_DEBUG("cp.k8s", "import %s: %s", it->name, cp_k8s_action_name(a));
     switch (a) {
     case CP_K8S_NONE:
         if (imp == NULL) {
+            json_object_del(k->others, it->name);
             item_free(it);
             return;
         }
@@ -336,14 +360,25 @@ static void item_run(struct item *it)
                    "a letter)",
                    NULL);
         return;
-    case CP_K8S_WAIT: /* its DELETED event brings it back here */
+    case CP_K8S_WAIT: /* ours: its DELETED event brings it back here; unowned: re-read */
         set_status(it, "pending", "the Service is being deleted; it is created again once gone",
                    NULL);
+        it->recheck = other != NULL;
         item_due(it, CONFLICT_RECHECK_MS);
         return;
-    case CP_K8S_CONFLICT: /* not cached normally: only ours are */
-        set_status(it, "conflict", "a Service of this name is not managed by ClusterLink", NULL);
+    case CP_K8S_CONFLICT: /* never written; read again now and then, ours once it is gone */
+        cp_k8s_conflict_message(&k->target, it->name, other, msg, sizeof(msg));
+        set_status(it, "conflict", msg, NULL);
+        it->recheck = true;
+        item_due(it, CONFLICT_RECHECK_MS);
         return;
+    case CP_K8S_ADOPT:
+        CL_INFO("cp.k8s",
+                "import %s: adopting Service %s/%s (made by an older version, as the import "
+                "wants it): adding label %s=%s",
+                it->name, k->ns, it->name, CP_K8S_LABEL_GATEWAY, k->owner);
+        rc = item_send(it, OP_ADOPT, "PUT", body);
+        break;
     case CP_K8S_CREATE:
         rc = item_send(it, OP_CREATE, "POST", body);
         break;
@@ -384,28 +419,18 @@ static void on_answer(const struct cp_k8s_resp *r, void *ud)
         return;
     if (ok) {
         it->failures = 0;
-        if (op == OP_DELETE) {
+        it->recheck = false; /* what we have is fresh: plan on it (a conflict is reported then) */
+        if (op == OP_DELETE)
             json_object_del(k->services, it->name);
-        } else if (json_is_object(r->json)) {
-            it->foreign = !cp_k8s_service_is_ours(r->json);
+        else if (json_is_object(r->json))
             cache_service(k, it->name, r->json);
-            if (it->foreign) {
-                char m[256];
-                snprintf(m, sizeof(m),
-                         "Service %s/%s exists and is not managed by ClusterLink (no label %s=%s); "
-                         "it is left alone",
-                         k->ns, it->name, CP_K8S_LABEL_MANAGED, CP_K8S_MANAGER);
-                set_status(it, "conflict", m, NULL);
-                item_due(it, CONFLICT_RECHECK_MS);
-                return;
-            }
-        }
         item_due(it, 0);
         return;
     }
-    if (r->err == 0 && r->status == 404 && (op == OP_GET || op == OP_UPDATE || op == OP_DELETE)) {
-        it->foreign = false; /* gone: create it if wanted */
-        json_object_del(k->services, it->name);
+    if (r->err == 0 && r->status == 404 &&
+        (op == OP_GET || op == OP_UPDATE || op == OP_ADOPT || op == OP_DELETE)) {
+        it->recheck = false; /* gone: create it if wanted */
+        cache_service(k, it->name, NULL);
         item_due(it, 0);
         return;
     }
@@ -570,7 +595,8 @@ static void on_list(const struct cp_k8s_resp *r, void *ud)
     w->failures = 0;
     w->synced = true;
     w->kind->list_end(w);
-    watcher_next(w, 0); /* now watch */
+    if (!w->kind->list_only)
+        watcher_next(w, 0); /* now watch */
 }
 
 static int on_watch_line(const char *line, size_t len, void *ud)
@@ -636,7 +662,7 @@ static void on_watch_end(int err, int status, const json_t *body, void *ud)
     watcher_next(w, cp_k8s_backoff_ms(w->failures, 500, WATCH_BACKOFF_MAX, rnd(k)));
 }
 
-/* Services: the cache of managed Services. */
+/* Services: the cache of this gateway's Services. */
 static void svc_list_begin(struct watcher *w)
 {
     json_decref(w->k->svc_new);
@@ -647,7 +673,8 @@ static void svc_list_item(struct watcher *w, json_t *obj)
 {
     const char *name = json_string_value(json_object_get(json_object_get(obj, "metadata"), "name"));
 
-    if (name != NULL && w->k->svc_new != NULL && cp_k8s_service_is_ours(obj))
+    if (name != NULL && w->k->svc_new != NULL &&
+        cp_k8s_service_owner(obj, w->k->owner) == CP_K8S_OWNER_OURS)
         json_object_set(w->k->svc_new, name, obj);
 }
 
@@ -668,7 +695,8 @@ static void svc_list_end(struct watcher *w)
     json_decref(k->services);
     k->services = k->svc_new;
     k->svc_new = NULL;
-    CL_INFO("cp.k8s", "listed %zu managed Services in %s", json_object_size(k->services), k->ns);
+    CL_INFO("cp.k8s", "listed %zu Services of this gateway (%s=%s) in %s",
+            json_object_size(k->services), CP_K8S_LABEL_GATEWAY, k->owner, k->ns);
     mark_all(k);
 }
 
@@ -680,8 +708,8 @@ static void svc_event(struct watcher *w, const char *type, json_t *obj)
     if (name == NULL)
         return;
     CL_DEBUG("cp.k8s", "Service %s/%s %s", k->ns, name, type);
-    if (strcmp(type, "DELETED") == 0)
-        json_object_del(k->services, name);
+    if (strcmp(type, "DELETED") == 0) /* or relabelled out of our selection: re-read */
+        cache_service(k, name, NULL);
     else
         cache_service(k, name, obj);
     mark(k, name);
@@ -694,6 +722,62 @@ static const struct watch_kind svc_kind = {
     .list_item = svc_list_item,
     .list_end = svc_list_end,
     .event = svc_event,
+};
+
+/*
+ * Unowned Services (managed-by=clusterlink without an owner label: made by a version before
+ * owner labels), listed once at start, before anything is written. Those named like one of our
+ * imports are kept in others, where the plan adopts the ones exactly as the import wants them;
+ * the rest are left alone: they may be another gateway's, and nothing on them says whose.
+ * Unowned ones that appear later are found when a create answers 409.
+ */
+static void legacy_list_begin(struct watcher *w)
+{
+    w->k->legacy_seen = 0;
+}
+
+static void legacy_list_item(struct watcher *w, json_t *obj)
+{
+    struct cp_k8s *k = w->k;
+    const char *name = json_string_value(json_object_get(json_object_get(obj, "metadata"), "name"));
+
+    if (name == NULL || cp_k8s_service_owner(obj, k->owner) != CP_K8S_OWNER_LEGACY)
+        return;
+    k->legacy_seen++;
+    if (json_object_get(k->cp->objs[CP_KIND_IMPORT], name) != NULL &&
+        json_object_get(k->services, name) == NULL)
+        json_object_set(k->others, name, obj);
+}
+
+static void legacy_list_end(struct watcher *w)
+{
+    struct cp_k8s *k = w->k;
+
+    if (k->legacy_seen > 0)
+        CL_INFO("cp.k8s",
+                "%zu Services in %s are managed by ClusterLink without an owner label (%s): "
+                "those exactly as one of this gateway's imports wants are adopted, the others "
+                "left alone",
+                k->legacy_seen, k->ns, CP_K8S_LABEL_GATEWAY);
+    mark_all(k);
+}
+
+static void legacy_event(struct watcher *w, const char *type, json_t *obj)
+{
+    /* list-only: never watched */
+    (void)w;
+    (void)type;
+    (void)obj;
+}
+
+static const struct watch_kind legacy_kind = {
+    .what = "unowned services",
+    .paged = false,
+    .list_only = true,
+    .list_begin = legacy_list_begin,
+    .list_item = legacy_list_item,
+    .list_end = legacy_list_end,
+    .event = legacy_event,
 };
 
 /* Pods: the IP map (a re-list builds a new one and swaps it in). */
@@ -745,11 +829,14 @@ static void on_handle_closed(uv_handle_t *h)
         return;
     json_decref(k->services);
     json_decref(k->svc_new);
+    json_decref(k->others);
     json_decref(k->selector);
     cp_k8s_pods_deinit(&k->podmap);
     cp_k8s_pods_deinit(&k->podnew);
     cl_mem_free(k->svc.rv);
     cl_mem_free(k->svc.cont);
+    cl_mem_free(k->legacy.rv);
+    cl_mem_free(k->legacy.cont);
     cl_mem_free(k->pods.rv);
     cl_mem_free(k->pods.cont);
     cp_k8s_config_deinit(&k->cfg);
@@ -769,7 +856,7 @@ int cp_k8s_start(struct cp *cp, const struct cp_k8s_opts *o, struct cp_k8s **out
                  size_t errlen)
 {
     struct cp_k8s *k;
-    char sel[256] = "";
+    char sel[256] = "", q[256] = "";
     const char *ns;
     int rc;
 
@@ -800,11 +887,16 @@ int cp_k8s_start(struct cp *cp, const struct cp_k8s_opts *o, struct cp_k8s **out
         rc = CL_EINVAL;
         goto fail;
     }
-    snprintf(sel, sizeof(sel), "%s=%s", CP_K8S_LABEL_MANAGED, CP_K8S_MANAGER);
-    cp_k8s_query_escape(k->label_query, sizeof(k->label_query), sel);
+    if ((rc = cp_k8s_owner_value(o->gateway, k->owner, sizeof(k->owner))) != 0) {
+        snprintf(err, errlen, "no gateway name to label the Services with");
+        goto fail;
+    }
+    k->target.ns = k->ns;
+    k->target.owner = k->owner;
+    k->target.selector = k->selector;
     if ((rc = cp_k8s_client_new(cp->loop, &k->cfg, NULL, &k->client, err, errlen)) != 0)
         goto fail;
-    if ((k->services = json_object()) == NULL) {
+    if ((k->services = json_object()) == NULL || (k->others = json_object()) == NULL) {
         rc = CL_ENOMEM;
         goto fail;
     }
@@ -818,12 +910,25 @@ int cp_k8s_start(struct cp *cp, const struct cp_k8s_opts *o, struct cp_k8s **out
     k->work.data = k;
     k->nhandles = 1;
     watcher_init(k, &k->svc, &svc_kind);
+    snprintf(sel, sizeof(sel), "%s=%s,%s=%s", CP_K8S_LABEL_MANAGED, CP_K8S_MANAGER,
+             CP_K8S_LABEL_GATEWAY, k->owner);
+    cp_k8s_query_escape(q, sizeof(q), sel);
     snprintf(k->svc.base, sizeof(k->svc.base), "/api/v1/namespaces/%s/services?labelSelector=%s",
-             k->ns, k->label_query);
+             k->ns, q);
+    watcher_init(k, &k->legacy, &legacy_kind);
+    snprintf(sel, sizeof(sel), "%s=%s,!%s", CP_K8S_LABEL_MANAGED, CP_K8S_MANAGER,
+             CP_K8S_LABEL_GATEWAY);
+    q[0] = '\0';
+    cp_k8s_query_escape(q, sizeof(q), sel);
+    snprintf(k->legacy.base, sizeof(k->legacy.base),
+             "/api/v1/namespaces/%s/services?labelSelector=%s", k->ns, q);
     watcher_init(k, &k->pods, &pods_kind);
     snprintf(k->pods.base, sizeof(k->pods.base), "/api/v1/pods");
-    CL_INFO("cp.k8s", "Kubernetes mode: API server %s:%u (%s), Services in namespace %s",
-            k->cfg.host, k->cfg.port, o->kubeconfig != NULL ? o->kubeconfig : "in-cluster", k->ns);
+    CL_INFO("cp.k8s",
+            "Kubernetes mode: API server %s:%u (%s), Services in namespace %s labelled %s=%s",
+            k->cfg.host, k->cfg.port, o->kubeconfig != NULL ? o->kubeconfig : "in-cluster", k->ns,
+            CP_K8S_LABEL_GATEWAY, k->owner);
+    watcher_start(&k->legacy);
     watcher_start(&k->svc);
     if (k->watch_pods)
         watcher_start(&k->pods);
@@ -832,6 +937,7 @@ int cp_k8s_start(struct cp *cp, const struct cp_k8s_opts *o, struct cp_k8s **out
 fail:
     json_decref(k->selector);
     json_decref(k->services);
+    json_decref(k->others);
     cp_k8s_client_free(k->client);
     cp_k8s_config_deinit(&k->cfg);
     cl_mem_free(k);
@@ -850,12 +956,14 @@ void cp_k8s_stop(struct cp_k8s *k)
         item_free(CL_CONTAINER_OF(pos, struct item, link));
     }
     cp_k8s_call_cancel(k->svc.call);
+    cp_k8s_call_cancel(k->legacy.call);
     cp_k8s_call_cancel(k->pods.call);
-    k->svc.call = k->pods.call = NULL;
+    k->svc.call = k->legacy.call = k->pods.call = NULL;
     cp_k8s_client_free(k->client);
     k->client = NULL;
     uv_close((uv_handle_t *)&k->work, on_handle_closed);
     uv_close((uv_handle_t *)&k->svc.timer, on_handle_closed);
+    uv_close((uv_handle_t *)&k->legacy.timer, on_handle_closed);
     uv_close((uv_handle_t *)&k->pods.timer, on_handle_closed);
 }
 
@@ -890,8 +998,9 @@ json_t *cp_k8s_summary(struct cp_k8s *k)
 {
     if (k == NULL)
         return json_null();
-    return json_pack("{s:s,s:s,s:b,s:i,s:i,s:s}", "apiServer", k->client != NULL ? k->cfg.host : "",
-                     "namespace", k->ns, "synced", k->svc.synced, "services",
-                     (int)json_object_size(k->services), "podIPs",
-                     (int)cp_k8s_pods_count(&k->podmap), "lastError", k->last_error);
+    return json_pack("{s:s,s:s,s:s,s:b,s:i,s:i,s:i,s:s}", "apiServer",
+                     k->client != NULL ? k->cfg.host : "", "namespace", k->ns, "gateway", k->owner,
+                     "synced", k->svc.synced && k->legacy.synced, "services",
+                     (int)json_object_size(k->services), "unownedServices", (int)k->legacy_seen,
+                     "podIPs", (int)cp_k8s_pods_count(&k->podmap), "lastError", k->last_error);
 }

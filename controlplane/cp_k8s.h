@@ -12,11 +12,14 @@
  *
  * Every import becomes a ClusterIP Service of the same name in the configured namespace
  * (port spec.port -> targetPort spec.targetPort, selecting the dataplane pods, labelled
- * app.kubernetes.io/managed-by=clusterlink and clusterlink.net/import=<name>). A reconciler
- * keeps the Services equal to the imports: level-triggered, one request at a time per import,
- * driven by import changes, a label-selected watch on the Services (list, watch from the
- * list's resourceVersion, re-list on 410 Gone) and a periodic resync. A Service of the same
- * name without the managed-by label is never written; the import's status says so.
+ * app.kubernetes.io/managed-by=clusterlink, clusterlink.net/import=<name> and
+ * clusterlink.net/gateway=<this gateway's owner value>). A reconciler keeps the Services equal
+ * to the imports: level-triggered, one request at a time per import, driven by import changes,
+ * a label-selected watch on this gateway's Services (list, watch from the list's
+ * resourceVersion, re-list on 410 Gone) and a periodic resync. A Service of the same name that
+ * is not this gateway's (no managed-by label, or another gateway's owner label) is never
+ * written; the import's status says so. Services an older version made (managed-by, no owner
+ * label) are listed once at start and adopted when they are exactly what an import wants.
  *
  * Pods in all namespaces are watched (list + watch, resumed, re-listed on 410) to map a pod
  * IP to the client attributes of DESIGN.md section 3.
@@ -30,11 +33,13 @@ struct cp_k8s;
 #define CP_K8S_LABEL_MANAGED "app.kubernetes.io/managed-by"
 #define CP_K8S_MANAGER       "clusterlink"
 #define CP_K8S_LABEL_IMPORT  "clusterlink.net/import"
+#define CP_K8S_LABEL_GATEWAY "clusterlink.net/gateway"
 
 #define CP_ATTR_CLIENT_LABELS "client.clusterlink.net/labels."
 #define CP_ATTR_CLIENT_SA     "client.clusterlink.net/service-account"
 
 struct cp_k8s_opts {
+    const char *gateway;      /* this gateway's name (--name): the owner label's value */
     const char *kubeconfig;   /* NULL: in-cluster configuration */
     const char *sa_dir;       /* service-account directory (default CP_K8S_SA_DIR) */
     const char *ns;           /* namespace of the Services (NULL: config's, else "default") */
@@ -75,12 +80,46 @@ json_t *cp_k8s_summary(struct cp_k8s *k);
  * Returns a new JSON object, or NULL with err filled. */
 json_t *cp_k8s_parse_selector(const char *s, char *err, size_t errlen);
 
-/* True when the Service carries app.kubernetes.io/managed-by=clusterlink. */
-bool cp_k8s_service_is_ours(const json_t *svc);
+/* The longest owner label value (a label value's limit), and the parts of the hashed form. */
+#define CP_K8S_OWNER_MAX    63
+#define CP_K8S_OWNER_HASH   16 /* hex digits of SHA-256(gateway name) */
+#define CP_K8S_OWNER_PREFIX (CP_K8S_OWNER_MAX - 1 - CP_K8S_OWNER_HASH)
+
+/*
+ * The value of the owner label (clusterlink.net/gateway) for a gateway name: the name itself
+ * when it is a valid label value (at most 63 of [A-Za-z0-9-_.], alphanumeric at both ends);
+ * otherwise "<prefix>-<hash>": the first 46 characters of the name with every character a
+ * label value cannot hold made '-' and non-alphanumeric ends trimmed, '-', and the first 16 hex
+ * digits of the SHA-256 of the whole name (just "<hash>" when no prefix is left). Deterministic,
+ * so a restart finds its Services again. out needs CP_K8S_OWNER_MAX + 1 bytes. Returns 0, or
+ * CL_EINVAL (NULL or empty name, out too small).
+ */
+int cp_k8s_owner_value(const char *gateway, char *out, size_t outlen);
+
+/* Whose a Service is, from this gateway's point of view (owner: our owner label value). */
+enum cp_k8s_owner {
+    CP_K8S_OWNER_OURS,    /* managed-by=clusterlink, gateway=<owner> */
+    CP_K8S_OWNER_OTHER,   /* managed-by=clusterlink, gateway=<another gateway> */
+    CP_K8S_OWNER_LEGACY,  /* managed-by=clusterlink, no gateway label: an older version made it */
+    CP_K8S_OWNER_FOREIGN, /* not managed by ClusterLink */
+};
+
+enum cp_k8s_owner cp_k8s_service_owner(const json_t *svc, const char *owner);
+
+/* What a Service must look like to be ours: where, by whom, selecting which pods. */
+struct cp_k8s_target {
+    const char *ns;
+    const char *owner;      /* owner label value (cp_k8s_owner_value) */
+    const json_t *selector; /* the dataplane pods' labels */
+};
 
 /* The Service an import wants (new reference). */
-json_t *cp_k8s_desired_service(const char *ns, const char *name, const json_t *imp,
-                               const json_t *selector);
+json_t *cp_k8s_desired_service(const struct cp_k8s_target *t, const char *name, const json_t *imp);
+
+/* The import status message for a Service of the import's name that is not ours and is not
+ * taken (foreign, another gateway's, or an older version's that differs from the import). */
+void cp_k8s_conflict_message(const struct cp_k8s_target *t, const char *name, const json_t *svc,
+                             char *buf, size_t len);
 
 enum cp_k8s_action {
     CP_K8S_NONE,     /* nothing to do: absent and unwanted, or already right */
@@ -90,18 +129,25 @@ enum cp_k8s_action {
     CP_K8S_DELETE,   /* DELETE (a managed Service whose import is gone) */
     CP_K8S_CONFLICT, /* a Service of that name that is not ours: never touched */
     CP_K8S_INVALID,  /* the import cannot be a Service (name not DNS-1035) */
-    CP_K8S_WAIT,     /* ours is being deleted (deletionTimestamp): create it once it is gone */
+    CP_K8S_WAIT,     /* ours (or an unowned one) is being deleted: create ours once it is gone */
+    CP_K8S_ADOPT,    /* PUT *body: an older version's Service (managed-by, no owner label)
+                        exactly as the import wants it; body adds our owner label, keeps the
+                        resourceVersion (so a concurrent change makes it 409, not a takeover) */
     CP_K8S_ACTION_COUNT,
 };
 
 const char *cp_k8s_action_name(enum cp_k8s_action a);
 
 /*
- * Desired vs actual for one name. imp: the import (NULL: none); actual: the Service as the API
- * server has it (NULL: none). *body (CREATE, UPDATE) is a new reference. Pure.
+ * Desired vs actual for one name. imp: the import (NULL: none); actual: the Service of that
+ * name as the API server has it, whoever owns it (NULL: none). Only our own Services are ever
+ * updated or deleted; another gateway's and foreign ones are CONFLICT (or NONE without an
+ * import); an older version's unowned one is ADOPT when it matches the import, else CONFLICT
+ * (NONE without an import: never deleted, we cannot tell whose it is). *body (CREATE, UPDATE,
+ * ADOPT) is a new reference. Pure.
  */
-enum cp_k8s_action cp_k8s_plan(const char *ns, const char *name, const json_t *imp,
-                               const json_t *actual, const json_t *selector, json_t **body);
+enum cp_k8s_action cp_k8s_plan(const struct cp_k8s_target *t, const char *name, const json_t *imp,
+                               const json_t *actual, json_t **body);
 
 /* A watch event line -> type ("ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR") and object
  * (borrowed from *root, which the caller decrefs). Returns 0 or CL_EJSON / CL_ESCHEMA. */

@@ -4,6 +4,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <wolfssl/options.h>
+#include <wolfssl/wolfcrypt/hash.h>
+
 #include "cl/err.h"
 #include "cl/json.h"
 #include "cl/str.h"
@@ -12,7 +15,7 @@
 static const char *const action_names[CP_K8S_ACTION_COUNT] = {
     [CP_K8S_NONE] = "none",     [CP_K8S_CREATE] = "create",     [CP_K8S_UPDATE] = "update",
     [CP_K8S_DELETE] = "delete", [CP_K8S_CONFLICT] = "conflict", [CP_K8S_INVALID] = "invalid",
-    [CP_K8S_WAIT] = "wait",
+    [CP_K8S_WAIT] = "wait",     [CP_K8S_ADOPT] = "adopt",
 };
 
 const char *cp_k8s_action_name(enum cp_k8s_action a)
@@ -106,6 +109,43 @@ fail:
     return NULL;
 }
 
+/* ---- owners -------------------------------------------------------------------------------- */
+
+int cp_k8s_owner_value(const char *gateway, char *out, size_t outlen)
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char digest[32];
+    size_t n, lo, hi, o = 0;
+
+    if (gateway == NULL || gateway[0] == '\0' || outlen < CP_K8S_OWNER_MAX + 1)
+        return CL_EINVAL;
+    n = strlen(gateway);
+    if (label_part_ok(gateway, n, false)) {
+        memcpy(out, gateway, n + 1);
+        return 0;
+    }
+    if (n > UINT32_MAX || wc_Sha256Hash((const unsigned char *)gateway, (uint32_t)n, digest) != 0)
+        return CL_EINVAL;
+    /* a readable prefix: the name's first characters, unusable ones as '-', alnum ends */
+    hi = n < CP_K8S_OWNER_PREFIX ? n : CP_K8S_OWNER_PREFIX;
+    for (lo = 0; lo < hi && !is_alnum(gateway[lo]); lo++)
+        ;
+    while (hi > lo && !is_alnum(gateway[hi - 1]))
+        hi--;
+    for (size_t i = lo; i < hi; i++) {
+        char c = gateway[i];
+        out[o++] = is_alnum(c) || c == '-' || c == '_' || c == '.' ? c : '-';
+    }
+    if (o > 0)
+        out[o++] = '-';
+    for (size_t i = 0; i < CP_K8S_OWNER_HASH / 2; i++) {
+        out[o++] = hex[digest[i] >> 4];
+        out[o++] = hex[digest[i] & 15];
+    }
+    out[o] = '\0';
+    return 0;
+}
+
 /* ---- Services ------------------------------------------------------------------------------- */
 
 static const char *label(const json_t *obj, const char *key)
@@ -114,10 +154,20 @@ static const char *label(const json_t *obj, const char *key)
         json_object_get(json_object_get(json_object_get(obj, "metadata"), "labels"), key));
 }
 
-bool cp_k8s_service_is_ours(const json_t *svc)
+enum cp_k8s_owner cp_k8s_service_owner(const json_t *svc, const char *owner)
 {
-    const char *v = label(svc, CP_K8S_LABEL_MANAGED);
-    return v != NULL && strcmp(v, CP_K8S_MANAGER) == 0;
+    const char *m = label(svc, CP_K8S_LABEL_MANAGED);
+    const json_t *g = json_object_get(json_object_get(json_object_get(svc, "metadata"), "labels"),
+                                      CP_K8S_LABEL_GATEWAY);
+
+    if (m == NULL || strcmp(m, CP_K8S_MANAGER) != 0)
+        return CP_K8S_OWNER_FOREIGN;
+    if (g == NULL)
+        return CP_K8S_OWNER_LEGACY;
+    /* a non-string label cannot come from the API server; whatever it is, it is not us */
+    if (owner != NULL && json_is_string(g) && strcmp(json_string_value(g), owner) == 0)
+        return CP_K8S_OWNER_OURS;
+    return CP_K8S_OWNER_OTHER;
 }
 
 static json_t *desired_ports(const json_t *imp)
@@ -128,13 +178,45 @@ static json_t *desired_ports(const json_t *imp)
                      json_object_get(spec, "targetPort"));
 }
 
-json_t *cp_k8s_desired_service(const char *ns, const char *name, const json_t *imp,
-                               const json_t *selector)
+json_t *cp_k8s_desired_service(const struct cp_k8s_target *t, const char *name, const json_t *imp)
 {
-    return json_pack("{s:s,s:s,s:{s:s,s:s,s:{s:s,s:s}},s:{s:s,s:O,s:o}}", "apiVersion", "v1",
-                     "kind", "Service", "metadata", "name", name, "namespace", ns, "labels",
-                     CP_K8S_LABEL_MANAGED, CP_K8S_MANAGER, CP_K8S_LABEL_IMPORT, name, "spec",
-                     "type", "ClusterIP", "selector", selector, "ports", desired_ports(imp));
+    return json_pack("{s:s,s:s,s:{s:s,s:s,s:{s:s,s:s,s:s}},s:{s:s,s:O,s:o}}", "apiVersion", "v1",
+                     "kind", "Service", "metadata", "name", name, "namespace", t->ns, "labels",
+                     CP_K8S_LABEL_MANAGED, CP_K8S_MANAGER, CP_K8S_LABEL_IMPORT, name,
+                     CP_K8S_LABEL_GATEWAY, t->owner, "spec", "type", "ClusterIP", "selector",
+                     t->selector, "ports", desired_ports(imp));
+}
+
+void cp_k8s_conflict_message(const struct cp_k8s_target *t, const char *name, const json_t *svc,
+                             char *buf, size_t len)
+{
+    const char *g = label(svc, CP_K8S_LABEL_GATEWAY);
+
+    switch (cp_k8s_service_owner(svc, t->owner)) {
+    case CP_K8S_OWNER_OTHER:
+        snprintf(buf, len,
+                 "Service %s/%s is managed by another ClusterLink gateway (label %s=%s, this "
+                 "gateway is %s); it is left alone",
+                 t->ns, name, CP_K8S_LABEL_GATEWAY, g != NULL ? g : "?", t->owner);
+        break;
+    case CP_K8S_OWNER_LEGACY:
+        snprintf(buf, len,
+                 "Service %s/%s is managed by ClusterLink but has no owner label %s (an older "
+                 "version made it) and is not what this import wants, so it may be another "
+                 "gateway's; it is left alone (delete it, or label it %s=%s to hand it to this "
+                 "gateway)",
+                 t->ns, name, CP_K8S_LABEL_GATEWAY, CP_K8S_LABEL_GATEWAY, t->owner);
+        break;
+    case CP_K8S_OWNER_OURS: /* not a conflict; a caller's mistake, said plainly */
+        snprintf(buf, len, "Service %s/%s is this gateway's", t->ns, name);
+        break;
+    default:
+        snprintf(buf, len,
+                 "Service %s/%s exists and is not managed by ClusterLink (no label %s=%s); it "
+                 "is left alone",
+                 t->ns, name, CP_K8S_LABEL_MANAGED, CP_K8S_MANAGER);
+        break;
+    }
 }
 
 static bool str_is(const json_t *v, const char *dflt, const char *want)
@@ -143,9 +225,9 @@ static bool str_is(const json_t *v, const char *dflt, const char *want)
     return s != NULL && strcmp(s, want) == 0;
 }
 
-/* The fields we own are as the import wants them. */
-static bool matches(const char *name, const json_t *imp, const json_t *actual,
-                    const json_t *selector)
+/* The fields we own (the owner label aside) are as the import wants them. */
+static bool matches(const struct cp_k8s_target *t, const char *name, const json_t *imp,
+                    const json_t *actual)
 {
     const json_t *spec = json_object_get(actual, "spec");
     const json_t *ispec = json_object_get(imp, "spec");
@@ -155,7 +237,7 @@ static bool matches(const char *name, const json_t *imp, const json_t *actual,
     const char *il = label(actual, CP_K8S_LABEL_IMPORT);
 
     return str_is(json_object_get(spec, "type"), "ClusterIP", "ClusterIP") &&
-           json_equal(json_object_get(spec, "selector"), (json_t *)selector) &&
+           json_equal(json_object_get(spec, "selector"), (json_t *)t->selector) &&
            json_array_size(ports) == 1 && str_is(json_object_get(p, "name"), NULL, "tcp") &&
            str_is(json_object_get(p, "protocol"), "TCP", "TCP") &&
            json_is_integer(json_object_get(p, "port")) &&
@@ -167,8 +249,8 @@ static bool matches(const char *name, const json_t *imp, const json_t *actual,
 }
 
 /* The actual object with our fields set: whatever the server or others added stays. */
-static json_t *updated(const char *name, const json_t *imp, const json_t *actual,
-                       const json_t *selector)
+static json_t *updated(const struct cp_k8s_target *t, const char *name, const json_t *imp,
+                       const json_t *actual)
 {
     json_t *o = json_deep_copy(actual), *md, *labels, *spec;
 
@@ -187,39 +269,51 @@ static json_t *updated(const char *name, const json_t *imp, const json_t *actual
     }
     json_object_set_new(labels, CP_K8S_LABEL_MANAGED, json_string(CP_K8S_MANAGER));
     json_object_set_new(labels, CP_K8S_LABEL_IMPORT, json_string(name));
+    json_object_set_new(labels, CP_K8S_LABEL_GATEWAY, json_string(t->owner));
     if (!json_is_object(spec = json_object_get(o, "spec"))) {
         spec = json_object();
         json_object_set_new(o, "spec", spec);
     }
     json_object_set_new(spec, "type", json_string("ClusterIP"));
-    json_object_set(spec, "selector", (json_t *)selector);
+    json_object_set(spec, "selector", (json_t *)t->selector);
     json_object_set_new(spec, "ports", desired_ports(imp));
     return o;
 }
 
-enum cp_k8s_action cp_k8s_plan(const char *ns, const char *name, const json_t *imp,
-                               const json_t *actual, const json_t *selector, json_t **body)
+enum cp_k8s_action cp_k8s_plan(const struct cp_k8s_target *t, const char *name, const json_t *imp,
+                               const json_t *actual, json_t **body)
 {
     bool going = json_object_get(json_object_get(actual, "metadata"), "deletionTimestamp") != NULL;
+    enum cp_k8s_owner own =
+        actual != NULL ? cp_k8s_service_owner(actual, t->owner) : CP_K8S_OWNER_FOREIGN;
 
     *body = NULL;
-    if (imp == NULL) /* one being deleted already needs nothing more */
-        return actual != NULL && cp_k8s_service_is_ours(actual) && !going ? CP_K8S_DELETE
-                                                                          : CP_K8S_NONE;
+    if (imp == NULL) /* only ours are deleted; one being deleted already needs nothing more */
+        return actual != NULL && own == CP_K8S_OWNER_OURS && !going ? CP_K8S_DELETE : CP_K8S_NONE;
     if (!cl_str_is_dns1035_label(name))
         return CP_K8S_INVALID;
     if (actual == NULL) {
-        *body = cp_k8s_desired_service(ns, name, imp, selector);
+        *body = cp_k8s_desired_service(t, name, imp);
         return CP_K8S_CREATE;
     }
-    if (!cp_k8s_service_is_ours(actual))
+    switch (own) {
+    case CP_K8S_OWNER_OURS:
+        if (going)
+            return CP_K8S_WAIT;
+        if (matches(t, name, imp, actual))
+            return CP_K8S_NONE;
+        *body = updated(t, name, imp, actual);
+        return CP_K8S_UPDATE;
+    case CP_K8S_OWNER_LEGACY:
+        if (going)
+            return CP_K8S_WAIT;
+        if (!matches(t, name, imp, actual))
+            return CP_K8S_CONFLICT;
+        *body = updated(t, name, imp, actual); /* the same, plus our owner label */
+        return CP_K8S_ADOPT;
+    default:
         return CP_K8S_CONFLICT;
-    if (going)
-        return CP_K8S_WAIT;
-    if (matches(name, imp, actual, selector))
-        return CP_K8S_NONE;
-    *body = updated(name, imp, actual, selector);
-    return CP_K8S_UPDATE;
+    }
 }
 
 /* ---- watch events --------------------------------------------------------------------------- */

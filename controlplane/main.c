@@ -41,10 +41,12 @@ static const char usage[] =
     "\n"
     "Kubernetes mode (see docs/k8s-controlplane.md):\n"
     "  --k8s                every import becomes a ClusterIP Service named after it (port ->\n"
-    "                       targetPort, selecting the dataplane pods); pods are watched so client\n"
-    "                       IPs get the attributes client.clusterlink.net/namespace, /labels.<k>\n"
-    "                       and /service-account. On by default in a pod (KUBERNETES_SERVICE_HOST\n"
-    "                       set and a service-account token mounted)\n"
+    "                       targetPort, selecting the dataplane pods, labelled\n"
+    "                       clusterlink.net/gateway=<name>: only those are ever written or\n"
+    "                       deleted); pods are watched so client IPs get the attributes\n"
+    "                       client.clusterlink.net/namespace, /labels.<k> and /service-account.\n"
+    "                       On by default in a pod (KUBERNETES_SERVICE_HOST set and a\n"
+    "                       service-account token mounted)\n"
     "  --no-k8s             off, even in a pod\n"
     "  --kubeconfig <path>  API server, CA and credentials from a kubeconfig (its "
     "current-context)\n"
@@ -293,6 +295,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "cl-controlplane: cannot load state: %s\n", cl_strerror(rc));
         return 1;
     }
+    ko.gateway = name; /* the owner label of our Services */
     if (cp.k8s && (rc = cp_k8s_start(&cp, &ko, &cp.kube, err, sizeof(err))) != 0) {
         fprintf(stderr, "cl-controlplane: Kubernetes mode: %s\n", err);
         cp_state_free(&cp);

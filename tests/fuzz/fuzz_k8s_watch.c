@@ -15,6 +15,7 @@ struct ctx {
     struct cp_k8s_pods pods;
     json_t *imp;
     json_t *sel;
+    struct cp_k8s_target t;
 };
 
 static int on_line(const char *line, size_t len, void *ud)
@@ -33,12 +34,19 @@ static int on_line(const char *line, size_t len, void *ud)
         cp_k8s_pods_attrs(&c->pods, ip, attrs);
         json_decref(attrs);
     }
-    enum cp_k8s_action a = cp_k8s_plan("ns", "web", c->imp, obj, c->sel, &body);
-    if ((a == CP_K8S_CREATE || a == CP_K8S_UPDATE) != (body != NULL))
+    enum cp_k8s_action a = cp_k8s_plan(&c->t, "web", c->imp, obj, &body);
+    if ((a == CP_K8S_CREATE || a == CP_K8S_UPDATE || a == CP_K8S_ADOPT) != (body != NULL))
         abort();
-    if (a == CP_K8S_UPDATE) {
-        json_t *again = NULL; /* what we would PUT is what we want */
-        if (cp_k8s_plan("ns", "web", c->imp, body, c->sel, &again) != CP_K8S_NONE)
+    /* only our own Services are ever deleted or updated; another gateway's never written */
+    enum cp_k8s_owner own = cp_k8s_service_owner(obj, c->t.owner);
+    if ((a == CP_K8S_DELETE || a == CP_K8S_UPDATE) && own != CP_K8S_OWNER_OURS)
+        abort();
+    if (a == CP_K8S_ADOPT && own != CP_K8S_OWNER_LEGACY)
+        abort();
+    if (a == CP_K8S_UPDATE || a == CP_K8S_ADOPT) {
+        json_t *again = NULL; /* what we would PUT is what we want, and ours */
+        if (cp_k8s_service_owner(body, c->t.owner) != CP_K8S_OWNER_OURS ||
+            cp_k8s_plan(&c->t, "web", c->imp, body, &again) != CP_K8S_NONE)
             abort();
     }
     json_decref(body);
@@ -56,6 +64,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     c.imp = json_pack("{s:{s:s},s:{s:i,s:i}}", "metadata", "name", "web", "spec", "port", 80,
                       "targetPort", 20000);
     c.sel = json_pack("{s:s}", "app", "dp");
+    c.t.ns = "ns";
+    c.t.owner = "east";
+    c.t.selector = c.sel;
     cp_lines_init(&l, 1 << 16);
     /* split in two at a point the first byte picks, like a stream arriving in reads */
     size_t cut = size > 0 ? data[0] % (size + 1) : 0;

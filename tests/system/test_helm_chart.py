@@ -785,6 +785,7 @@ def test_notes(stype):
     assert "kubectl -n edge rollout status deployment/gw-clusterlink" in notes
     assert "gwctl create peer --name east" in notes
     assert "gwctl.east" in notes
+    assert "clusterlink.net/gateway=east" in notes
     if stype == "LoadBalancer":
         assert "status.loadBalancer.ingress" in notes
     elif stype == "NodePort":
@@ -1024,6 +1025,8 @@ def test_rendered_pods_link_on_loopback(workdir, request):
                     for x in svc["spec"]["ports"]] == [(80, target, "TCP")]
             assert svc["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "clusterlink"
             assert svc["metadata"]["labels"]["clusterlink.net/import"] == "web"
+            # the owner label: gateway.name, the controlplane's --name
+            assert svc["metadata"]["labels"]["clusterlink.net/gateway"] == "east"
             p = api.kubectl("-n", "west", "get", "service", "web", check=False)
             assert p.returncode != 0 and "NotFound" in p.stderr
     finally:

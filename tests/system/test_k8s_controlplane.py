@@ -30,6 +30,7 @@ NS = "clusterlink"
 SELECTOR = {"app": "cl-dataplane", "gateway": "east"}
 SEL_ARG = ",".join("%s=%s" % kv for kv in sorted(SELECTOR.items()))
 MANAGED = "app.kubernetes.io/managed-by"
+GATEWAY = "clusterlink.net/gateway"  # the owner label: the controlplane's --name
 TOKEN = "test-token-0123456789"
 # the contract's RBAC: what the chart grants, and so all the controlplane may use
 RBAC = {("services", NS): {"get", "list", "watch", "create", "update", "delete"},
@@ -203,15 +204,16 @@ def create_import(g, name, port, target=None, peer="west"):
     return g.ctl(*args)
 
 
-def check_service(api, svc, name, port, target):
+def check_service(api, svc, name, port, target, owner="east", selector=None):
     """The Service is exactly what the contract says, and valid for the official schema."""
     assert svc["metadata"]["name"] == name
     assert svc["metadata"]["namespace"] == NS
     assert svc["metadata"]["labels"][MANAGED] == "clusterlink"
     assert svc["metadata"]["labels"]["clusterlink.net/import"] == name
+    assert svc["metadata"]["labels"][GATEWAY] == owner
     spec = svc["spec"]
     assert spec["type"] == "ClusterIP"
-    assert spec["selector"] == SELECTOR
+    assert spec["selector"] == (selector or SELECTOR)
     assert spec["ports"] == [{"name": "tcp", "protocol": "TCP", "port": port,
                               "targetPort": target}]
     assert spec["clusterIP"]
@@ -386,6 +388,213 @@ def test_restart_adopts_without_writes_and_removes_orphans(api, kgateways):
     assert writes(reqs) == [], writes(reqs)
     assert {(resource_of(r)[0], verb_of(r)) for r in reqs} <= {
         ("services", "list"), ("services", "watch"), ("pods", "list"), ("pods", "watch")}
+
+
+# ---- ownership: two gateways in one namespace, and the upgrade from unowned Services -----------
+
+TOKENS = {"east": "east-token-0123456789", "west": "west-token-0123456789"}
+PORTS = {"east": "21000-21499", "west": "21500-21999"}
+
+
+def gw_selector(name):
+    return {"app": "cl-dataplane", "gateway": name}
+
+
+def gw_args(api, workdir, name):
+    """Kubernetes mode for gateway `name` in NS with its own token (to tell its requests from
+    the other's), dataplane selector and target-port range, as a second Helm release would."""
+    kc = os.path.join(workdir, name + "-kubeconfig")
+    write_kubeconfig(kc, api.port, api.ca, TOKENS[name])
+    sel = ",".join("%s=%s" % kv for kv in sorted(gw_selector(name).items()))
+    return ["--k8s", "--kubeconfig", kc, "--k8s-selector", sel, "--target-ports", PORTS[name]]
+
+
+@pytest.fixture
+def two_gateways(fabric, workdir, api):
+    """east and west, both in Kubernetes mode in namespace NS; all stop (exit 0) at the end."""
+    api.set_tokens([TOKEN] + sorted(TOKENS.values()))
+    gws = {}
+    for name in ("east", "west"):
+        gws[name] = h.Gateway(fabric, name, workdir, extra_cp=gw_args(api, workdir, name))
+    try:
+        for g in gws.values():
+            g.start()
+        yield gws
+    finally:
+        bad = []
+        for g in gws.values():
+            for name, rc in g.stop().items():
+                if rc != 0:
+                    bad.append("%s exited %s" % (name, rc))
+        assert not bad, bad
+
+
+def writes_by(api, gw):
+    return writes([r for r in api.controlplane_requests() if r.get("token") == TOKENS[gw]])
+
+
+def versions(api):
+    """{name: (uid, resourceVersion)} of every Service in NS."""
+    items = api.ok("GET", "/api/v1/namespaces/%s/services" % NS)["items"]
+    return {o["metadata"]["name"]: (o["metadata"]["uid"], o["metadata"]["resourceVersion"])
+            for o in items}
+
+
+def restart_k8s(api, g, workdir, without=None):
+    """Stops g's controlplane; with `without` (a function of g), first runs it once without
+    Kubernetes mode to change imports; then starts it in Kubernetes mode with a fresh request
+    log."""
+    args = list(g.extra_cp)
+    assert g.cp.stop() == 0
+    if without is not None:
+        g.extra_cp = ["--target-ports", PORTS[g.name]]
+        start_cp(g)
+        without(g)
+        assert g.cp.stop() == 0
+    api.reset()
+    api.mine = []
+    g.extra_cp = args
+    start_cp(g)
+    h.wait_for(lambda: g.ctl_json("status")["kubernetes"]["synced"], 15, "synced")
+
+
+def test_two_gateways_in_one_namespace_never_touch_each_others_services(api, two_gateways,
+                                                                          workdir):
+    east, west = two_gateways["east"], two_gateways["west"]
+    create_import(east, "shared", 80)
+    create_import(east, "e-only", 81)
+    wait_state(east, "shared", "ready")
+    wait_state(east, "e-only", "ready")
+    create_import(west, "shared", 80)  # the same import name on both
+    create_import(west, "w-only", 82)
+    st = wait_state(west, "shared", "conflict")
+    assert "another ClusterLink gateway" in st["message"], st
+    assert GATEWAY + "=east" in st["message"], st
+    wait_state(west, "w-only", "ready")
+    svcs = api.services()
+    assert sorted(svcs) == ["e-only", "shared", "w-only"]
+    for n, g, port in (("shared", east, 80), ("e-only", east, 81), ("w-only", west, 82)):
+        check_service(api, svcs[n], n, port, import_json(g, n)["spec"]["targetPort"],
+                      owner=g.name, selector=gw_selector(g.name))
+    assert east.ctl_json("status")["kubernetes"]["gateway"] == "east"
+    assert west.ctl_json("status")["kubernetes"]["services"] == 1
+    # west's "shared" stays a conflict, east's Service as it was
+    before = versions(api)
+    time.sleep(1.0 * h.MULT)
+    assert svc_state(west, "shared") == "conflict" and svc_state(east, "shared") == "ready"
+    # west deletes its import: east's Service of that name stays; it comes back as a conflict
+    west.ctl("delete", "import", "--name", "shared")
+    create_import(west, "shared", 80)
+    wait_state(west, "shared", "conflict")
+    time.sleep(0.5 * h.MULT)
+    assert versions(api) == before
+    # each wrote only its own creates; west's create of "shared" was refused (409), never a
+    # PUT or DELETE of anything
+    ew, ww = writes_by(api, "east"), writes_by(api, "west")
+    assert [(r["method"], r["code"]) for r in ew] == [("POST", 201)] * 2, ew
+    assert all(r["method"] == "POST" for r in ww), ww
+    assert sorted(r["code"] for r in ww) == [201] + [409] * (len(ww) - 1), ww
+
+    # east's restart, after its import e-only went while it was down: it deletes its own orphan
+    # and nothing of west's (w-only has no import at east: the old version deleted it)
+    restart_k8s(api, east, workdir,
+                without=lambda g: g.ctl("delete", "import", "--name", "e-only"))
+    h.wait_for(lambda: api.service("e-only") is None, 15, "east's orphan deleted")
+    wait_state(east, "shared", "ready")
+    time.sleep(0.5 * h.MULT)
+    assert [(r["method"], r.get("name")) for r in writes_by(api, "east")] == \
+        [("DELETE", "e-only")], writes_by(api, "east")
+    assert writes_by(api, "west") == []
+    after = versions(api)
+    assert after == {n: v for n, v in before.items() if n != "e-only"}
+    # west's restart: adopts its own (no write), east's "shared" a conflict again; the only
+    # writes are refused creates
+    restart_k8s(api, west, workdir)
+    wait_state(west, "w-only", "ready")
+    st = wait_state(west, "shared", "conflict")
+    assert GATEWAY + "=east" in st["message"]
+    time.sleep(0.5 * h.MULT)
+    assert all(r["method"] == "POST" and r["code"] == 409 for r in writes_by(api, "west")), \
+        writes_by(api, "west")
+    assert writes_by(api, "east") == []
+    assert versions(api) == after
+    # east gives "shared" up: west's import gets its own Service (the conflict is re-read)
+    east.ctl("delete", "import", "--name", "shared")
+    h.wait_for(lambda: (api.service("shared") or {}).get("metadata", {}).get("labels", {})
+               .get(GATEWAY) == "west", 25, "west's own Service shared")
+    wait_state(west, "shared", "ready")
+    check_service(api, api.service("shared"), "shared", 80,
+                  import_json(west, "shared")["spec"]["targetPort"], owner="west",
+                  selector=gw_selector("west"))
+    assert sorted(api.services()) == ["shared", "w-only"]
+
+
+def legacy_service(name, port, target, selector=None, import_label=None):
+    """A Service as the version before owner labels made it: managed-by, no gateway label."""
+    return {"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": name, "labels": {MANAGED: "clusterlink",
+                                                  "clusterlink.net/import": import_label or name}},
+            "spec": {"type": "ClusterIP", "selector": selector or SELECTOR,
+                     "ports": [{"name": "tcp", "protocol": "TCP", "port": port,
+                                "targetPort": target}]}}
+
+
+def test_upgrade_adopts_matching_unowned_services_and_leaves_the_rest(api, kgateways):
+    # the imports exist (state from before the upgrade; made outside Kubernetes mode, where the
+    # target port is the port); their Services were made by the previous version, without the
+    # owner label
+    east = kgateways("east", k8s=False)
+    create_import(east, "a", 21010, target=21010)
+    create_import(east, "b", 21011, target=21011)
+    assert east.cp.stop() == 0
+    svc = "/api/v1/namespaces/%s/services" % NS
+    a = api.ok("POST", svc, legacy_service("a", 21010, 21010))
+    # b: same name, not this import's (another release's selector): may be another gateway's
+    b = api.ok("POST", svc, legacy_service("b", 21011, 21011,
+                                           selector={"app": "cl-dataplane", "gateway": "west"}))
+    old = api.ok("POST", svc, legacy_service("old", 90, 21090))  # matches no import
+    api.reset()
+    api.mine = []
+    east.extra_cp = k8s_args(api)
+    start_cp(east)
+    st = wait_state(east, "a", "ready")
+    assert st["uid"] == a["metadata"]["uid"] and st["clusterIP"] == a["spec"]["clusterIP"]
+    now = api.service("a")
+    assert now["metadata"]["labels"][GATEWAY] == "east"
+    assert now["spec"] == a["spec"]  # adopted as it was: only the label added
+    check_service(api, now, "a", 21010, 21010)
+    st = wait_state(east, "b", "conflict")
+    assert "no owner label" in st["message"] and GATEWAY + "=east" in st["message"], st
+    assert east.ctl_json("status")["kubernetes"]["unownedServices"] == 3
+    time.sleep(0.5 * h.MULT)
+    assert api.service("b")["metadata"]["resourceVersion"] == b["metadata"]["resourceVersion"]
+    assert api.service("old")["metadata"]["resourceVersion"] == old["metadata"]["resourceVersion"]
+    w = writes(api.controlplane_requests())
+    assert [(r["method"], r.get("name"), r["code"]) for r in w] == [("PUT", "a", 200)], w
+    # an unowned Service that an import created later matches: found by the create's 409, then
+    # adopted
+    c = api.ok("POST", svc, legacy_service("c", 83, 21012))
+    create_import(east, "c", 83, target=21012)
+    wait_state(east, "c", "ready")
+    now = api.service("c")
+    assert now["metadata"]["uid"] == c["metadata"]["uid"]
+    assert now["metadata"]["labels"][GATEWAY] == "east"
+    # one that differs: the conflict says how to hand it over; labelled so, it is ours to fix
+    api.ok("PATCH", svc + "/b", {"metadata": {"labels": {GATEWAY: "east"}}})
+    wait_state(east, "b", "ready")
+    now = api.service("b")
+    assert now["metadata"]["uid"] == b["metadata"]["uid"]
+    check_service(api, now, "b", 21011, 21011)
+    # and "old" (no import) is never deleted, now or after a restart, which writes nothing
+    assert east.cp.stop() == 0
+    api.reset()
+    api.mine = []
+    start_cp(east)
+    for n in ("a", "b", "c"):
+        wait_state(east, n, "ready")
+    time.sleep(0.5 * h.MULT)
+    assert writes(api.controlplane_requests()) == []
+    assert api.service("old")["metadata"]["resourceVersion"] == old["metadata"]["resourceVersion"]
 
 
 def test_watch_expired_then_resumed(api, kgateways):
@@ -679,12 +888,12 @@ class FakeApi:
         self.sock.close()
 
 
-def write_kubeconfig(path, port, ca):
+def write_kubeconfig(path, port, ca, token=TOKEN):
     with open(path, "w") as f:
         f.write("current-context: t\ncontexts: [{name: t, context: {cluster: c, user: u, "
                 "namespace: %s}}]\nclusters: [{name: c, cluster: {server: 'https://127.0.0.1:%d', "
                 "certificate-authority: '%s'}}]\nusers: [{name: u, user: {token: %s}}]\n"
-                % (NS, port, ca, TOKEN))
+                % (NS, port, ca, token))
 
 
 def test_misbehaving_api_server_never_blocks_the_controlplane(api, fabric, workdir):

@@ -20,7 +20,8 @@ Test control endpoints (no token needed, loopback clients only):
   POST /_test/expire-watches  closes every open watch and compacts history: resuming from any
                                older resourceVersion gets 410 Gone
   GET  /_test/requests        [{method, path, query, code, verb, resource, subresource,
-                                namespace, name}] served so far
+                                namespace, name, token}] served so far (token: the bearer token
+                                sent, so tests can tell clients apart; null without one)
   POST /_test/reset           clears faults and the request log (not the objects)
   POST /_test/tokens          {"tokens": ["new", ...]}: the bearer tokens accepted from now on
                                (token rotation)
@@ -605,11 +606,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return
         self.logged = True
         info = self.info
+        hdrs = getattr(self, "headers", None)
+        auth = (hdrs.get("Authorization") if hdrs is not None else None) or ""
         self.server.log_request({"method": self.command, "path": self.url.path,
                                  "query": self.url.query, "code": self.code,
                                  "verb": info.get("verb"), "resource": info.get("resource"),
                                  "subresource": info.get("subresource"),
-                                 "namespace": info.get("namespace"), "name": info.get("name")})
+                                 "namespace": info.get("namespace"), "name": info.get("name"),
+                                 "token": auth[7:] if auth.startswith("Bearer ") else None})
 
     def injected(self, code):
         info = self.info

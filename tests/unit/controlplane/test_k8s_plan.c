@@ -1,6 +1,7 @@
 /* Kubernetes mode, the pure parts: desired Services and desired-vs-actual plans, label
- * selectors, watch events, the pod IP map and client attributes, backoff, Retry-After and query
- * escaping. */
+ * selectors, watch events, the pod IP map and client attributes, backoff, Retry-After, query
+ * escaping and owner label values. */
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -49,17 +50,20 @@ static void desired_service(void **state)
 {
     json_t *sel = J("{\"app\":\"cl-dataplane\",\"release\":\"r1\"}");
     json_t *imp = import(80, 20001);
-    json_t *d = cp_k8s_desired_service("cl", "web", imp, sel);
+    struct cp_k8s_target t = {.ns = "cl", .owner = "east", .selector = sel};
+    json_t *d = cp_k8s_desired_service(&t, "web", imp);
     json_t *want =
         J("{\"apiVersion\":\"v1\",\"kind\":\"Service\",\"metadata\":{\"name\":\"web\","
           "\"namespace\":\"cl\",\"labels\":{\"app.kubernetes.io/managed-by\":\"clusterlink\","
-          "\"clusterlink.net/import\":\"web\"}},\"spec\":{\"type\":\"ClusterIP\",\"selector\":"
+          "\"clusterlink.net/import\":\"web\",\"clusterlink.net/"
+          "gateway\":\"east\"}},\"spec\":{\"type\":\"ClusterIP\",\"selector\":"
           "{\"app\":\"cl-dataplane\",\"release\":\"r1\"},\"ports\":[{\"name\":\"tcp\","
           "\"protocol\":\"TCP\",\"port\":80,\"targetPort\":20001}]}}");
     (void)state;
 
     assert_true(json_equal(d, want));
-    assert_true(cp_k8s_service_is_ours(d));
+    assert_int_equal(cp_k8s_service_owner(d, "east"), CP_K8S_OWNER_OURS);
+    assert_int_equal(cp_k8s_service_owner(d, "west"), CP_K8S_OWNER_OTHER);
     json_decref(want);
     json_decref(d);
     json_decref(imp);
@@ -69,26 +73,27 @@ static void desired_service(void **state)
 static void plans(void **state)
 {
     json_t *sel = J("{\"app\":\"dp\"}"), *imp = import(80, 20001), *body = NULL;
-    json_t *d = cp_k8s_desired_service("cl", "web", imp, sel), *actual = served(d);
+    struct cp_k8s_target t = {.ns = "cl", .owner = "east", .selector = sel};
+    json_t *d = cp_k8s_desired_service(&t, "web", imp), *actual = served(d);
     (void)state;
 
     /* nothing wanted, nothing there */
-    assert_int_equal(cp_k8s_plan("cl", "web", NULL, NULL, sel, &body), CP_K8S_NONE);
+    assert_int_equal(cp_k8s_plan(&t, "web", NULL, NULL, &body), CP_K8S_NONE);
     assert_null(body);
     /* wanted, absent: create exactly the desired object */
-    assert_int_equal(cp_k8s_plan("cl", "web", imp, NULL, sel, &body), CP_K8S_CREATE);
+    assert_int_equal(cp_k8s_plan(&t, "web", imp, NULL, &body), CP_K8S_CREATE);
     assert_true(json_equal(body, d));
     json_decref(body);
     /* what the server made of it is right: no write */
-    assert_int_equal(cp_k8s_plan("cl", "web", imp, actual, sel, &body), CP_K8S_NONE);
+    assert_int_equal(cp_k8s_plan(&t, "web", imp, actual, &body), CP_K8S_NONE);
     assert_null(body);
     /* extra labels and annotations someone added are not ours to judge */
     json_object_set_new(json_object_get(json_object_get(actual, "metadata"), "labels"), "team",
                         json_string("x"));
-    assert_int_equal(cp_k8s_plan("cl", "web", imp, actual, sel, &body), CP_K8S_NONE);
+    assert_int_equal(cp_k8s_plan(&t, "web", imp, actual, &body), CP_K8S_NONE);
     /* the import changed: PUT the actual object with our fields, keeping the server's */
     json_t *imp2 = import(8080, 20002);
-    assert_int_equal(cp_k8s_plan("cl", "web", imp2, actual, sel, &body), CP_K8S_UPDATE);
+    assert_int_equal(cp_k8s_plan(&t, "web", imp2, actual, &body), CP_K8S_UPDATE);
     json_t *spec = json_object_get(body, "spec"), *md = json_object_get(body, "metadata");
     assert_string_equal(json_string_value(json_object_get(spec, "clusterIP")), "10.96.7.7");
     assert_string_equal(json_string_value(json_object_get(md, "resourceVersion")), "41");
@@ -103,7 +108,7 @@ static void plans(void **state)
     assert_int_equal(json_integer_value(json_object_get(port, "targetPort")), 20002);
     /* and once applied, the plan is satisfied */
     json_t *again = NULL;
-    assert_int_equal(cp_k8s_plan("cl", "web", imp2, body, sel, &again), CP_K8S_NONE);
+    assert_int_equal(cp_k8s_plan(&t, "web", imp2, body, &again), CP_K8S_NONE);
     assert_null(again);
     json_decref(imp2);
     json_decref(body);
@@ -121,7 +126,10 @@ static void plans(void **state)
         "\"targetPort\":\"http\"}]}}",
         "{\"spec\":{\"ports\":[{\"name\":\"tcp\",\"port\":80,\"targetPort\":20001},"
         "{\"name\":\"x\",\"port\":81,\"targetPort\":81}]}}",
-        "{\"metadata\":{\"labels\":{\"app.kubernetes.io/managed-by\":\"clusterlink\"}}}",
+        "{\"metadata\":{\"labels\":{\"app.kubernetes.io/managed-by\":\"clusterlink\","
+        "\"clusterlink.net/gateway\":\"east\"}}}",
+        "{\"metadata\":{\"labels\":{\"app.kubernetes.io/managed-by\":\"clusterlink\","
+        "\"clusterlink.net/gateway\":\"east\",\"clusterlink.net/import\":\"api\"}}}",
     };
     for (size_t i = 0; i < sizeof(drift) / sizeof(drift[0]); i++) {
         json_t *a = json_deep_copy(actual), *patch = J(drift[i]), *v;
@@ -136,9 +144,9 @@ static void plans(void **state)
         if (strstr(drift[i], "\"labels\"") != NULL)
             json_object_set(json_object_get(a, "metadata"), "labels",
                             json_object_get(json_object_get(patch, "metadata"), "labels"));
-        assert_int_equal(cp_k8s_plan("cl", "web", imp, a, sel, &body), CP_K8S_UPDATE);
+        assert_int_equal(cp_k8s_plan(&t, "web", imp, a, &body), CP_K8S_UPDATE);
         json_t *b3 = NULL;
-        assert_int_equal(cp_k8s_plan("cl", "web", imp, body, sel, &b3), CP_K8S_NONE);
+        assert_int_equal(cp_k8s_plan(&t, "web", imp, body, &b3), CP_K8S_NONE);
         json_decref(body);
         json_decref(patch);
         json_decref(a);
@@ -148,38 +156,232 @@ static void plans(void **state)
     json_object_del(json_object_get(a, "spec"), "type");
     json_object_del(json_array_get(json_object_get(json_object_get(a, "spec"), "ports"), 0),
                     "protocol");
-    assert_int_equal(cp_k8s_plan("cl", "web", imp, a, sel, &body), CP_K8S_NONE);
+    assert_int_equal(cp_k8s_plan(&t, "web", imp, a, &body), CP_K8S_NONE);
     json_decref(a);
     /* the import is gone: ours is deleted */
-    assert_int_equal(cp_k8s_plan("cl", "web", NULL, actual, sel, &body), CP_K8S_DELETE);
+    assert_int_equal(cp_k8s_plan(&t, "web", NULL, actual, &body), CP_K8S_DELETE);
     assert_null(body);
     /* not ours: never touched, whether wanted or not */
     json_t *foreign = json_deep_copy(actual);
     json_object_del(json_object_get(foreign, "metadata"), "labels");
-    assert_false(cp_k8s_service_is_ours(foreign));
-    assert_int_equal(cp_k8s_plan("cl", "web", imp, foreign, sel, &body), CP_K8S_CONFLICT);
+    assert_int_equal(cp_k8s_service_owner(foreign, "east"), CP_K8S_OWNER_FOREIGN);
+    assert_int_equal(cp_k8s_plan(&t, "web", imp, foreign, &body), CP_K8S_CONFLICT);
     assert_null(body);
-    assert_int_equal(cp_k8s_plan("cl", "web", NULL, foreign, sel, &body), CP_K8S_NONE);
+    assert_int_equal(cp_k8s_plan(&t, "web", NULL, foreign, &body), CP_K8S_NONE);
     json_object_set_new(json_object_get(foreign, "metadata"), "labels",
                         json_pack("{s:s}", "app.kubernetes.io/managed-by", "helm"));
-    assert_int_equal(cp_k8s_plan("cl", "web", imp, foreign, sel, &body), CP_K8S_CONFLICT);
+    assert_int_equal(cp_k8s_plan(&t, "web", imp, foreign, &body), CP_K8S_CONFLICT);
     json_decref(foreign);
     /* ours, being deleted (finalizers pending): wait for it to go, never update or delete it */
     json_t *going = json_deep_copy(actual);
     json_object_set_new(json_object_get(going, "metadata"), "deletionTimestamp",
                         json_string("2026-01-01T00:00:00Z"));
-    assert_int_equal(cp_k8s_plan("cl", "web", imp, going, sel, &body), CP_K8S_WAIT);
+    assert_int_equal(cp_k8s_plan(&t, "web", imp, going, &body), CP_K8S_WAIT);
     assert_null(body);
-    assert_int_equal(cp_k8s_plan("cl", "web", NULL, going, sel, &body), CP_K8S_NONE);
+    assert_int_equal(cp_k8s_plan(&t, "web", NULL, going, &body), CP_K8S_NONE);
     json_decref(going);
     /* an import whose name cannot be a Service name */
-    assert_int_equal(cp_k8s_plan("cl", "9web", imp, NULL, sel, &body), CP_K8S_INVALID);
+    assert_int_equal(cp_k8s_plan(&t, "9web", imp, NULL, &body), CP_K8S_INVALID);
     assert_null(body);
     assert_string_equal(cp_k8s_action_name(CP_K8S_CONFLICT), "conflict");
     assert_string_equal(cp_k8s_action_name(CP_K8S_ACTION_COUNT), "?");
     json_decref(actual);
     json_decref(d);
     json_decref(imp);
+    json_decref(sel);
+}
+
+/* A valid label value: <= 63 of [A-Za-z0-9-_.], alphanumeric at both ends. */
+static bool label_value_ok(const char *v)
+{
+    size_t n = strlen(v);
+
+    if (n == 0 || n > 63 || !isalnum((unsigned char)v[0]) || !isalnum((unsigned char)v[n - 1]))
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        if (!isalnum((unsigned char)v[i]) && v[i] != '-' && v[i] != '_' && v[i] != '.')
+            return false;
+    }
+    return true;
+}
+
+static void owner_values(void **state)
+{
+    char out[CP_K8S_OWNER_MAX + 1], again[CP_K8S_OWNER_MAX + 1], small[CP_K8S_OWNER_MAX];
+    char long63[64], long64[65];
+    (void)state;
+
+    /* a valid label value (any DNS label, so any --name) is used as it is */
+    static const char *const plain[] = {"east", "gw-1", "a", "Gw_1.x"};
+    for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]); i++) {
+        assert_int_equal(cp_k8s_owner_value(plain[i], out, sizeof(out)), 0);
+        assert_string_equal(out, plain[i]);
+    }
+    memset(long63, 'a', 63);
+    long63[63] = '\0';
+    assert_int_equal(cp_k8s_owner_value(long63, out, sizeof(out)), 0);
+    assert_string_equal(out, long63);
+    /* 64 characters: 46 of them, '-', 16 hex digits of SHA-256("a" x 64) */
+    memset(long64, 'a', 64);
+    long64[64] = '\0';
+    assert_int_equal(cp_k8s_owner_value(long64, out, sizeof(out)), 0);
+    assert_int_equal(strlen(out), 63);
+    assert_memory_equal(out, long64, 46);
+    assert_string_equal(out + 46, "-ffe054fe7ae0cb6d");
+    assert_true(label_value_ok(out));
+    /* deterministic (a restart finds its Services again), and names differing only past the
+     * prefix get different values */
+    assert_int_equal(cp_k8s_owner_value(long64, again, sizeof(again)), 0);
+    assert_string_equal(out, again);
+    long64[63] = 'b';
+    assert_int_equal(cp_k8s_owner_value(long64, again, sizeof(again)), 0);
+    assert_string_not_equal(out, again);
+    assert_memory_equal(out, again, 47);
+    /* characters a label value cannot hold: '-' in the prefix, ends trimmed, hash of the name */
+    assert_int_equal(cp_k8s_owner_value("gw east/1", out, sizeof(out)), 0);
+    assert_int_equal(strncmp(out, "gw-east-1-", 10), 0);
+    assert_int_equal(strlen(out), 10 + CP_K8S_OWNER_HASH);
+    assert_true(label_value_ok(out));
+    assert_int_equal(cp_k8s_owner_value("-east-", out, sizeof(out)), 0);
+    assert_int_equal(strncmp(out, "east-", 5), 0);
+    assert_true(label_value_ok(out));
+    /* nothing usable: the hash alone */
+    assert_int_equal(cp_k8s_owner_value("\xc3\xa9/", out, sizeof(out)), 0);
+    assert_int_equal(strlen(out), CP_K8S_OWNER_HASH);
+    assert_true(label_value_ok(out));
+    static const char *const odd[] = {"\xc3\xa9t\xc3\xa9", "a b", "_x_", "x.", "..", "a/b/c"};
+    for (size_t i = 0; i < sizeof(odd) / sizeof(odd[0]); i++) {
+        assert_int_equal(cp_k8s_owner_value(odd[i], out, sizeof(out)), 0);
+        if (!label_value_ok(out))
+            fail_msg("owner value '%s' for '%s' is not a label value", out, odd[i]);
+    }
+    assert_int_equal(cp_k8s_owner_value(NULL, out, sizeof(out)), CL_EINVAL);
+    assert_int_equal(cp_k8s_owner_value("", out, sizeof(out)), CL_EINVAL);
+    assert_int_equal(cp_k8s_owner_value("east", small, sizeof(small)), CL_EINVAL);
+}
+
+static json_t *with_labels(const json_t *svc, const char *labels)
+{
+    json_t *s = json_deep_copy(svc);
+
+    json_object_set_new(json_object_get(s, "metadata"), "labels", J(labels));
+    return s;
+}
+
+static void ownership(void **state)
+{
+    json_t *sel = J("{\"app\":\"dp\",\"release\":\"east\"}"), *imp = import(80, 20001);
+    struct cp_k8s_target east = {.ns = "cl", .owner = "east", .selector = sel};
+    json_t *wsel = J("{\"app\":\"dp\",\"release\":\"west\"}");
+    struct cp_k8s_target west = {.ns = "cl", .owner = "west", .selector = wsel};
+    json_t *d = cp_k8s_desired_service(&east, "web", imp), *mine = served(d), *body = NULL;
+    char msg[512];
+    (void)state;
+
+    /* east's Service, seen by west (same import name, same spec but for the selector): never
+     * written or deleted, whatever west's import says */
+    assert_int_equal(cp_k8s_service_owner(mine, "east"), CP_K8S_OWNER_OURS);
+    assert_int_equal(cp_k8s_service_owner(mine, "west"), CP_K8S_OWNER_OTHER);
+    assert_int_equal(cp_k8s_plan(&west, "web", imp, mine, &body), CP_K8S_CONFLICT);
+    assert_null(body);
+    assert_int_equal(cp_k8s_plan(&west, "web", NULL, mine, &body), CP_K8S_NONE);
+    assert_null(body);
+    /* even when it is exactly what west wants */
+    json_t *same = cp_k8s_desired_service(&west, "web", imp), *same_s = served(same);
+    json_object_set_new(json_object_get(json_object_get(same_s, "metadata"), "labels"),
+                        "clusterlink.net/gateway", json_string("east"));
+    assert_int_equal(cp_k8s_plan(&west, "web", imp, same_s, &body), CP_K8S_CONFLICT);
+    assert_int_equal(cp_k8s_plan(&east, "web", imp, same_s, &body), CP_K8S_UPDATE);
+    json_decref(body);
+    json_decref(same_s);
+    json_decref(same);
+    cp_k8s_conflict_message(&west, "web", mine, msg, sizeof(msg));
+    assert_non_null(strstr(msg, "another ClusterLink gateway"));
+    assert_non_null(strstr(msg, "clusterlink.net/gateway=east"));
+    assert_non_null(strstr(msg, "cl/web"));
+    /* and its owner still keeps it */
+    assert_int_equal(cp_k8s_plan(&east, "web", imp, mine, &body), CP_K8S_NONE);
+    assert_int_equal(cp_k8s_plan(&east, "web", NULL, mine, &body), CP_K8S_DELETE);
+
+    /* an older version's Service (managed-by, no owner label), exactly as the import wants:
+     * adopted by a PUT of it (resourceVersion, clusterIP kept) with our owner label added */
+    json_t *legacy = with_labels(mine, "{\"app.kubernetes.io/managed-by\":\"clusterlink\","
+                                       "\"clusterlink.net/import\":\"web\",\"team\":\"x\"}");
+    assert_int_equal(cp_k8s_service_owner(legacy, "east"), CP_K8S_OWNER_LEGACY);
+    assert_int_equal(cp_k8s_plan(&east, "web", imp, legacy, &body), CP_K8S_ADOPT);
+    json_t *md = json_object_get(body, "metadata"), *lb = json_object_get(md, "labels");
+    assert_string_equal(json_string_value(json_object_get(lb, "clusterlink.net/gateway")), "east");
+    assert_string_equal(json_string_value(json_object_get(lb, "team")), "x");
+    assert_string_equal(json_string_value(json_object_get(md, "resourceVersion")), "41");
+    assert_string_equal(json_string_value(json_object_get(md, "uid")), "u-1");
+    assert_null(json_object_get(md, "managedFields"));
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(body, "spec"), "clusterIP")),
+        "10.96.7.7");
+    assert_true(json_equal(json_object_get(body, "spec"), json_object_get(legacy, "spec")));
+    assert_int_equal(cp_k8s_service_owner(body, "east"), CP_K8S_OWNER_OURS);
+    json_t *again = NULL;
+    assert_int_equal(cp_k8s_plan(&east, "web", imp, body, &again), CP_K8S_NONE);
+    assert_null(again);
+    json_decref(body);
+    body = NULL;
+    /* ... but not by a gateway whose import differs (another selector here): a conflict that
+     * says how to hand it over */
+    assert_int_equal(cp_k8s_plan(&west, "web", imp, legacy, &body), CP_K8S_CONFLICT);
+    assert_null(body);
+    cp_k8s_conflict_message(&west, "web", legacy, msg, sizeof(msg));
+    assert_non_null(strstr(msg, "no owner label"));
+    assert_non_null(strstr(msg, "clusterlink.net/gateway=west"));
+    /* nor when the port, target port or import label differ */
+    json_t *imp2 = import(81, 20001), *imp3 = import(80, 20002);
+    assert_int_equal(cp_k8s_plan(&east, "web", imp2, legacy, &body), CP_K8S_CONFLICT);
+    assert_int_equal(cp_k8s_plan(&east, "web", imp3, legacy, &body), CP_K8S_CONFLICT);
+    json_t *other_imp = with_labels(mine, "{\"app.kubernetes.io/managed-by\":\"clusterlink\","
+                                          "\"clusterlink.net/import\":\"api\"}");
+    assert_int_equal(cp_k8s_plan(&east, "web", imp, other_imp, &body), CP_K8S_CONFLICT);
+    assert_null(body);
+    json_decref(other_imp);
+    json_decref(imp2);
+    json_decref(imp3);
+    /* an unowned one matching no import is never deleted: we cannot tell whose it is */
+    assert_int_equal(cp_k8s_plan(&east, "web", NULL, legacy, &body), CP_K8S_NONE);
+    assert_null(body);
+    /* an unowned one being deleted: wait for it, write nothing */
+    json_object_set_new(json_object_get(legacy, "metadata"), "deletionTimestamp",
+                        json_string("2026-01-01T00:00:00Z"));
+    assert_int_equal(cp_k8s_plan(&east, "web", imp, legacy, &body), CP_K8S_WAIT);
+    assert_null(body);
+    json_decref(legacy);
+
+    /* labels that are not a string owner, or an empty one: another's, never ours */
+    json_t *odd = with_labels(mine, "{\"app.kubernetes.io/managed-by\":\"clusterlink\","
+                                    "\"clusterlink.net/import\":\"web\","
+                                    "\"clusterlink.net/gateway\":\"\"}");
+    assert_int_equal(cp_k8s_service_owner(odd, "east"), CP_K8S_OWNER_OTHER);
+    assert_int_equal(cp_k8s_plan(&east, "web", imp, odd, &body), CP_K8S_CONFLICT);
+    assert_int_equal(cp_k8s_plan(&east, "web", NULL, odd, &body), CP_K8S_NONE);
+    json_decref(odd);
+    odd = with_labels(mine, "{\"app.kubernetes.io/managed-by\":\"clusterlink\","
+                            "\"clusterlink.net/gateway\":1}");
+    assert_int_equal(cp_k8s_service_owner(odd, "east"), CP_K8S_OWNER_OTHER);
+    json_decref(odd);
+    /* our owner label on a Service not managed by ClusterLink: foreign */
+    odd = with_labels(mine, "{\"clusterlink.net/gateway\":\"east\"}");
+    assert_int_equal(cp_k8s_service_owner(odd, "east"), CP_K8S_OWNER_FOREIGN);
+    assert_int_equal(cp_k8s_plan(&east, "web", imp, odd, &body), CP_K8S_CONFLICT);
+    cp_k8s_conflict_message(&east, "web", odd, msg, sizeof(msg));
+    assert_non_null(strstr(msg, "not managed by ClusterLink"));
+    json_decref(odd);
+    assert_int_equal(cp_k8s_service_owner(NULL, "east"), CP_K8S_OWNER_FOREIGN);
+    assert_string_equal(cp_k8s_action_name(CP_K8S_ADOPT), "adopt");
+    /* a message never overflows its buffer */
+    char tiny[16];
+    cp_k8s_conflict_message(&west, "web", mine, tiny, sizeof(tiny));
+    assert_int_equal(strlen(tiny), sizeof(tiny) - 1);
+    json_decref(mine);
+    json_decref(d);
+    json_decref(imp);
+    json_decref(wsel);
     json_decref(sel);
 }
 
@@ -421,6 +623,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(desired_service),
         cmocka_unit_test(plans),
+        cmocka_unit_test(owner_values),
+        cmocka_unit_test(ownership),
         cmocka_unit_test(selectors),
         cmocka_unit_test(watch_events),
         cmocka_unit_test(pods),
