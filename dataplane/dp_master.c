@@ -1,6 +1,7 @@
 /*
  * The master: starts N workers by re-executing this binary with --worker-id, restarts any that
- * dies (exponential backoff), writes the ready file once every worker listens, and on SIGTERM
+ * dies (exponential backoff), writes the ready file once every worker is ready (it listens and
+ * has its first configuration, or found no controlplane), and on SIGTERM
  * forwards it to the workers (they drain) and exits 0 when all are gone.
  */
 #include <stdio.h>

@@ -223,6 +223,25 @@ static void apply_delta(struct cl_ipc_conn *c, const json_t *d)
     json_decref(ack);
 }
 
+/*
+ * Tells the master this worker is ready, once: when its first CONFIG is applied, or when the
+ * controlplane turned out to be unreachable (the worker then serves what needs no configuration
+ * and answers 503 where a decision needs the controlplane). Saying it on listening alone made a
+ * freshly started gateway look ready while its REST relay still answered "controlplane
+ * unavailable" for the few milliseconds the first IPC round trip takes.
+ */
+static void report_ready(const char *why)
+{
+    static bool done;
+
+    if (done)
+        return;
+    done = true;
+    if (write(STDOUT_FILENO, "ready\n", 6) != 6)
+        CL_WARN("dp.worker", "cannot report readiness to the master");
+    CL_DEBUG("dp.worker", "ready: %s", why);
+}
+
 static void on_ipc_msg(struct cl_ipc_conn *c, const struct cl_ipc_msg *m, void *ud)
 {
     (void)ud;
@@ -244,6 +263,7 @@ static void on_ipc_msg(struct cl_ipc_conn *c, const struct cl_ipc_msg *m, void *
         json_t *ack = json_pack("{s:O}", "revision", rev);
         cl_ipc_send(c, CL_IPC_ACK, 0, 0, ack);
         json_decref(ack);
+        report_ready("configured");
     }
 }
 
@@ -292,6 +312,7 @@ static void on_ipc_close(struct cl_ipc_conn *c, int err, void *ud)
                 cl_strerror(err));
     dp_w->ipc_up = false;
     dp_w->ipc = NULL;
+    report_ready("no controlplane yet");
     if (dp_w->draining)
         return;
     uv_timer_start(&dp_w->ipc_timer, on_ipc_timer, dp_w->ipc_backoff, 0);
@@ -403,10 +424,7 @@ int dp_worker_run(const struct dp_opts *o)
     uv_timer_start(&w.stats_timer, on_stats_timer, 1000, 1000);
     uv_signal_init(w.loop, &w.sigterm);
     uv_signal_start(&w.sigterm, on_sigterm, SIGTERM);
-    ipc_connect();
-    /* tell the master we listen */
-    if (write(STDOUT_FILENO, "ready\n", 6) != 6)
-        CL_WARN("dp.worker", "cannot report readiness to the master");
+    ipc_connect(); /* report_ready() follows its outcome */
     CL_INFO("dp.worker", "listening on %s:%u", o->listen_host, o->listen_port);
     uv_run(w.loop, UV_RUN_DEFAULT);
     CL_INFO("dp.worker", "drained, exiting");

@@ -40,8 +40,9 @@ static const char usage[] =
     "                         that long gets GOAWAY and is closed; pooled connections to peers\n"
     "                         close after 9/10 of it (default 300000 = 5 min; 0: never)\n"
     "  --log-level <lvl>      error, warn, info (default), debug, trace\n"
-    "  --ready-file <path>    written with the public port once every worker listens (an old\n"
-    "                         one is removed at start)\n"
+    "  --ready-file <path>    written with the public port once every worker listens and has\n"
+    "                         its first configuration (or found no controlplane to ask); an\n"
+    "                         old one is removed at start\n"
     "  -h, --help             this text\n";
 
 /* Picks a free port for --listen host:0 (SO_REUSEPORT, so workers can bind it too); the
