@@ -229,8 +229,9 @@ static int counters(const json_t *b, const char *key, struct cl_jerr *e)
         KEYS(c, p, "open", "total", "bytesIn", "bytesOut", "denied", "errors", "idleClosed");
         const char *const k[] = {"open",   "total",  "bytesIn",   "bytesOut",
                                  "denied", "errors", "idleClosed"};
+        /* idleClosed came later: a worker of the release before it omits it (rolling upgrade) */
         for (size_t i = 0; i < sizeof(k) / sizeof(k[0]); i++)
-            GET_INT(c, p, k[i], true, INT64_MIN, INT64_MAX);
+            GET_INT(c, p, k[i], strcmp(k[i], "idleClosed") != 0, INT64_MIN, INT64_MAX);
     }
     return 0;
 }
