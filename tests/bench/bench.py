@@ -451,20 +451,24 @@ def main():
                     help="TCP congestion control for the whole run (every path alike), e.g. cubic;"
                          " sets net.ipv4.tcp_congestion_control and puts the old value back")
     a = ap.parse_args()
+    # SIGTERM/SIGHUP unwind like Ctrl-C, so the finally below stops every process and puts the
+    # congestion control back
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda *_: sys.exit(1))
     ensure_packages()
     import resource
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     paths, metrics = a.paths.split(), a.metrics.split()
     cc_old = sysctl("net.ipv4.tcp_congestion_control")
-    if a.cc:
-        sysctl("net.ipv4.tcp_congestion_control", a.cc)
-    a.tcp = "congestion control %s, default qdisc %s" % (
-        sysctl("net.ipv4.tcp_congestion_control"), sysctl("net.core.default_qdisc"))
-    log(a.tcp)
     b = None
     results = {}  # (path, metric, key) -> [values]
     try:
+        if a.cc:
+            sysctl("net.ipv4.tcp_congestion_control", a.cc)
+        a.tcp = "congestion control %s, default qdisc %s" % (
+            sysctl("net.ipv4.tcp_congestion_control"), sysctl("net.core.default_qdisc"))
+        log(a.tcp)
         b = Bench(a)
         for rep in range(a.reps):
             for metric in metrics:
