@@ -165,11 +165,12 @@ def contract_cp_command(name, namespace, selector, admins, level):
     return cmd + ["--log-level", level]
 
 
-def contract_dp_command(workers, level):
+def contract_dp_command(workers, idle_ms, conn_idle_ms, level):
     return ["cl-dataplane", "--socket", RUN + "/cp.sock", "--listen", "0.0.0.0:%d" % DP_PORT,
             "--import-bind", "0.0.0.0", "--cert", TLS + "/cert.pem", "--key", TLS + "/key.pem",
-            "--ca", TLS + "/ca.pem", "--workers", str(workers), "--ready-file",
-            RUN + "/dp.ready", "--log-level", level]
+            "--ca", TLS + "/ca.pem", "--workers", str(workers), "--idle-timeout", str(idle_ms),
+            "--conn-idle-timeout", str(conn_idle_ms), "--ready-file", RUN + "/dp.ready",
+            "--log-level", level]
 
 
 def resolve_port(c, port):
@@ -235,7 +236,9 @@ def check_gateway(objs, values, release, namespace):
     assert dict(kv.split("=", 1) for kv in selector.split(",")) == sel
     assert cpc == contract_cp_command(v["gateway"]["name"], namespace, selector,
                                       v["gateway"]["admins"], v["gateway"]["logLevel"])
-    assert dpc == contract_dp_command(v["dataplane"]["workers"], v["gateway"]["logLevel"])
+    d = v["dataplane"]
+    assert dpc == contract_dp_command(d["workers"], d["idleTimeoutMs"], d["connIdleTimeoutMs"],
+                                      v["gateway"]["logLevel"])
 
     # the external Service selects the gateway pod and maps service.port to --listen's port
     svc = k["Service"]
@@ -364,6 +367,8 @@ MATRIX = [
     ("storage-class-none", {"state": {"persistence": {"storageClass": "-"}}},
      "gw", "clusterlink"),
     ("workers-4", {"dataplane": {"workers": 4}}, "gw", "clusterlink"),
+    ("timeouts", {"dataplane": {"idleTimeoutMs": 604800000, "connIdleTimeoutMs": 0}},
+     "gw", "clusterlink"),
     ("admins", {"gateway": {"admins": ["gwctl.east", "ops.example"]}}, "gw", "clusterlink"),
     ("resources", {"controlplane": {"resources": {"requests": {"cpu": "100m", "memory": "128Mi"},
                                                   "limits": {"memory": "256Mi"}}},
@@ -453,6 +458,12 @@ BAD = [
     ("port-string", {"service": {"port": "443"}}, "service.port: Invalid type"),
     ("workers-0", {"dataplane": {"workers": 0}},
      "dataplane.workers: Must be greater than or equal to 1"),
+    ("idle-timeout-negative", {"dataplane": {"idleTimeoutMs": -1}},
+     "dataplane.idleTimeoutMs: Must be greater than or equal to 0"),
+    ("conn-idle-timeout-huge", {"dataplane": {"connIdleTimeoutMs": 604800001}},
+     "dataplane.connIdleTimeoutMs: Must be less than or equal to"),  # helm prints 6.048e+08
+    ("idle-timeout-string", {"dataplane": {"idleTimeoutMs": "1h"}},
+     "dataplane.idleTimeoutMs: Invalid type"),
     ("unknown-top", {"replica": 1}, "Additional property replica is not allowed"),
     ("unknown-nested", {"service": {"loadBalancerIP": "1.2.3.4"}},
      "service: Additional property loadBalancerIP is not allowed"),
