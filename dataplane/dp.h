@@ -108,13 +108,14 @@ struct dp_tunnel {
     enum dp_tunnel_state state;
     struct dp_xprt *x[DP_SIDES];
     unsigned sf[DP_SIDES];
-    uint8_t *rsv[DP_SIDES];  /* region the side's last dp_xprt_alloc() handed out */
-    json_t *bytes[DP_SIDES]; /* counter of bytes delivered from each side (borrowed ints) */
-    struct cl_bufq early;    /* down -> up bytes read while connecting (one chunk at most) */
-    bool early_read;         /* read the down side while connecting */
-    uint64_t idle_ms;        /* 0: no idle deadline */
-    uint64_t last_io;        /* loop time of the last byte read or written */
-    dp_tunnel_cb on_timeout; /* connect deadline passed (NULL: reset and count an error) */
+    uint8_t *rsv[DP_SIDES];   /* region the side's last dp_xprt_alloc() handed out */
+    json_t *bytes[DP_SIDES];  /* counter of bytes delivered from each side (borrowed ints) */
+    json_t *pbytes[DP_SIDES]; /* the same for the peer (egress only; NULL otherwise) */
+    struct cl_bufq early;     /* down -> up bytes read while connecting (one chunk at most) */
+    bool early_read;          /* read the down side while connecting */
+    uint64_t idle_ms;         /* 0: no idle deadline */
+    uint64_t last_io;         /* loop time of the last byte read or written */
+    dp_tunnel_cb on_timeout;  /* connect deadline passed (NULL: reset and count an error) */
     int close_err;
     bool egress;   /* client side (import) vs server side (export) */
     char name[64]; /* import or export name, for counters */

@@ -45,6 +45,20 @@ static void set_state(struct dp_tunnel *t, enum dp_tunnel_state st)
     t->state = st;
 }
 
+/* Tunnels this gateway opened to a peer also count under that peer (the import side). */
+static bool counts_peer(const struct dp_tunnel *t)
+{
+    return t->egress && t->peer[0] != '\0';
+}
+
+/* Bytes delivered from `side`: the import's or export's counter, and the peer's. */
+static void count_bytes(struct dp_tunnel *t, unsigned side, size_t n)
+{
+    dp_counter_add(t->bytes[side], (int64_t)n);
+    if (t->pbytes[side] != NULL)
+        dp_counter_add(t->pbytes[side], (int64_t)n);
+}
+
 static const char *group_of(const struct dp_tunnel *t)
 {
     return t->egress ? "imports" : "exports";
@@ -57,8 +71,10 @@ static void handle_closed(struct dp_tunnel *t)
     if (--t->nhandles > 0)
         return;
     cl_bufq_deinit(&t->early);
-    for (unsigned i = 0; i < DP_SIDES; i++)
+    for (unsigned i = 0; i < DP_SIDES; i++) {
         json_decref(t->bytes[i]);
+        json_decref(t->pbytes[i]);
+    }
     json_decref(t->cands);
     json_decref(t->attrs);
     cl_mem_free(t);
@@ -82,8 +98,11 @@ static void close_all(struct dp_tunnel *t, bool reset, int err)
 {
     if (t->state == DP_TUNNEL_ST_CLOSING)
         return;
-    if (t->state == DP_TUNNEL_ST_OPEN)
+    if (t->state == DP_TUNNEL_ST_OPEN) {
         dp_count(group_of(t), t->name, "open", -1);
+        if (counts_peer(t))
+            dp_count("peers", t->peer, "open", -1);
+    }
     if (reset && t->state == DP_TUNNEL_ST_OPEN)
         CL_DEBUG("dp.tunnel", "conn=%llu reset with %zu bytes down and %zu up not yet written",
                  (unsigned long long)t->id, t->x[DP_DOWN]->ops->write_queue_size(t->x[DP_DOWN]),
@@ -193,7 +212,7 @@ static void on_timer(uv_timer_t *tm)
             t->egress ? "import" : "export", t->name, (unsigned long long)(now - t->last_io));
     /* the configured end of a quiet tunnel, not a failure: its own counter, not "errors" */
     dp_count(group_of(t), t->name, "idleClosed", 1);
-    if (t->egress && t->peer[0] != '\0')
+    if (counts_peer(t))
         dp_count("peers", t->peer, "idleClosed", 1);
     dp_tunnel_abort(t, CL_ETIMEDOUT);
 }
@@ -287,7 +306,7 @@ void dp_xprt_on_read(struct dp_xprt *x, const uint8_t *data, size_t n)
         fail(t, w < 0 ? (int)w : CL_EH2);
         return;
     }
-    dp_counter_add(t->bytes[side], (int64_t)n);
+    count_bytes(t, side, n);
     if (dst->ops->write_room(dst) < CL_BUFQ_CHUNK)
         pause_src(t, side); /* resumed by the sink's dp_xprt_on_writable */
 }
@@ -414,7 +433,7 @@ static int flush_early(struct dp_tunnel *t)
         ssize_t w = up->ops->write(up, p, n);
         if (w != (ssize_t)n)
             return w < 0 ? (int)w : CL_EBUSY; /* a fresh stream takes a chunk */
-        dp_counter_add(t->bytes[DP_DOWN], (int64_t)n);
+        count_bytes(t, DP_DOWN, n);
         cl_bufq_consume(&t->early, n);
     }
     cl_bufq_deinit(&t->early); /* nothing is held while splicing */
@@ -438,7 +457,11 @@ int dp_tunnel_start(struct dp_tunnel *t)
     for (unsigned i = 0; i < DP_SIDES; i++) {
         bool out = (i == DP_DOWN) == t->egress;
         t->bytes[i] = json_incref(dp_counter(g, t->name, out ? "bytesOut" : "bytesIn"));
+        if (counts_peer(t))
+            t->pbytes[i] = json_incref(dp_counter("peers", t->peer, out ? "bytesOut" : "bytesIn"));
     }
+    if (counts_peer(t))
+        dp_count("peers", t->peer, "open", 1);
     t->last_io = uv_now(t->loop);
     t->rsv[DP_DOWN] = t->rsv[DP_UP] = NULL;
     if ((rc = flush_early(t)) != 0)

@@ -88,6 +88,16 @@ def test_idle_tunnel_is_reset_busy_one_lives(fabric, workdir, echo):
         ca = a.ctl_json("status")["counters"]
         assert ca["peers"]["gw-b"]["idleClosed"] == ca["imports"]["echo"]["idleClosed"]
         assert "IDLE CLOSED" in a.ctl("status").stdout
+
+        # every tunnel of the import went to gw-b: the peer's counters are the import's
+        def peer_matches_import():
+            c = a.ctl_json("status")["counters"]
+            keys = ("open", "total", "bytesIn", "bytesOut")
+            return c["imports"]["echo"]["open"] == 0 and \
+                all(c["peers"]["gw-b"][k] == c["imports"]["echo"][k] for k in keys)
+        h.wait_for(peer_matches_import, 10, "peer counters equal to the import's")
+        ca = a.ctl_json("status")["counters"]
+        assert ca["peers"]["gw-b"]["total"] >= 3 and ca["peers"]["gw-b"]["bytesOut"] >= 3
     finally:
         assert a.stop() == {"gw-a-dp": 0, "gw-a-cp": 0}
         assert b.stop() == {"gw-b-dp": 0, "gw-b-cp": 0}

@@ -285,6 +285,13 @@ static int64_t counter(const char *key)
     return json_integer_value(json_object_get(o, key));
 }
 
+static int64_t peer_counter(const char *key)
+{
+    json_t *o = json_object_get(json_object_get(w.stats, "peers"), "west");
+
+    return json_integer_value(json_object_get(o, key));
+}
+
 static void fake_init(struct fake *f, bool h2)
 {
     memset(f, 0, sizeof(*f));
@@ -354,6 +361,24 @@ static void data_both_ways(void **state)
     assert_int_equal(counter("bytesOut"), (int64_t)sizeof(pattern));
     assert_int_equal(counter("bytesIn"), (int64_t)sizeof(pattern) - 1);
     assert_int_equal(counter("errors"), 0);
+}
+
+/* A tunnel to a peer counts under the import and under the peer: open, and bytes each way. */
+static void peer_counts_open_and_bytes(void **state)
+{
+    (void)state;
+    snprintf(t->peer, sizeof(t->peer), "west");
+    assert_int_equal(dp_tunnel_start(t), 0);
+    assert_int_equal(peer_counter("open"), 1);
+    transfer(&fdown, &fup, pattern, sizeof(pattern));
+    transfer(&fup, &fdown, pattern + 1, 1000);
+    assert_int_equal(peer_counter("bytesOut"), (int64_t)sizeof(pattern));
+    assert_int_equal(peer_counter("bytesIn"), 1000);
+    assert_int_equal(counter("bytesOut"), (int64_t)sizeof(pattern));
+    dp_tunnel_abort(t, CL_ECLOSED);
+    settle();
+    assert_int_equal(peer_counter("open"), 0);
+    assert_int_equal(counter("open"), 0);
 }
 
 /* A TCP source is stopped when the sink reaches its high-water mark, resumed at low water. */
@@ -820,6 +845,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(data_both_ways, setup, teardown),
+        cmocka_unit_test_setup_teardown(peer_counts_open_and_bytes, setup, teardown),
         cmocka_unit_test_setup_teardown(backpressure_stops_tcp_source, setup, teardown),
         cmocka_unit_test_setup_teardown(backpressure_withholds_h2_credit, setup, teardown),
         cmocka_unit_test_setup_teardown(h2_batch_flushed_once, setup, teardown),
