@@ -50,6 +50,9 @@
 /* After an idle GOAWAY, how long the frame (and what precedes it) may take to leave before
  * the connection is closed anyway: a peer that does not read cannot hold it open. */
 #define GOAWAY_FLUSH_MS 5000
+/* After our close_notify, how long the other side may take to close its end before we close
+ * anyway (lingering close: see close_gracefully()). */
+#define LINGER_MS       1000
 
 enum conn_state {
     ST_INIT,
@@ -130,6 +133,7 @@ struct cl_h2conn {
     bool close_deferred;
     int deferred_err;
     bool shutting_down; /* we sent GOAWAY: close when the last stream ends */
+    bool linger;        /* close_notify sent: reading until the other side closes */
     bool goaway_rcvd;
     bool eof_rcvd;
     int close_err;
@@ -628,6 +632,31 @@ static void reap_zombies(struct cl_h2conn *c)
     }
 }
 
+/*
+ * A graceful end: rather than closing the socket at once, which makes the kernel answer with a
+ * reset if bytes from the other side are still unread (a frame that crossed our GOAWAY, say) and
+ * may then destroy what we sent last, send TLS close_notify and keep reading, processing what
+ * comes, until the other side closes its end (EOF or its close_notify) or LINGER_MS pass (the
+ * nginx/h2o "lingering close"). Returns true while lingering, false when the caller should close
+ * now (memory mode, which has no socket to reset).
+ */
+static bool close_gracefully(struct cl_h2conn *c)
+{
+    if (c->mem)
+        return false;
+    if (c->linger)
+        return true;
+    c->linger = true;
+    CL_DEBUG("h2", "conn=%llu close_notify, lingering until the other side closes",
+             (unsigned long long)c->id);
+    uv_timer_stop(&c->timer);
+    arm_timer(c, LINGER_MS);
+    if (cl_tls_shutdown(c->tls) != 0)
+        return false;
+    write_out(c);
+    return c->state != ST_CLOSING;
+}
+
 static void flush(struct cl_h2conn *c)
 {
     int rc;
@@ -636,7 +665,8 @@ static void flush(struct cl_h2conn *c)
     notify_rx(c);
     if (c->state == ST_CLOSING)
         return;
-    if (c->state == ST_READY && (rc = pull_frames(c)) != 0) {
+    /* no frame may follow our close_notify: what nghttp2 still wants to say is dropped */
+    if (c->state == ST_READY && !c->linger && (rc = pull_frames(c)) != 0) {
         conn_close_now(c, rc);
         return;
     }
@@ -647,11 +677,19 @@ static void flush(struct cl_h2conn *c)
         conn_close_now(c, c->deferred_err);
         return;
     }
+    if (c->linger) { /* until the other side ends (its close_notify here, EOF in on_read) */
+        if (c->eof_rcvd && !c->writing && cl_bufq_len(cl_tls_outq(c->tls)) == 0)
+            conn_close_now(c, 0);
+        return;
+    }
     notify_writable(c);
     if (c->state == ST_READY && !c->writing && cl_bufq_len(cl_tls_outq(c->tls)) == 0 &&
         ((!nghttp2_session_want_read(c->ng) && !nghttp2_session_want_write(c->ng)) ||
-         (c->shutting_down && c->nstreams == 0) || c->eof_rcvd))
+         (c->shutting_down && c->nstreams == 0) || c->eof_rcvd)) {
+        if (!c->eof_rcvd && close_gracefully(c))
+            return;
         conn_close_now(c, c->eof_rcvd && c->nstreams > 0 ? CL_EOF : 0);
+    }
 }
 
 static void on_prepare(uv_prepare_t *p)
@@ -746,6 +784,10 @@ static void process_input(struct cl_h2conn *c)
             break;
         }
         if (n < 0) {
+            if (c->linger) { /* we already ended cleanly: whatever this is, it is the end */
+                conn_close_now(c, 0);
+                return;
+            }
             snprintf(c->detail, sizeof(c->detail), "%s", cl_tls_error_detail(c->tls));
             conn_close_now(c, (int)n);
             return;
@@ -921,6 +963,8 @@ static void on_timer(uv_timer_t *t)
         snprintf(c->detail, sizeof(c->detail), "%s timed out",
                  c->state == ST_CONNECTING ? "connect" : "TLS handshake");
         conn_close_now(c, CL_ETIMEDOUT);
+    } else if (c->state == ST_READY && c->linger) {
+        conn_close_now(c, 0); /* we ended cleanly; the other side did not answer in time */
     } else if (c->state == ST_READY && c->nstreams == 0 && c->shutting_down) {
         snprintf(c->detail, sizeof(c->detail), "GOAWAY not flushed in %d ms", GOAWAY_FLUSH_MS);
         conn_close_now(c, CL_ETIMEDOUT);
@@ -945,7 +989,7 @@ static void arm_timer(struct cl_h2conn *c, uint64_t ms)
  */
 static void rearm_timer(struct cl_h2conn *c)
 {
-    if (c->state != ST_READY)
+    if (c->state != ST_READY || c->linger) /* lingering keeps its own deadline */
         return;
     if (c->nstreams > 0)
         uv_timer_stop(&c->timer);

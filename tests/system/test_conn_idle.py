@@ -16,7 +16,7 @@ import time
 import clharness as h
 from test_e2e_basic import link
 
-DATA, HEADERS, RST_STREAM, SETTINGS, PING, GOAWAY = 0, 1, 3, 4, 6, 7
+DATA, HEADERS, RST_STREAM, SETTINGS, PING, GOAWAY, WINDOW_UPDATE = 0, 1, 3, 4, 6, 7, 8
 END_STREAM, END_HEADERS, ACK = 0x1, 0x4, 0x1
 
 
@@ -32,8 +32,12 @@ class H2Client:
         ctx.load_verify_locations(fabric.ca)
         ctx.load_cert_chain(os.path.join(certdir, "cert.pem"), os.path.join(certdir, "key.pem"))
         ctx.set_alpn_protocols(["h2"])
+        # Python 3.10+ treats a TCP end without close_notify as a clean one by default: undo that
+        ctx.options &= ~getattr(ssl, "OP_IGNORE_UNEXPECTED_EOF", 0)
         raw = socket.create_connection(("127.0.0.1", gw.port), timeout=10 * h.MULT)
-        self.s = ctx.wrap_socket(raw, server_hostname=gw.name)
+        # ragged EOFs raise, so a close without close_notify shows as such (self.end)
+        self.s = ctx.wrap_socket(raw, server_hostname=gw.name, suppress_ragged_eofs=False)
+        self.end = None  # how the connection ended: "close_notify", "eof" (ragged) or "reset"
         assert self.s.selected_alpn_protocol() == "h2"
         self.buf = b""
         self.s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(SETTINGS, 0, 0))
@@ -60,8 +64,18 @@ class H2Client:
                     return ftype, flags, stream & 0x7FFFFFFF, payload
             try:
                 got = self.s.recv(65536)
-            except (ssl.SSLEOFError, ssl.SSLZeroReturnError, ConnectionResetError):
-                got = b""
+                if not got:
+                    self.end = "close_notify"
+            except ssl.SSLZeroReturnError:
+                got, self.end = b"", "close_notify"
+            except ssl.SSLEOFError:
+                got, self.end = b"", "eof"
+            except ssl.SSLError as e:  # OpenSSL 3 names a TCP end without close_notify this way
+                if "UNEXPECTED_EOF" not in str(e):
+                    raise
+                got, self.end = b"", "eof"
+            except ConnectionResetError:
+                got, self.end = b"", "reset"
             if not got:
                 return None
             self.buf += got
@@ -95,6 +109,7 @@ def test_idle_connection_gets_goaway_then_eof(fabric, workdir):
         assert goaway[:2] == (0, 0)  # no stream was opened; NO_ERROR
         assert 0.4 <= goaway[2] - t0 <= 5 * h.MULT, goaway[2] - t0
         assert after == [] and end - goaway[2] < 2 * h.MULT  # then the end, promptly
+        assert c.end == "close_notify", c.end  # a clean TLS end, not a dropped socket
 
         # with a request first: the GOAWAY names it as the last stream, and the timeout runs
         # from the moment it ended
@@ -112,6 +127,37 @@ def test_idle_connection_gets_goaway_then_eof(fabric, workdir):
         assert 0.4 <= goaway[2] - ended <= 5 * h.MULT, goaway[2] - ended
         assert after == []
         assert a.dp.alive()
+    finally:
+        assert a.stop() == {"gw-a-dp": 0, "gw-a-cp": 0}
+
+
+def test_frames_crossing_the_goaway_meet_a_clean_end(fabric, workdir):
+    """After its idle GOAWAY the gateway sends close_notify and reads on until the client
+    closes (lingering close): a PING that crossed the GOAWAY does not turn the end into a reset,
+    and the client's own close ends the connection at once."""
+    a = h.Gateway(fabric, "gw-a", workdir, extra_dp=["--conn-idle-timeout", "300"]).start()
+    try:
+        c = H2Client(fabric, a, fabric.peer("gw-b"))
+        while True:
+            f = c.next_frame()
+            assert f is not None, c.end
+            if f[0] == GOAWAY:
+                break
+        for i in range(20):  # frames the gateway reads after it has said its last word
+            c.s.sendall(frame(PING, 0, 0, struct.pack(">Q", i)))
+        while c.next_frame() is not None:
+            pass
+        assert c.end == "close_notify", c.end
+        c.close()
+        assert a.dp.alive()
+        # the gateway still serves new connections
+        c = H2Client(fabric, a, fabric.peer("gw-b"))
+        c.get(1, "gw-a", "/api/v1/peer/health")
+        f = c.next_frame()
+        while f is not None and f[0] in (SETTINGS, WINDOW_UPDATE):
+            f = c.next_frame()
+        assert f is not None and f[0] == HEADERS and f[2] == 1, f
+        c.close()
     finally:
         assert a.stop() == {"gw-a-dp": 0, "gw-a-cp": 0}
 
