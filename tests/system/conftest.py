@@ -22,13 +22,14 @@ def fabric(workdir):
 
 @pytest.fixture
 def gateways(fabric, workdir):
-    """Factory: gateways("a", "b") starts them; all are stopped (and must exit 0) at the end."""
+    """Factory: gateways("a", "b") starts them (extra_dp: more cl-dataplane flags for each);
+    all are stopped (and must exit 0) at the end."""
     started = []
 
-    def make(*names, workers=1):
+    def make(*names, workers=1, extra_dp=()):
         gws = []
         for n in names:
-            g = h.Gateway(fabric, n, workdir, workers=workers)
+            g = h.Gateway(fabric, n, workdir, workers=workers, extra_dp=extra_dp)
             started.append(g)
             gws.append(g.start())
         return gws if len(gws) > 1 else gws[0]

@@ -98,104 +98,93 @@ class H2Client:
         self.s.close()
 
 
-def test_idle_connection_gets_goaway_then_eof(fabric, workdir):
-    a = h.Gateway(fabric, "gw-a", workdir, extra_dp=["--conn-idle-timeout", "500"]).start()
-    try:
-        c = H2Client(fabric, a, fabric.peer("gw-b"))
-        t0 = time.monotonic()
-        goaway, after, end = c.until_goaway_then_end()
-        c.close()
-        assert goaway is not None, "no GOAWAY before the end of the connection"
-        assert goaway[:2] == (0, 0)  # no stream was opened; NO_ERROR
-        assert 0.4 <= goaway[2] - t0 <= 5 * h.MULT, goaway[2] - t0
-        assert after == [] and end - goaway[2] < 2 * h.MULT  # then the end, promptly
-        assert c.end == "close_notify", c.end  # a clean TLS end, not a dropped socket
+def test_idle_connection_gets_goaway_then_eof(gateways, fabric):
+    a = gateways("gw-a", extra_dp=["--conn-idle-timeout", "500"])
+    c = H2Client(fabric, a, fabric.peer("gw-b"))
+    t0 = time.monotonic()
+    goaway, after, end = c.until_goaway_then_end()
+    c.close()
+    assert goaway is not None, "no GOAWAY before the end of the connection"
+    assert goaway[:2] == (0, 0)  # no stream was opened; NO_ERROR
+    assert 0.4 <= goaway[2] - t0 <= 5 * h.MULT, goaway[2] - t0
+    assert after == [] and end - goaway[2] < 2 * h.MULT  # then the end, promptly
+    assert c.end == "close_notify", c.end  # a clean TLS end, not a dropped socket
 
-        # with a request first: the GOAWAY names it as the last stream, and the timeout runs
-        # from the moment it ended
-        c = H2Client(fabric, a, fabric.peer("gw-b"))
-        c.get(1, "gw-a", "/api/v1/peer/health")
-        ended = None
-        while ended is None:
-            f = c.next_frame()
-            assert f is not None and f[0] != GOAWAY, f
-            if f[2] == 1 and (f[0] in (HEADERS, DATA) and f[1] & END_STREAM or f[0] == RST_STREAM):
-                ended = time.monotonic()
-        goaway, after, end = c.until_goaway_then_end()
-        c.close()
-        assert goaway is not None and goaway[:2] == (1, 0), goaway
-        assert 0.4 <= goaway[2] - ended <= 5 * h.MULT, goaway[2] - ended
-        assert after == []
-        assert a.dp.alive()
-    finally:
-        assert a.stop() == {"gw-a-dp": 0, "gw-a-cp": 0}
-
-
-def test_frames_crossing_the_goaway_meet_a_clean_end(fabric, workdir):
-    """After its idle GOAWAY the gateway sends close_notify and reads on until the client
-    closes (lingering close): a PING that crossed the GOAWAY does not turn the end into a reset,
-    and the client's own close ends the connection at once."""
-    a = h.Gateway(fabric, "gw-a", workdir, extra_dp=["--conn-idle-timeout", "300"]).start()
-    try:
-        c = H2Client(fabric, a, fabric.peer("gw-b"))
-        while True:
-            f = c.next_frame()
-            assert f is not None, c.end
-            if f[0] == GOAWAY:
-                break
-        for i in range(20):  # frames the gateway reads after it has said its last word
-            c.s.sendall(frame(PING, 0, 0, struct.pack(">Q", i)))
-        while c.next_frame() is not None:
-            pass
-        assert c.end == "close_notify", c.end
-        c.close()
-        assert a.dp.alive()
-        # the gateway still serves new connections
-        c = H2Client(fabric, a, fabric.peer("gw-b"))
-        c.get(1, "gw-a", "/api/v1/peer/health")
+    # with a request first: the GOAWAY names it as the last stream, and the timeout runs
+    # from the moment it ended
+    c = H2Client(fabric, a, fabric.peer("gw-b"))
+    c.get(1, "gw-a", "/api/v1/peer/health")
+    ended = None
+    while ended is None:
         f = c.next_frame()
-        while f is not None and f[0] in (SETTINGS, WINDOW_UPDATE):
-            f = c.next_frame()
-        assert f is not None and f[0] == HEADERS and f[2] == 1, f
-        c.close()
-    finally:
-        assert a.stop() == {"gw-a-dp": 0, "gw-a-cp": 0}
+        assert f is not None and f[0] != GOAWAY, f
+        if f[2] == 1 and (f[0] in (HEADERS, DATA) and f[1] & END_STREAM or f[0] == RST_STREAM):
+            ended = time.monotonic()
+    goaway, after, end = c.until_goaway_then_end()
+    c.close()
+    assert goaway is not None and goaway[:2] == (1, 0), goaway
+    assert 0.4 <= goaway[2] - ended <= 5 * h.MULT, goaway[2] - ended
+    assert after == []
+    assert a.dp.alive()
 
 
-def test_connection_with_open_stream_is_not_idle(fabric, workdir, echo):
-    a = h.Gateway(fabric, "gw-a", workdir, extra_dp=["--conn-idle-timeout", "400"]).start()
-    b = h.Gateway(fabric, "gw-b", workdir, extra_dp=["--conn-idle-timeout", "400"]).start()
-    try:
-        srv = echo()
-        port = h.free_port()
-        link(a, b, srv.port, port)
-        h.wait_for(lambda: h.echo_roundtrip(port, b"x") == b"x", 10, "tunnel up")
-        # a quiet tunnel (one stream on the pooled connection) outlives the connection idle
-        # timeout several times over on both gateways
-        s = h.connect(port)
-        s.sendall(b"1")
-        assert s.recv(10) == b"1"
-        time.sleep(1.5)
-        s.sendall(b"2")
-        assert s.recv(10) == b"2"
-        s.close()
-        # with the tunnel gone, the importing gateway's pooled connection says GOAWAY
-        # (after 9/10 of the timeout) and the next tunnel dials a new one, with no error
-        closed = "connection to peer gw-b at 127.0.0.1:%d closed\"" % b.port
-        h.wait_for(lambda: closed in read(a.dp), 10, "pooled connection idled out")
-        assert h.echo_roundtrip(port, b"again") == b"again"
+def test_frames_crossing_the_goaway_meet_a_clean_end(gateways, fabric):
+    """After its idle GOAWAY the gateway sends close_notify and reads on until the client
+    closes (lingering close): PINGs that crossed the GOAWAY do not turn the end into a reset,
+    and the gateway serves the next connection."""
+    a = gateways("gw-a", extra_dp=["--conn-idle-timeout", "300"])
+    c = H2Client(fabric, a, fabric.peer("gw-b"))
+    while True:
+        f = c.next_frame()
+        assert f is not None, c.end
+        if f[0] == GOAWAY:
+            break
+    for i in range(20):  # frames the gateway reads after it has said its last word
+        c.s.sendall(frame(PING, 0, 0, struct.pack(">Q", i)))
+    while c.next_frame() is not None:
+        pass
+    assert c.end == "close_notify", c.end
+    c.close()
+    assert a.dp.alive()
+    # the gateway still serves new connections
+    c = H2Client(fabric, a, fabric.peer("gw-b"))
+    c.get(1, "gw-a", "/api/v1/peer/health")
+    f = c.next_frame()
+    while f is not None and f[0] in (SETTINGS, WINDOW_UPDATE):
+        f = c.next_frame()
+    assert f is not None and f[0] == HEADERS and f[2] == 1, f
+    c.close()
 
-        def counters():
-            return a.ctl_json("status")["counters"], b.ctl_json("status")["counters"]
-        h.wait_for(lambda: counters()[0]["imports"]["echo"]["total"] >= 3, 10, "stats")
-        ca, cb = counters()
-        assert ca["imports"]["echo"]["errors"] == 0
-        assert ca["peers"]["gw-b"]["errors"] == 0
-        assert cb["exports"]["echo"]["errors"] == 0
-        assert ca["imports"]["echo"]["idleClosed"] == 0  # the tunnel idle timeout is 1 h
-    finally:
-        assert a.stop() == {"gw-a-dp": 0, "gw-a-cp": 0}
-        assert b.stop() == {"gw-b-dp": 0, "gw-b-cp": 0}
+
+def test_connection_with_open_stream_is_not_idle(gateways, echo):
+    a, b = gateways("gw-a", "gw-b", extra_dp=["--conn-idle-timeout", "400"])
+    srv = echo()
+    port = h.free_port()
+    link(a, b, srv.port, port)
+    h.wait_for(lambda: h.echo_roundtrip(port, b"x") == b"x", 10, "tunnel up")
+    # a quiet tunnel (one stream on the pooled connection) outlives the connection idle
+    # timeout several times over on both gateways
+    s = h.connect(port)
+    s.sendall(b"1")
+    assert s.recv(10) == b"1"
+    time.sleep(1.5)
+    s.sendall(b"2")
+    assert s.recv(10) == b"2"
+    s.close()
+    # with the tunnel gone, the importing gateway's pooled connection says GOAWAY
+    # (after 9/10 of the timeout) and the next tunnel dials a new one, with no error
+    closed = "connection to peer gw-b at 127.0.0.1:%d closed\"" % b.port
+    h.wait_for(lambda: closed in read(a.dp), 10, "pooled connection idled out")
+    assert h.echo_roundtrip(port, b"again") == b"again"
+
+    def counters():
+        return a.ctl_json("status")["counters"], b.ctl_json("status")["counters"]
+    h.wait_for(lambda: counters()[0]["imports"]["echo"]["total"] >= 3, 10, "stats")
+    ca, cb = counters()
+    assert ca["imports"]["echo"]["errors"] == 0
+    assert ca["peers"]["gw-b"]["errors"] == 0
+    assert cb["exports"]["echo"]["errors"] == 0
+    assert ca["imports"]["echo"]["idleClosed"] == 0  # the tunnel idle timeout is 1 h
 
 
 def read(proc):

@@ -43,87 +43,77 @@ def closed_now(s):
         return True
 
 
-def test_idle_tunnel_is_reset_busy_one_lives(fabric, workdir, echo):
-    a = h.Gateway(fabric, "gw-a", workdir, extra_dp=["--idle-timeout", "500"]).start()
-    b = h.Gateway(fabric, "gw-b", workdir, extra_dp=["--idle-timeout", "500"]).start()
-    try:
-        srv = echo()
-        port = h.free_port()
-        link(a, b, srv.port, port)
-        h.wait_for(lambda: h.echo_roundtrip(port, b"x") == b"x", 10, "tunnel up")
-        idle = h.connect(port)
-        busy = h.connect(port)
-        idle.sendall(b"i")
-        assert idle.recv(10) == b"i"
-        t0 = time.monotonic()
-        closed_at = None
-        # the busy connection sends a byte every 100 ms; the idle one says nothing
-        deadline = t0 + 5 * h.MULT
-        while time.monotonic() < deadline and (closed_at is None or time.monotonic() < t0 + 2):
-            busy.sendall(b"b")
-            assert busy.recv(10) == b"b"
-            if closed_at is None and closed_now(idle):
-                closed_at = time.monotonic()
-            time.sleep(0.1)
-        assert closed_at is not None, "the idle tunnel was not closed"
-        # no byte for 500 ms on either gateway: not before, and not much later
-        assert 0.4 <= closed_at - t0 <= 3 * h.MULT, closed_at - t0
-        busy.sendall(b"still")
-        assert busy.recv(10) == b"still"
-        assert time.monotonic() - t0 >= 2  # it outlived the idle timeout several times over
-        busy.close()
-        idle.close()
-        # the reset is logged on the gateway that fired first and counted there as idleClosed,
-        # not as an error (the other one sees a reset from the far side, which it does not count)
-        h.wait_for(lambda: count(a.dp, "ms, closing") + count(b.dp, "ms, closing") >= 1, 5,
-                   "idle close logged")
+def test_idle_tunnel_is_reset_busy_one_lives(gateways, echo):
+    a, b = gateways("gw-a", "gw-b", extra_dp=["--idle-timeout", "500"])
+    srv = echo()
+    port = h.free_port()
+    link(a, b, srv.port, port)
+    h.wait_for(lambda: h.echo_roundtrip(port, b"x") == b"x", 10, "tunnel up")
+    idle = h.connect(port)
+    busy = h.connect(port)
+    idle.sendall(b"i")
+    assert idle.recv(10) == b"i"
+    t0 = time.monotonic()
+    closed_at = None
+    # the busy connection sends a byte every 100 ms; the idle one says nothing
+    deadline = t0 + 5 * h.MULT
+    while time.monotonic() < deadline and (closed_at is None or time.monotonic() < t0 + 2):
+        busy.sendall(b"b")
+        assert busy.recv(10) == b"b"
+        if closed_at is None and closed_now(idle):
+            closed_at = time.monotonic()
+        time.sleep(0.1)
+    assert closed_at is not None, "the idle tunnel was not closed"
+    # no byte for 500 ms on either gateway: not before, and not much later
+    assert 0.4 <= closed_at - t0 <= 3 * h.MULT, closed_at - t0
+    busy.sendall(b"still")
+    assert busy.recv(10) == b"still"
+    assert time.monotonic() - t0 >= 2  # it outlived the idle timeout several times over
+    busy.close()
+    idle.close()
+    # the reset is logged on the gateway that fired first and counted there as idleClosed,
+    # not as an error (the other one sees a reset from the far side, which it does not count)
+    h.wait_for(lambda: count(a.dp, "ms, closing") + count(b.dp, "ms, closing") >= 1, 5,
+               "idle close logged")
 
-        def total(key):
-            ca = a.ctl_json("status")["counters"]
-            cb = b.ctl_json("status")["counters"]
-            return ca["imports"]["echo"][key] + cb["exports"]["echo"][key]
-        h.wait_for(lambda: total("idleClosed") >= 1, 10, "idle close counted")
-        assert total("errors") == 0
-        # the importing side counts it for the peer as well, when it was the one that fired
+    def total(key):
         ca = a.ctl_json("status")["counters"]
-        assert ca["peers"]["gw-b"]["idleClosed"] == ca["imports"]["echo"]["idleClosed"]
-        assert "IDLE CLOSED" in a.ctl("status").stdout
+        cb = b.ctl_json("status")["counters"]
+        return ca["imports"]["echo"][key] + cb["exports"]["echo"][key]
+    h.wait_for(lambda: total("idleClosed") >= 1, 10, "idle close counted")
+    assert total("errors") == 0
+    # the importing side counts it for the peer as well, when it was the one that fired
+    ca = a.ctl_json("status")["counters"]
+    assert ca["peers"]["gw-b"]["idleClosed"] == ca["imports"]["echo"]["idleClosed"]
+    assert "IDLE CLOSED" in a.ctl("status").stdout
 
-        # every tunnel of the import went to gw-b: the peer's counters are the import's
-        def peer_matches_import():
-            c = a.ctl_json("status")["counters"]
-            keys = ("open", "total", "bytesIn", "bytesOut")
-            return c["imports"]["echo"]["open"] == 0 and \
-                all(c["peers"]["gw-b"][k] == c["imports"]["echo"][k] for k in keys)
-        h.wait_for(peer_matches_import, 10, "peer counters equal to the import's")
-        ca = a.ctl_json("status")["counters"]
-        assert ca["peers"]["gw-b"]["total"] >= 3 and ca["peers"]["gw-b"]["bytesOut"] >= 3
-    finally:
-        assert a.stop() == {"gw-a-dp": 0, "gw-a-cp": 0}
-        assert b.stop() == {"gw-b-dp": 0, "gw-b-cp": 0}
+    # every tunnel of the import went to gw-b: the peer's counters are the import's
+    def peer_matches_import():
+        c = a.ctl_json("status")["counters"]
+        keys = ("open", "total", "bytesIn", "bytesOut")
+        return c["imports"]["echo"]["open"] == 0 and \
+            all(c["peers"]["gw-b"][k] == c["imports"]["echo"][k] for k in keys)
+    h.wait_for(peer_matches_import, 10, "peer counters equal to the import's")
+    ca = a.ctl_json("status")["counters"]
+    assert ca["peers"]["gw-b"]["total"] >= 3 and ca["peers"]["gw-b"]["bytesOut"] >= 3
 
 
-def test_idle_timeout_zero_never_closes(fabric, workdir, echo):
-    a = h.Gateway(fabric, "gw-a", workdir, extra_dp=["--idle-timeout", "0"]).start()
-    b = h.Gateway(fabric, "gw-b", workdir, extra_dp=["--idle-timeout", "0"]).start()
-    try:
-        srv = echo()
-        port = h.free_port()
-        link(a, b, srv.port, port)
-        h.wait_for(lambda: h.echo_roundtrip(port, b"x") == b"x", 10, "tunnel up")
-        s = h.connect(port)
-        s.sendall(b"1")
-        assert s.recv(10) == b"1"
-        t0 = time.monotonic()
-        while time.monotonic() - t0 < 1.5:
-            assert not closed_now(s)
-            time.sleep(0.1)
-        s.sendall(b"2")
-        assert s.recv(10) == b"2"
-        s.close()
-    finally:
-        assert a.stop() == {"gw-a-dp": 0, "gw-a-cp": 0}
-        assert b.stop() == {"gw-b-dp": 0, "gw-b-cp": 0}
+def test_idle_timeout_zero_never_closes(gateways, echo):
+    a, b = gateways("gw-a", "gw-b", extra_dp=["--idle-timeout", "0"])
+    srv = echo()
+    port = h.free_port()
+    link(a, b, srv.port, port)
+    h.wait_for(lambda: h.echo_roundtrip(port, b"x") == b"x", 10, "tunnel up")
+    s = h.connect(port)
+    s.sendall(b"1")
+    assert s.recv(10) == b"1"
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 1.5:
+        assert not closed_now(s)
+        time.sleep(0.1)
+    s.sendall(b"2")
+    assert s.recv(10) == b"2"
+    s.close()
 
 
 def test_client_reset_while_egress_authz_pending(gateways, echo):
