@@ -649,8 +649,7 @@ static bool close_gracefully(struct cl_h2conn *c)
     c->linger = true;
     CL_DEBUG("h2", "conn=%llu close_notify, lingering until the other side closes",
              (unsigned long long)c->id);
-    uv_timer_stop(&c->timer);
-    arm_timer(c, LINGER_MS);
+    arm_timer(c, LINGER_MS); /* replaces the GOAWAY flush deadline */
     if (cl_tls_shutdown(c->tls) != 0)
         return false;
     write_out(c);
