@@ -458,6 +458,9 @@ BAD = [
     ("port-string", {"service": {"port": "443"}}, "service.port: Invalid type"),
     ("workers-0", {"dataplane": {"workers": 0}},
      "dataplane.workers: Must be greater than or equal to 1"),
+    # cl-dataplane refuses more than 256: the schema must not let a pod crash-loop on it
+    ("workers-257", {"dataplane": {"workers": 257}},
+     "dataplane.workers: Must be less than or equal to 256"),
     ("idle-timeout-negative", {"dataplane": {"idleTimeoutMs": -1}},
      "dataplane.idleTimeoutMs: Must be greater than or equal to 0"),
     ("conn-idle-timeout-huge", {"dataplane": {"connIdleTimeoutMs": 604800001}},
