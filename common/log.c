@@ -33,6 +33,18 @@ void cl_log_set_level(enum cl_log_level lvl)
     cl_log_level = lvl;
 }
 
+int cl_log_parse_opt(FILE *err, const char *prog, const char *arg)
+{
+    enum cl_log_level lvl;
+
+    if (cl_log_parse_level(arg, &lvl) != 0) {
+        fprintf(err, "%s: --log-level must be error, warn, info, debug or trace\n", prog);
+        return CL_EINVAL;
+    }
+    cl_log_set_level(lvl);
+    return 0;
+}
+
 void cl_log_set_context(const char *ctx)
 {
     snprintf(log_ctx, sizeof(log_ctx), "%s", ctx != NULL ? ctx : "");

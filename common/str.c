@@ -82,6 +82,16 @@ int cl_parse_long(const char *s, long min, long max, long *out)
     return 0;
 }
 
+int cl_parse_opt_long(FILE *err, const char *prog, const char *opt, const char *arg, long min,
+                      long max, const char *unit, long *out)
+{
+    if (cl_parse_long(arg, min, max, out) == 0)
+        return 0;
+    fprintf(err, "%s: --%s must be %ld..%ld%s%s\n", prog, opt, min, max, unit != NULL ? " " : "",
+            unit != NULL ? unit : "");
+    return CL_EINVAL;
+}
+
 int cl_parse_port(const char *s, uint16_t *out)
 {
     long v;

@@ -18,6 +18,7 @@
 #include "cp_k8s_config.h"
 
 #define CP_MAX_ADMINS 64
+#define PROG          "cl-controlplane"
 
 static const char usage[] =
     "usage: cl-controlplane --name <peer> --data-dir <dir> --socket <path>\n"
@@ -114,7 +115,6 @@ int main(int argc, char **argv)
     /* a fixed array: no allocation for an early exit (--help, a bad flag) to leak */
     char *admins[CP_MAX_ADMINS], defadmin[128];
     size_t nadmins = 0;
-    enum cl_log_level lvl;
     char err[512];
     int o, rc;
     long v;
@@ -149,32 +149,25 @@ int main(int argc, char **argv)
             admins[nadmins++] = optarg;
             break;
         case 'l':
-            if (cl_log_parse_level(optarg, &lvl) != 0) {
-                fprintf(stderr, "cl-controlplane: --log-level must be error, warn, info, debug "
-                                "or trace\n");
+            if (cl_log_parse_opt(stderr, PROG, optarg) != 0)
                 return 2;
-            }
-            cl_log_set_level(lvl);
             break;
         case 'r':
             ready = optarg;
             break;
         case 'I':
         case 'T':
-            if (cl_parse_long(optarg, 10, 3600000, &v) != 0) {
-                fprintf(stderr, "cl-controlplane: --health-%s must be 10..3600000 ms\n",
-                        o == 'I' ? "interval" : "timeout");
+            if (cl_parse_opt_long(stderr, PROG, o == 'I' ? "health-interval" : "health-timeout",
+                                  optarg, 10, 3600000, "ms", &v) != 0)
                 return 2;
-            }
             *(o == 'I' ? &health.interval_ms : &health.timeout_ms) = (uint64_t)v;
             break;
         case 'F':
         case 'O':
-            if (cl_parse_long(optarg, 1, 100, &v) != 0) {
-                fprintf(stderr, "cl-controlplane: --health-%s-threshold must be 1..100\n",
-                        o == 'F' ? "fail" : "ok");
+            if (cl_parse_opt_long(stderr, PROG,
+                                  o == 'F' ? "health-fail-threshold" : "health-ok-threshold",
+                                  optarg, 1, 100, NULL, &v) != 0)
                 return 2;
-            }
             *(o == 'F' ? &health.fail_threshold : &health.ok_threshold) = (int)v;
             break;
         case 'K':

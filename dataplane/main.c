@@ -16,6 +16,9 @@
 #include "cl/tls.h"
 #include "dp.h"
 
+#define PROG        "cl-dataplane"
+#define MAX_IDLE_MS (7L * 24 * 3600 * 1000) /* a week */
+
 static const char usage[] =
     "usage: cl-dataplane --socket <path> --listen <addr:port> --cert <pem> --key <pem>\n"
     "                    --ca <pem> [options]\n"
@@ -43,6 +46,7 @@ static const char usage[] =
     "  --ready-file <path>    written with the public port once every worker listens and has\n"
     "                         its first configuration (or found no controlplane to ask); an\n"
     "                         old one is removed at start\n"
+    "  --worker-id <n>        internal: the master gives each worker it starts its number\n"
     "  -h, --help             this text\n";
 
 /* Picks a free port for --listen host:0 (SO_REUSEPORT, so workers can bind it too); the
@@ -98,7 +102,6 @@ int main(int argc, char **argv)
     const char *listen = NULL, *ready = NULL;
     char host[CL_ADDRSTRLEN], ctx[32], err[256];
     long workers = sysconf(_SC_NPROCESSORS_ONLN), v;
-    enum cl_log_level lvl;
     int c;
 
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -119,49 +122,39 @@ int main(int argc, char **argv)
             o.ca = optarg;
             break;
         case 'w':
-            if (cl_parse_long(optarg, 1, 256, &workers) != 0) {
-                fprintf(stderr, "cl-dataplane: --workers must be 1..256\n");
+            if (cl_parse_opt_long(stderr, PROG, "workers", optarg, 1, 256, NULL, &workers) != 0)
                 return 2;
-            }
             break;
         case 'b':
             o.import_bind = optarg;
             break;
         case 'l':
-            if (cl_log_parse_level(optarg, &lvl) != 0) {
-                fprintf(stderr, "cl-dataplane: --log-level must be error, warn, info, debug or "
-                                "trace\n");
+            if (cl_log_parse_opt(stderr, PROG, optarg) != 0)
                 return 2;
-            }
-            cl_log_set_level(lvl);
             break;
         case 'r':
             ready = optarg;
             break;
         case 'W':
-            if (cl_parse_long(optarg, 0, 1000, &v) != 0)
+            if (cl_parse_opt_long(stderr, PROG, "worker-id", optarg, 0, 1000, NULL, &v) != 0)
                 return 2;
             o.worker_id = (int)v;
             break;
         case 'D':
-            if (cl_parse_long(optarg, 0, 3600000, &v) != 0) {
-                fprintf(stderr, "cl-dataplane: --drain-timeout must be 0..3600000 ms\n");
+            if (cl_parse_opt_long(stderr, PROG, "drain-timeout", optarg, 0, 3600000, "ms", &v) != 0)
                 return 2;
-            }
             o.drain_ms = (uint64_t)v;
             break;
         case 'I':
-            if (cl_parse_long(optarg, 0, 7L * 24 * 3600 * 1000, &v) != 0) {
-                fprintf(stderr, "cl-dataplane: --idle-timeout must be 0..604800000 ms\n");
+            if (cl_parse_opt_long(stderr, PROG, "idle-timeout", optarg, 0, MAX_IDLE_MS, "ms", &v) !=
+                0)
                 return 2;
-            }
             o.idle_ms = (uint64_t)v;
             break;
         case 'C':
-            if (cl_parse_long(optarg, 0, 7L * 24 * 3600 * 1000, &v) != 0) {
-                fprintf(stderr, "cl-dataplane: --conn-idle-timeout must be 0..604800000 ms\n");
+            if (cl_parse_opt_long(stderr, PROG, "conn-idle-timeout", optarg, 0, MAX_IDLE_MS, "ms",
+                                  &v) != 0)
                 return 2;
-            }
             o.conn_idle_ms = (uint64_t)v;
             break;
         case 'h':

@@ -3,6 +3,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 enum cl_log_level {
     CL_LOG_ERROR,
@@ -19,6 +20,10 @@ extern enum cl_log_level cl_log_level;
 int cl_log_parse_level(const char *s, enum cl_log_level *out);
 
 void cl_log_set_level(enum cl_log_level lvl);
+
+/* Sets the level from a --log-level value; on failure writes "<prog>: --log-level must be
+ * error, warn, info, debug or trace" to `err` and leaves the level. Returns 0 or CL_EINVAL. */
+int cl_log_parse_opt(FILE *err, const char *prog, const char *arg);
 
 /* Sets a fixed "k=v" prefix added to every line (e.g. "proc=dp worker=2"); copied. */
 void cl_log_set_context(const char *ctx);

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "cl/buf.h"
 #include "cl/err.h"
@@ -95,6 +96,60 @@ static void numbers(void **state)
     assert_int_equal(cl_parse_port("65536", &port), CL_EINVAL);
 }
 
+/* What `f` holds from the start, as a string (the file is rewound and truncated after). */
+static const char *file_text(FILE *f, char *out, size_t size)
+{
+    size_t n;
+
+    fflush(f);
+    rewind(f);
+    n = fread(out, 1, size - 1, f);
+    out[n] = '\0';
+    rewind(f);
+    assert_int_equal(ftruncate(fileno(f), 0), 0);
+    return out;
+}
+
+static void option_values(void **state)
+{
+    char text[160];
+    FILE *err = tmpfile();
+    long v = -1;
+    (void)state;
+
+    assert_non_null(err);
+    assert_int_equal(cl_parse_opt_long(err, "prog", "idle-timeout", "0", 0, 604800000, "ms", &v),
+                     0);
+    assert_int_equal(v, 0);
+    assert_string_equal(file_text(err, text, sizeof(text)), "");
+    assert_int_equal(
+        cl_parse_opt_long(err, "prog", "idle-timeout", "604800001", 0, 604800000, "ms", &v),
+        CL_EINVAL);
+    assert_int_equal(v, 0); /* left alone on failure */
+    assert_string_equal(file_text(err, text, sizeof(text)),
+                        "prog: --idle-timeout must be 0..604800000 ms\n");
+    assert_int_equal(cl_parse_opt_long(err, "cl-dataplane", "workers", "two", 1, 256, NULL, &v),
+                     CL_EINVAL);
+    assert_string_equal(file_text(err, text, sizeof(text)),
+                        "cl-dataplane: --workers must be 1..256\n");
+    assert_int_equal(cl_parse_opt_long(err, "p", "workers", NULL, 1, 256, NULL, &v), CL_EINVAL);
+    assert_string_equal(file_text(err, text, sizeof(text)), "p: --workers must be 1..256\n");
+
+    assert_int_equal(cl_log_parse_opt(err, "prog", "loud"), CL_EINVAL);
+    assert_string_equal(file_text(err, text, sizeof(text)),
+                        "prog: --log-level must be error, warn, info, debug or trace\n");
+    assert_int_equal(cl_log_parse_opt(err, "prog", "error"), 0);
+    assert_int_equal(cl_log_level, CL_LOG_ERROR);
+    assert_int_equal(cl_log_parse_opt(err, "prog", "loud"), CL_EINVAL);
+    assert_int_equal(cl_log_level, CL_LOG_ERROR); /* left alone on failure */
+    assert_int_equal(cl_log_parse_opt(err, "prog", "trace"), 0);
+    assert_int_equal(cl_log_level, CL_LOG_TRACE);
+    file_text(err, text, sizeof(text));
+    assert_string_equal(file_text(err, text, sizeof(text)), "");
+    cl_log_set_level(CL_LOG_INFO);
+    fclose(err);
+}
+
 static void addresses(void **state)
 {
     char host[CL_ADDRSTRLEN], out[CL_ADDRSTRLEN];
@@ -179,6 +234,7 @@ int main(void)
         cmocka_unit_test(be_helpers),
         cmocka_unit_test(dns_labels),
         cmocka_unit_test(numbers),
+        cmocka_unit_test(option_values),
         cmocka_unit_test(addresses),
         cmocka_unit_test(json_strict),
 
