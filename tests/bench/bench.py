@@ -19,7 +19,8 @@ Usage:   tests/bench/bench.py [--paths ...] [--metrics ...] [--reps 3] [--dur 10
 TCP:     the report names the kernel's congestion control. With BBR and no fq qdisc (this
          kernel's default) every TCP socket is paced by per-socket high-resolution timers, which
          taxes writers of large bursts; --cc runs every path under another algorithm, for
-         comparison (root; the previous value is put back at the end).
+         comparison (root; the previous value is put back at the end, or by the next run
+         if this one was killed).
 Needs (installed on first run if missing): iperf3 nginx wrk stunnel4 haproxy openssh-server.
 Every process it starts is stopped by PID; every load step is bounded in time.
 """
@@ -460,11 +461,16 @@ def main():
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     paths, metrics = a.paths.split(), a.metrics.split()
+    restore_cc_left_behind()
     cc_old = sysctl("net.ipv4.tcp_congestion_control")
     b = None
     results = {}  # (path, metric, key) -> [values]
     try:
         if a.cc:
+            # written first, so that a run killed with SIGKILL (no finally) is mended by the
+            # next one
+            with open(CC_SAVED, "w") as f:
+                f.write(cc_old + "\n")
             sysctl("net.ipv4.tcp_congestion_control", a.cc)
         a.tcp = "congestion control %s, default qdisc %s" % (
             sysctl("net.ipv4.tcp_congestion_control"), sysctl("net.core.default_qdisc"))
@@ -489,11 +495,29 @@ def main():
             b.close()
         if a.cc:
             sysctl("net.ipv4.tcp_congestion_control", cc_old)
+            os.unlink(CC_SAVED)
     report(results, paths, metrics, a)
     if a.out:
         os.makedirs(a.out, exist_ok=True)
         with open(os.path.join(a.out, "results.json"), "w") as f:
             json.dump({"|".join(k): v for k, v in results.items()}, f, indent=1)
+
+
+CC_SAVED = "/var/tmp/cl-bench-cc.saved"
+
+
+def restore_cc_left_behind():
+    """Puts back the congestion control a run killed with --cc (SIGKILL, power loss) left set."""
+    try:
+        with open(CC_SAVED) as f:
+            old = f.read().strip()
+    except FileNotFoundError:
+        return
+    if old:
+        log("an earlier run with --cc was killed: putting net.ipv4.tcp_congestion_control back to "
+            "%s" % old)
+        sysctl("net.ipv4.tcp_congestion_control", old)
+    os.unlink(CC_SAVED)
 
 
 def sysctl(name, value=None):
