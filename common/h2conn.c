@@ -86,6 +86,7 @@ struct cl_h2stream {
     size_t sendq_max;
     struct hdrset hdrs;
     bool has_provider; /* DATA may follow our HEADERS */
+    bool responded;    /* server: response submitted (an owner may answer and not listen) */
     bool deferred;     /* data provider returned DEFERRED */
     bool end_queued;   /* END_STREAM after the queued bytes */
     bool above_hiwat;  /* owner saw a full queue: tell it when it drains */
@@ -435,7 +436,8 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
             }
             if (c->cbs.on_request != NULL)
                 c->cbs.on_request(c, s, &req, c->ud);
-            if (s->cbs == NULL && !s->closed) /* owner ignored it: refuse */
+            /* owner neither listened nor answered: refuse */
+            if (s->cbs == NULL && !s->closed && !s->responded)
                 nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_REFUSED_STREAM);
         } else if (f->headers.cat == NGHTTP2_HCAT_RESPONSE && !c->o.server) {
             int status = 0;
@@ -1288,6 +1290,7 @@ int cl_h2stream_respond(struct cl_h2stream *s, int status, const struct cl_h2_hd
     s->has_provider = !end_stream;
     rc = nghttp2_submit_response(c->ng, s->id, nva, nhdrs + 1, end_stream ? NULL : &prd);
     cl_mem_free(nva);
+    s->responded = rc == 0;
     schedule_flush(c);
     return rc == 0 ? 0 : CL_EH2;
 }

@@ -89,7 +89,8 @@ struct cl_h2conn_cbs {
     /* TLS handshake done, ALPN h2 agreed, preface exchanged: requests flow */
     void (*on_ready)(struct cl_h2conn *c, void *ud);
     /* server: a new request's headers are complete. The owner must set stream callbacks with
-     * cl_h2stream_set_cbs() before returning (or reset/respond). */
+     * cl_h2stream_set_cbs() before returning, or answer (cl_h2stream_respond: what the client
+     * sends on then is dropped), or reset; a stream left with none of these is refused. */
     void (*on_request)(struct cl_h2conn *c, struct cl_h2stream *s, const struct cl_h2_req *req,
                        void *ud);
     /* the connection is closed: err 0 for an orderly close, else why (CL_ETLS_* for

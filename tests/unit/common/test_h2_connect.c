@@ -157,10 +157,18 @@ static const struct cl_h2stream_cbs s_cbs = {
 static void on_request(struct cl_h2conn *c, struct cl_h2stream *s, const struct cl_h2_req *req,
                        void *ud)
 {
-    struct sstream *ss = &sstreams[nsstreams++];
+    struct sstream *ss;
 
     (void)c;
     (void)ud;
+    if (req->path != NULL && strcmp(req->path, "/respond-only") == 0) {
+        /* answered at once, no stream callbacks: as the dataplane refuses a bad request */
+        assert_int_equal(cl_h2stream_respond(s, 400, NULL, 0, false), 0);
+        assert_int_equal(cl_h2stream_write(s, "bad", 3), 3);
+        assert_int_equal(cl_h2stream_end(s), 0);
+        return;
+    }
+    ss = &sstreams[nsstreams++];
     memset(ss, 0, sizeof(*ss));
     ss->s = s;
     ss->connect = strcmp(req->method, "CONNECT") == 0;
@@ -313,6 +321,34 @@ static void fetch_get_and_post(void **state)
     assert_string_equal(f.body, "got 0 bytes: ");
     assert_int_equal(g.err, 0);
     assert_string_equal(g.body, "got 5 bytes: hello");
+}
+
+/* A server that answers from on_request without setting stream callbacks has answered: the
+ * client gets that answer, not a refused stream. */
+static void respond_without_callbacks(void **state)
+{
+    struct fetched f = {0}, g = {0};
+    (void)state;
+
+    assert_int_equal(
+        cl_h2_fetch(cli, "GET", "srv", "/respond-only", NULL, 0, NULL, 0, 4096, 5000, on_fetch, &f),
+        0);
+    PUMP_UNTIL(f.done);
+    assert_int_equal(f.err, 0);
+    assert_int_equal(f.status, 400);
+    assert_string_equal(f.body, "bad");
+    /* a request body sent to such a stream is dropped, and the connection goes on */
+    assert_int_equal(cl_h2_fetch(cli, "POST", "srv", "/respond-only", NULL, 0, "ignored", 7, 4096,
+                                 5000, on_fetch, &g),
+                     0);
+    PUMP_UNTIL(g.done);
+    assert_int_equal(g.status, 400);
+    memset(&f, 0, sizeof(f));
+    assert_int_equal(cl_h2_fetch(cli, "GET", "srv", "/api/v1/status", NULL, 0, NULL, 0, 4096, 5000,
+                                 on_fetch, &f),
+                     0);
+    PUMP_UNTIL(f.done);
+    assert_int_equal(f.status, 200);
 }
 
 struct cstream {
@@ -746,6 +782,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(fetch_get_and_post, setup, teardown),
+        cmocka_unit_test_setup_teardown(respond_without_callbacks, setup, teardown),
         cmocka_unit_test_setup_teardown(connect_echo_with_half_close, setup, teardown),
         cmocka_unit_test_setup_teardown(backpressure_per_stream, setup, teardown),
         cmocka_unit_test_setup_teardown(data_flush_once_per_batch, setup, teardown),
