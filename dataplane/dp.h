@@ -162,6 +162,24 @@ void dp_tunnel_abort(struct dp_tunnel *t, int err);
 /* Resolves a reference held by an async callback: the tunnel, or NULL once it is closing. */
 struct dp_tunnel *dp_tunnel_get(uint64_t ref);
 
+/* ---- the CONNECT request of a tunnel (dp_connect.c) ---- */
+struct dp_connect_req {
+    char name[64]; /* the export: :authority up to its last ':' (the port is ignored) */
+    char ns[64];   /* cl-export-namespace, "" when not sent */
+    json_t *attrs; /* cl-client-attrs (new reference): a string map, empty when not sent */
+};
+
+/*
+ * Checks and takes apart a CONNECT request (docs/protocol.md): `:authority` "<export>:<port>"
+ * with an export name of 1..63 bytes, at most one `cl-export-namespace` of at most 63 bytes, at
+ * most one `cl-client-attrs` holding a JSON object of strings. Pure: no I/O, no globals.
+ * Returns 0 (release `out` with dp_connect_req_deinit), CL_EINVAL with *why set to a static
+ * text for the 400 answer, or CL_ENOMEM (nothing to release after either error).
+ */
+int dp_connect_parse(const struct cl_h2_req *req, struct dp_connect_req *out, const char **why);
+/* Releases what dp_connect_parse() returned; NULL-safe, idempotent. */
+void dp_connect_req_deinit(struct dp_connect_req *r);
+
 /* ---- ingress / egress ---- */
 void dp_ingress_on_accept(uv_stream_t *server, int status);
 void dp_egress_on_accept(uv_stream_t *server, int status);

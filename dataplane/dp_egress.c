@@ -338,10 +338,11 @@ static void pending_response(struct cl_h2stream *s, int status, const struct cl_
         dp_count("peers", t->peer, "errors", 1);
     (void)s;
     dp_xprt_h2_release(&t->h2x, NGHTTP2_CANCEL);
-    /* 403/404 hold for every gateway of this peer; 502/503 may differ per gateway */
+    /* a 4xx (400 malformed, 403 denied, 404 no such export) holds for every gateway of this
+     * peer; 502/503 may differ per gateway */
     if (status != 403)
         t->failed_other = true;
-    advance(t, status == 403 || status == 404);
+    advance(t, status >= 400 && status < 500);
     try_next(t);
 }
 

@@ -4,8 +4,9 @@
  *
  * CONNECT format (docs/protocol.md): `:authority` = "<export>:<port>" where the port is
  * ignored (RFC 9113 requires host:port), header `cl-export-namespace` (optional), header
- * `cl-client-attrs` = JSON object of client attributes. The caller's peer name is taken from
- * its certificate (first DNS SAN, else CN), never from a header.
+ * `cl-client-attrs` = JSON object of client attributes (checked by dp_connect_parse: 400 when
+ * malformed). The caller's peer name is taken from its certificate (first DNS SAN, else CN),
+ * never from a header.
  */
 #include <stdio.h>
 #include <string.h>
@@ -393,9 +394,8 @@ static const struct cl_h2stream_cbs connect_pending_cbs = {
 
 static void start_connect(struct cl_h2conn *c, struct cl_h2stream *s, const struct cl_h2_req *req)
 {
-    const char *auth = req->authority != NULL ? req->authority : "";
-    const char *colon = strrchr(auth, ':');
-    size_t n = colon != NULL ? (size_t)(colon - auth) : strlen(auth);
+    struct dp_connect_req cr;
+    const char *why = NULL;
     char identity[256];
     struct dp_tunnel *t;
     json_t *q;
@@ -405,38 +405,29 @@ static void start_connect(struct cl_h2conn *c, struct cl_h2stream *s, const stru
         respond_simple(s, 503, "gateway is draining");
         return;
     }
-    if (n == 0 || n >= sizeof(t->name)) {
-        respond_simple(s, 400, "CONNECT needs :authority <export>:<port>");
+    if ((rc = dp_connect_parse(req, &cr, &why)) != 0) {
+        respond_simple(s, rc == CL_ENOMEM ? 503 : 400, why);
         return;
     }
     /* a peer name is a DNS label: a longer identity is no peer (and would not fit t->peer,
      * whose value keys the remembered decisions) */
     snprintf(identity, sizeof(identity), "%s", identity_of(c));
     if (strlen(identity) >= sizeof(t->peer)) {
+        dp_connect_req_deinit(&cr);
         respond_simple(s, 403, "unknown peer");
         return;
     }
     if ((t = dp_tunnel_new(false)) == NULL) {
+        dp_connect_req_deinit(&cr);
         respond_simple(s, 503, "out of memory");
         return;
     }
-    memcpy(t->name, auth, n);
-    t->name[n] = '\0';
+    _Static_assert(sizeof(t->name) == sizeof(cr.name) && sizeof(t->ns) == sizeof(cr.ns),
+                   "CONNECT fields fit the tunnel's");
+    memcpy(t->name, cr.name, sizeof(t->name));
+    memcpy(t->ns, cr.ns, sizeof(t->ns));
     snprintf(t->peer, sizeof(t->peer), "%s", identity);
-    t->attrs = json_object();
-    for (size_t i = 0; i < req->nhdrs; i++) {
-        if (strcmp(req->hdrs[i].name, "cl-export-namespace") == 0) {
-            snprintf(t->ns, sizeof(t->ns), "%s", req->hdrs[i].value);
-        } else if (strcmp(req->hdrs[i].name, "cl-client-attrs") == 0) {
-            json_t *a = cl_json_loadb(req->hdrs[i].value, req->hdrs[i].valuelen, NULL);
-            if (json_is_object(a)) {
-                json_decref(t->attrs);
-                t->attrs = a;
-            } else {
-                json_decref(a);
-            }
-        }
-    }
+    t->attrs = cr.attrs; /* taken */
     dp_xprt_h2_init(&t->h2x);
     dp_xprt_h2_set_stream(&t->h2x, s);
     cl_h2stream_set_cbs(s, &connect_pending_cbs, t);
