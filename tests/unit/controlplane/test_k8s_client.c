@@ -221,13 +221,91 @@ static void run_until(int *flag, int want)
     assert_true(*flag >= want);
 }
 
-static void finish(struct cp_k8s_client *c)
+/* Runs the loop without blocking for `ms` milliseconds. */
+static void run_for(uint64_t ms)
 {
-    cp_k8s_client_free(c);
+    uint64_t until = cl_now_ms() + ms;
+
+    while (cl_now_ms() < until)
+        uv_run(&loop, UV_RUN_NOWAIT);
+}
+
+/* ---- the per-test fixture: a scripted server, a configuration pointing at it, a client ---- */
+
+struct fix {
+    struct server s;
+    bool serving;
+    struct cp_k8s_config cfg;
+    struct cp_k8s_client *c;
+};
+
+/* Starts the scripted server and points a fresh configuration at it. */
+static void open_server(struct fix *f, const struct step *steps, size_t n,
+                        const struct cl_test_leaf *leaf)
+{
+    server_start(&f->s, steps, n, leaf);
+    f->serving = true;
+    cp_k8s_config_deinit(&f->cfg);
+    config(&f->cfg, f->s.port);
+}
+
+static void close_server(struct fix *f)
+{
+    if (f->serving)
+        server_stop(&f->s);
+    f->serving = false;
+}
+
+static void open_client(struct fix *f, const struct cp_k8s_client_opts *o)
+{
+    char err[256];
+
+    assert_int_equal(cp_k8s_client_new(&loop, &f->cfg, o, &f->c, err, sizeof(err)), 0);
+}
+
+/* Frees the client and runs the loop until its handles are closed. */
+static void close_client(struct fix *f)
+{
+    if (f->c == NULL)
+        return;
+    cp_k8s_client_free(f->c);
+    f->c = NULL;
     uv_run(&loop, UV_RUN_DEFAULT);
 }
 
+static int fix_setup(void **state)
+{
+    static struct fix f;
+
+    memset(&f, 0, sizeof(f));
+    *state = &f;
+    return 0;
+}
+
+/* Client first, then the server (a held connection ends when the client goes), then the
+ * configuration; also what a test that failed half-way left behind. */
+static int fix_teardown(void **state)
+{
+    struct fix *f = *state;
+
+    close_client(f);
+    close_server(f);
+    cp_k8s_config_deinit(&f->cfg);
+    return 0;
+}
+
 static const struct cp_k8s_client_opts fast = {.backoff_base_ms = 10, .backoff_max_ms = 40};
+
+/* A new client on the fixture's configuration makes call r and is freed once it is answered. */
+static void call_once(struct fix *f, const struct cp_k8s_req *r, struct got *g)
+{
+    int want = g->n + 1;
+
+    open_client(f, &fast);
+    assert_int_equal(cp_k8s_call(f->c, r, on_resp, g, NULL), 0);
+    run_until(&g->n, want);
+    close_client(f);
+}
 
 #define OK_JSON "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 8\r\n\r\n"
 
@@ -237,38 +315,30 @@ static void keep_alive_and_request_shape(void **state)
         {ACT_ANSWER, OK_JSON "{\"n\":1}\n"},
         {ACT_ANSWER, OK_JSON "{\"n\":2}\n"},
     };
-    struct server s;
-    struct cp_k8s_config cfg;
-    struct cp_k8s_client *c;
+    struct fix *f = *state;
     struct got g = {0};
-    char err[256];
-    (void)state;
 
-    server_start(&s, steps, 2, &pki.srv);
-    config(&cfg, s.port);
-    snprintf(cfg.prefix, sizeof(cfg.prefix), "/proxy");
-    assert_int_equal(cp_k8s_client_new(&loop, &cfg, &fast, &c, err, sizeof(err)), 0);
+    open_server(f, steps, 2, &pki.srv);
+    snprintf(f->cfg.prefix, sizeof(f->cfg.prefix), "/proxy");
+    open_client(f, &fast);
     struct cp_k8s_req r = {.method = "PUT", .path = "/api/v1/x", .body = "{\"a\":1}", .bodylen = 7};
-    assert_int_equal(cp_k8s_call(c, &r, on_resp, &g, NULL), 0);
+    assert_int_equal(cp_k8s_call(f->c, &r, on_resp, &g, NULL), 0);
     assert_int_equal(g.n, 0); /* never before the call returns */
     run_until(&g.n, 1);
     assert_int_equal(g.err, 0);
     assert_int_equal(g.status, 200);
     assert_string_equal(g.body, "{\"n\":1}\n");
     assert_true(g.json);
-    assert_non_null(strstr(s.last_req, "PUT /proxy/api/v1/x HTTP/1.1\r\n"));
-    assert_non_null(strstr(s.last_req, "Host: 127.0.0.1:"));
-    assert_non_null(strstr(s.last_req, "Authorization: Bearer tok\r\n"));
-    assert_non_null(strstr(s.last_req, "Content-Type: application/json\r\n"));
-    assert_non_null(strstr(s.last_req, "\r\n\r\n{\"a\":1}"));
+    assert_non_null(strstr(f->s.last_req, "PUT /proxy/api/v1/x HTTP/1.1\r\n"));
+    assert_non_null(strstr(f->s.last_req, "Host: 127.0.0.1:"));
+    assert_non_null(strstr(f->s.last_req, "Authorization: Bearer tok\r\n"));
+    assert_non_null(strstr(f->s.last_req, "Content-Type: application/json\r\n"));
+    assert_non_null(strstr(f->s.last_req, "\r\n\r\n{\"a\":1}"));
     struct cp_k8s_req r2 = {.method = "GET", .path = "/api/v1/y"};
-    assert_int_equal(cp_k8s_call(c, &r2, on_resp, &g, NULL), 0);
+    assert_int_equal(cp_k8s_call(f->c, &r2, on_resp, &g, NULL), 0);
     run_until(&g.n, 2);
     assert_string_equal(g.body, "{\"n\":2}\n");
-    assert_int_equal(s.nconn, 1); /* the second request reused the connection */
-    finish(c);
-    server_stop(&s);
-    cp_k8s_config_deinit(&cfg);
+    assert_int_equal(f->s.nconn, 1); /* the second request reused the connection */
 }
 
 static void retries(void **state)
@@ -285,159 +355,123 @@ static void retries(void **state)
         {ACT_ANSWER, "HTTP/1.1 500 Oops\r\nContent-Length: 0\r\n\r\n"},
         {ACT_ANSWER, "HTTP/1.1 502 Bad Gateway\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"},
     };
-    struct server s;
-    struct cp_k8s_config cfg;
-    struct cp_k8s_client *c;
+    struct fix *f = *state;
     struct got g = {0};
-    char err[256];
-    (void)state;
 
-    server_start(&s, steps, sizeof(steps) / sizeof(steps[0]), &pki.srv);
-    config(&cfg, s.port);
-    assert_int_equal(cp_k8s_client_new(&loop, &cfg, &fast, &c, err, sizeof(err)), 0);
+    open_server(f, steps, sizeof(steps) / sizeof(steps[0]), &pki.srv);
+    open_client(f, &fast);
     struct cp_k8s_req r = {.method = "GET", .path = "/a"};
     uint64_t t0 = cl_now_ms();
-    assert_int_equal(cp_k8s_call(c, &r, on_resp, &g, NULL), 0);
+    assert_int_equal(cp_k8s_call(f->c, &r, on_resp, &g, NULL), 0);
     run_until(&g.n, 1);
     assert_int_equal(g.status, 200);
     assert_int_equal(g.attempts, 4);
     assert_true(cl_now_ms() - t0 >= 1000); /* Retry-After was honoured */
-    assert_int_equal(cp_k8s_call(c, &r, on_resp, &g, NULL), 0);
+    assert_int_equal(cp_k8s_call(f->c, &r, on_resp, &g, NULL), 0);
     run_until(&g.n, 2);
     assert_int_equal(g.status, 409);
     assert_int_equal(g.attempts, 1);
     r.max_attempts = 2;
-    assert_int_equal(cp_k8s_call(c, &r, on_resp, &g, NULL), 0);
+    assert_int_equal(cp_k8s_call(f->c, &r, on_resp, &g, NULL), 0);
     run_until(&g.n, 3);
     assert_int_equal(g.err, 0);
     assert_int_equal(g.status, 502);
     assert_int_equal(g.attempts, 2);
-    finish(c);
-    server_stop(&s);
-    cp_k8s_config_deinit(&cfg);
 }
 
 static void timeouts_and_refused(void **state)
 {
     static const struct step steps[] = {{ACT_HOLD, NULL}, {ACT_HOLD, NULL}};
-    struct server s;
-    struct cp_k8s_config cfg;
-    struct cp_k8s_client *c;
+    struct fix *f = *state;
     struct got g = {0};
-    char err[256];
-    (void)state;
 
-    server_start(&s, steps, 2, &pki.srv);
-    config(&cfg, s.port);
-    assert_int_equal(cp_k8s_client_new(&loop, &cfg, &fast, &c, err, sizeof(err)), 0);
+    open_server(f, steps, 2, &pki.srv);
+    open_client(f, &fast);
     struct cp_k8s_req r = {.method = "GET", .path = "/slow", .timeout_ms = 200, .max_attempts = 2};
     uint64_t t0 = cl_now_ms();
-    assert_int_equal(cp_k8s_call(c, &r, on_resp, &g, NULL), 0);
+    assert_int_equal(cp_k8s_call(f->c, &r, on_resp, &g, NULL), 0);
     run_until(&g.n, 1);
     assert_int_equal(g.err, CL_ETIMEDOUT);
     assert_int_equal(g.attempts, 2);
     assert_true(cl_now_ms() - t0 >= 400 && cl_now_ms() - t0 < 5000);
-    finish(c);
-    server_stop(&s);
+    close_client(f);
+    close_server(f);
     /* nobody listening any more */
-    assert_int_equal(cp_k8s_client_new(&loop, &cfg, &fast, &c, err, sizeof(err)), 0);
+    open_client(f, &fast);
     r.max_attempts = 3;
-    assert_int_equal(cp_k8s_call(c, &r, on_resp, &g, NULL), 0);
+    assert_int_equal(cp_k8s_call(f->c, &r, on_resp, &g, NULL), 0);
     run_until(&g.n, 2);
     assert_int_equal(g.err, UV_ECONNREFUSED);
     assert_int_equal(g.attempts, 3);
     assert_non_null(strstr(g.detail, "connect to 127.0.0.1"));
-    finish(c);
-    cp_k8s_config_deinit(&cfg);
+}
+
+/* Replaces a string the configuration owns. */
+static void set_str(char **field, const char *value)
+{
+    cl_free(field);
+    *field = cl_strdup(value);
+    assert_non_null(*field);
 }
 
 static void certificates(void **state)
 {
     static const struct step steps[] = {{ACT_ANSWER, OK_JSON "{\"n\":1}\n"}};
-    struct server s;
-    struct cp_k8s_config cfg;
-    struct cp_k8s_client *c;
+    struct fix *f = *state;
     struct got g = {0};
     char err[256];
     struct cp_k8s_req r = {.method = "GET", .path = "/", .max_attempts = 1};
-    (void)state;
 
     /* signed by another CA */
-    server_start(&s, steps, 1, &pki.other);
-    config(&cfg, s.port);
-    assert_int_equal(cp_k8s_client_new(&loop, &cfg, &fast, &c, err, sizeof(err)), 0);
-    assert_int_equal(cp_k8s_call(c, &r, on_resp, &g, NULL), 0);
-    run_until(&g.n, 1);
+    open_server(f, steps, 1, &pki.other);
+    call_once(f, &r, &g);
     assert_int_equal(g.err, CL_ETLS_UNKNOWN_CA);
     assert_non_null(strstr(g.detail, "API server certificate is not signed by the configured CA"));
-    finish(c);
-    server_stop(&s);
-    cp_k8s_config_deinit(&cfg);
+    close_server(f);
     /* the right CA, the wrong name */
-    server_start(&s, steps, 1, &pki.srv);
-    config(&cfg, s.port);
-    cl_free(&cfg.server_name);
-    cfg.server_name = cl_strdup("kubernetes.default.svc");
-    assert_int_equal(cp_k8s_client_new(&loop, &cfg, &fast, &c, err, sizeof(err)), 0);
-    assert_int_equal(cp_k8s_call(c, &r, on_resp, &g, NULL), 0);
-    run_until(&g.n, 2);
+    open_server(f, steps, 1, &pki.srv);
+    set_str(&f->cfg.server_name, "kubernetes.default.svc");
+    call_once(f, &r, &g);
     assert_int_equal(g.err, CL_ETLS_NAME);
-    finish(c);
     /* an IP literal needs an iPAddress SAN, which this certificate lacks */
-    cl_free(&cfg.server_name);
-    cfg.server_name = cl_strdup("127.0.0.1");
-    assert_int_equal(cp_k8s_client_new(&loop, &cfg, &fast, &c, err, sizeof(err)), 0);
-    assert_int_equal(cp_k8s_call(c, &r, on_resp, &g, NULL), 0);
-    run_until(&g.n, 3);
+    set_str(&f->cfg.server_name, "127.0.0.1");
+    call_once(f, &r, &g);
     assert_int_equal(g.err, CL_ETLS_NAME);
     assert_non_null(strstr(g.detail, "no IP address SAN"));
-    finish(c);
-    server_stop(&s);
+    close_server(f);
     /* ... which this one has */
-    server_start(&s, steps, 1, &ipsrv);
-    cfg.port = s.port;
-    assert_int_equal(cp_k8s_client_new(&loop, &cfg, &fast, &c, err, sizeof(err)), 0);
-    assert_int_equal(cp_k8s_call(c, &r, on_resp, &g, NULL), 0);
-    run_until(&g.n, 4);
+    open_server(f, steps, 1, &ipsrv);
+    set_str(&f->cfg.server_name, "127.0.0.1");
+    call_once(f, &r, &g);
     assert_int_equal(g.err, 0);
     assert_int_equal(g.status, 200);
-    finish(c);
-    server_stop(&s);
-    cp_k8s_config_deinit(&cfg);
+    close_server(f);
     /* a server that wants a client certificate gets the kubeconfig's, and nothing without */
     want_client_cert = true;
-    server_start(&s, steps, 1, &pki.srv);
+    open_server(f, steps, 1, &pki.srv);
     want_client_cert = false;
-    config(&cfg, s.port);
-    assert_int_equal(cp_k8s_client_new(&loop, &cfg, &fast, &c, err, sizeof(err)), 0);
-    assert_int_equal(cp_k8s_call(c, &r, on_resp, &g, NULL), 0);
-    run_until(&g.n, 5);
+    call_once(f, &r, &g);
     assert_true(g.err < 0);
-    assert_int_equal(s.nreq, 0);
-    finish(c);
-    cfg.cert_pem = cl_strdup(pki.cli.cert);
-    cfg.key_pem = cl_strdup(pki.cli.key);
-    assert_int_equal(cp_k8s_client_new(&loop, &cfg, &fast, &c, err, sizeof(err)), 0);
-    assert_int_equal(cp_k8s_call(c, &r, on_resp, &g, NULL), 0);
-    run_until(&g.n, 6);
+    assert_int_equal(f->s.nreq, 0);
+    set_str(&f->cfg.cert_pem, pki.cli.cert);
+    set_str(&f->cfg.key_pem, pki.cli.key);
+    call_once(f, &r, &g);
     assert_int_equal(g.err, 0);
     assert_int_equal(g.status, 200);
-    assert_int_equal(s.nreq, 1);
-    finish(c);
-    server_stop(&s);
-    cp_k8s_config_deinit(&cfg);
+    assert_int_equal(f->s.nreq, 1);
+    close_server(f);
+    assert_int_equal(g.n, 6); /* one answer per call, none lost or doubled */
     /* bad material is refused up front */
-    config(&cfg, 1);
-    cl_free(&cfg.ca_pem);
-    cfg.ca_pem = cl_strdup("not a certificate");
-    assert_int_equal(cp_k8s_client_new(&loop, &cfg, &fast, &c, err, sizeof(err)), CL_ETLS_BAD_FILE);
-    cl_free(&cfg.ca_pem);
-    cfg.ca_pem = cl_strdup(pki.ca);
-    cfg.cert_pem = cl_strdup(pki.cli.cert);
-    cfg.key_pem = cl_strdup(pki.srv.key);
-    assert_int_equal(cp_k8s_client_new(&loop, &cfg, &fast, &c, err, sizeof(err)),
+    cp_k8s_config_deinit(&f->cfg);
+    config(&f->cfg, 1);
+    set_str(&f->cfg.ca_pem, "not a certificate");
+    assert_int_equal(cp_k8s_client_new(&loop, &f->cfg, &fast, &f->c, err, sizeof(err)),
+                     CL_ETLS_BAD_FILE);
+    set_str(&f->cfg.ca_pem, pki.ca);
+    set_str(&f->cfg.cert_pem, pki.cli.cert);
+    set_str(&f->cfg.key_pem, pki.srv.key);
+    assert_int_equal(cp_k8s_client_new(&loop, &f->cfg, &fast, &f->c, err, sizeof(err)),
                      CL_ETLS_KEY_MISMATCH);
-    cp_k8s_config_deinit(&cfg);
 }
 
 /* ---- watches ---- */
@@ -486,18 +520,13 @@ static void watches(void **state)
         {ACT_WATCH_ON, "{\"n\":1}\n{\"n\":2}\n{\"n\":3}\n"},
         {ACT_WATCH_ON, "{\"n\":1}\n"},
     };
-    struct server s;
-    struct cp_k8s_config cfg;
-    struct cp_k8s_client *c;
+    struct fix *f = *state;
     struct wgot w = {0};
-    char err[256];
-    (void)state;
 
-    server_start(&s, steps, sizeof(steps) / sizeof(steps[0]), &pki.srv);
-    config(&cfg, s.port);
-    assert_int_equal(cp_k8s_client_new(&loop, &cfg, &fast, &c, err, sizeof(err)), 0);
+    open_server(f, steps, sizeof(steps) / sizeof(steps[0]), &pki.srv);
+    open_client(f, &fast);
     /* a stream the server ends */
-    assert_int_equal(cp_k8s_watch(c, "/w?watch=1", 5000, &wcbs, &w, &w.call), 0);
+    assert_int_equal(cp_k8s_watch(f->c, "/w?watch=1", 5000, &wcbs, &w, &w.call), 0);
     run_until(&w.ends, 1);
     assert_int_equal(w.lines, 3);
     assert_string_equal(w.text, "[{\"type\":\"ADDED\"}][{\"type\":\"MODIFIED\"}][{\"type\":"
@@ -506,29 +535,24 @@ static void watches(void **state)
     assert_int_equal(w.status, 200);
     /* refused with 410: the body comes with it */
     memset(&w, 0, sizeof(w));
-    assert_int_equal(cp_k8s_watch(c, "/w?watch=1", 5000, &wcbs, &w, &w.call), 0);
+    assert_int_equal(cp_k8s_watch(f->c, "/w?watch=1", 5000, &wcbs, &w, &w.call), 0);
     run_until(&w.ends, 1);
     assert_int_equal(w.status, 410);
     assert_string_equal(w.text, "Expired");
     /* cancelled from inside on_line: nothing more is delivered, on_end never runs */
     memset(&w, 0, sizeof(w));
     w.cancel_at = 1;
-    assert_int_equal(cp_k8s_watch(c, "/w?watch=1", 5000, &wcbs, &w, &w.call), 0);
-    uint64_t until = cl_now_ms() + 500;
-    while (cl_now_ms() < until)
-        uv_run(&loop, UV_RUN_NOWAIT);
+    assert_int_equal(cp_k8s_watch(f->c, "/w?watch=1", 5000, &wcbs, &w, &w.call), 0);
+    run_for(500);
     assert_int_equal(w.lines, 1);
     assert_int_equal(w.ends, 0);
     /* a silent stream ends after its idle time */
     memset(&w, 0, sizeof(w));
-    assert_int_equal(cp_k8s_watch(c, "/w?watch=1", 300, &wcbs, &w, &w.call), 0);
+    assert_int_equal(cp_k8s_watch(f->c, "/w?watch=1", 300, &wcbs, &w, &w.call), 0);
     run_until(&w.ends, 1);
     assert_int_equal(w.lines, 1);
     assert_int_equal(w.err, CL_ETIMEDOUT);
-    assert_int_equal(s.nconn, 4); /* each watch had its own connection */
-    finish(c);
-    server_stop(&s);
-    cp_k8s_config_deinit(&cfg);
+    assert_int_equal(f->s.nconn, 4); /* each watch had its own connection */
 }
 
 /* Freed with calls queued, waiting to retry, and in flight: no callback, nothing leaks, the
@@ -540,34 +564,23 @@ static void free_with_calls_in_flight(void **state)
         {ACT_HOLD, NULL},
         {ACT_HOLD, NULL},
     };
-    struct server s;
-    struct cp_k8s_config cfg;
-    struct cp_k8s_client *c;
+    struct fix *f = *state;
     struct got g = {0};
     struct wgot w = {0};
-    char err[256];
-    (void)state;
 
-    server_start(&s, steps, 3, &pki.srv);
-    config(&cfg, s.port);
+    open_server(f, steps, 3, &pki.srv);
     struct cp_k8s_client_opts slow = {.backoff_base_ms = 5000, .max_conns = 1};
-    assert_int_equal(cp_k8s_client_new(&loop, &cfg, &slow, &c, err, sizeof(err)), 0);
+    open_client(f, &slow);
     struct cp_k8s_req r = {.method = "GET", .path = "/a"};
-    assert_int_equal(cp_k8s_call(c, &r, on_resp, &g, NULL), 0); /* 500, then waits 5 s */
-    uint64_t until = cl_now_ms() + 300;
-    while (cl_now_ms() < until)
-        uv_run(&loop, UV_RUN_NOWAIT);
-    assert_int_equal(cp_k8s_call(c, &r, on_resp, &g, NULL), 0); /* held */
-    assert_int_equal(cp_k8s_call(c, &r, on_resp, &g, NULL), 0); /* queued (max_conns 1) */
-    assert_int_equal(cp_k8s_watch(c, "/w", 5000, &wcbs, &w, NULL), 0);
-    until = cl_now_ms() + 300;
-    while (cl_now_ms() < until)
-        uv_run(&loop, UV_RUN_NOWAIT);
-    finish(c);
+    assert_int_equal(cp_k8s_call(f->c, &r, on_resp, &g, NULL), 0); /* 500, then waits 5 s */
+    run_for(300);
+    assert_int_equal(cp_k8s_call(f->c, &r, on_resp, &g, NULL), 0); /* held */
+    assert_int_equal(cp_k8s_call(f->c, &r, on_resp, &g, NULL), 0); /* queued (max_conns 1) */
+    assert_int_equal(cp_k8s_watch(f->c, "/w", 5000, &wcbs, &w, NULL), 0);
+    run_for(300);
+    close_client(f);
     assert_int_equal(g.n, 0);
     assert_int_equal(w.ends, 0);
-    server_stop(&s);
-    cp_k8s_config_deinit(&cfg);
 }
 
 static int setup(void **state)
@@ -600,12 +613,12 @@ static int teardown(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(keep_alive_and_request_shape),
-        cmocka_unit_test(retries),
-        cmocka_unit_test(timeouts_and_refused),
-        cmocka_unit_test(certificates),
-        cmocka_unit_test(watches),
-        cmocka_unit_test(free_with_calls_in_flight),
+        cmocka_unit_test_setup_teardown(keep_alive_and_request_shape, fix_setup, fix_teardown),
+        cmocka_unit_test_setup_teardown(retries, fix_setup, fix_teardown),
+        cmocka_unit_test_setup_teardown(timeouts_and_refused, fix_setup, fix_teardown),
+        cmocka_unit_test_setup_teardown(certificates, fix_setup, fix_teardown),
+        cmocka_unit_test_setup_teardown(watches, fix_setup, fix_teardown),
+        cmocka_unit_test_setup_teardown(free_with_calls_in_flight, fix_setup, fix_teardown),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
