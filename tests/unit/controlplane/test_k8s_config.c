@@ -9,6 +9,7 @@
 #include "cl/mem.h"
 #include "cm.h"
 #include "cp_k8s_config.h"
+#include "rows.h"
 #include "testutil.h"
 
 static char *dir;
@@ -122,76 +123,61 @@ static void kubeconfig_data_fields(void **state)
     cp_k8s_config_deinit(&c);
 }
 
-static void expect_err(const char *text, const char *what)
-{
-    struct cp_k8s_config c;
-    char err[256];
-
-    assert_int_not_equal(kc(text, &c, err, sizeof(err)), 0);
-    if (strstr(err, what) == NULL)
-        fail_msg("expected '%s' in '%s'", what, err);
-    assert_null(c.ca_pem); /* nothing left behind */
-}
+/* A context "c" with cluster "k" and user "u", and a cluster "k" with a CA file, to build
+ * kubeconfigs that are wrong in one place. */
+#define CTX_C "current-context: c\ncontexts: [{name: c, context: {cluster: k, user: u}}]\n"
+#define CLUSTER_CA \
+    "clusters: [{name: k, cluster: {server: 'https://h', certificate-authority: ca.pem}}]\n"
 
 static void kubeconfig_errors(void **state)
 {
-    static const char ctx[] = "current-context: c\n"
-                              "contexts: [{name: c, context: {cluster: k, user: u}}]\n";
-    char t[1024];
-    (void)state;
-
-    expect_err("just a string", "not a mapping");
-    expect_err("a: [", "YAML error");
-    expect_err("contexts: []\n", "no current-context");
-    expect_err("current-context: x\ncontexts: []\n", "context x not found");
-    expect_err(ctx, "cluster k of context c not found");
-    snprintf(t, sizeof(t), "%sclusters: [{name: k, cluster: {server: 'http://h:80'}}]\n", ctx);
-    expect_err(t, "not an https:// URL");
-    snprintf(t, sizeof(t), "%sclusters: [{name: k, cluster: {server: 'https://h'}}]\n", ctx);
-    expect_err(t, "no certificate-authority");
-    snprintf(t, sizeof(t),
-             "%sclusters: [{name: k, cluster: {server: 'https://h', "
-             "insecure-skip-tls-verify: true}}]\n",
-             ctx);
-    expect_err(t, "insecure-skip-tls-verify is not supported");
-    snprintf(t, sizeof(t),
-             "%sclusters: [{name: k, cluster: {server: 'https://h', "
-             "certificate-authority-data: '!!!'}}]\n",
-             ctx);
-    expect_err(t, "not valid base64");
-    snprintf(t, sizeof(t),
-             "%sclusters: [{name: k, cluster: {server: 'https://h', "
-             "certificate-authority: missing.pem}}]\n",
-             ctx);
-    expect_err(t, "cannot read certificate-authority");
-    snprintf(t, sizeof(t),
-             "%sclusters: [{name: k, cluster: {server: 'https://h', certificate-authority: "
-             "ca.pem}}]\nusers: [{name: u, user: {exec: {command: aws}}}]\n",
-             ctx);
-    expect_err(t, "not exec");
-    snprintf(t, sizeof(t),
-             "%sclusters: [{name: k, cluster: {server: 'https://h', certificate-authority: "
-             "ca.pem}}]\nusers: [{name: u, user: {client-certificate: sub/cert.pem}}]\n",
-             ctx);
-    expect_err(t, "go together");
-    snprintf(t, sizeof(t),
-             "%sclusters: [{name: k, cluster: {server: 'https://h', certificate-authority: "
-             "ca.pem}}]\nusers: []\n",
-             ctx);
-    expect_err(t, "user u of context c not found");
-    snprintf(t, sizeof(t),
-             "current-context: c\ncontexts: [{name: c, context: {cluster: k, namespace: "
-             "Bad_NS}}]\nclusters: [{name: k, cluster: {server: 'https://h', "
-             "certificate-authority: ca.pem}}]\n");
-    expect_err(t, "namespace Bad_NS is not valid");
-    /* no user at all: anonymous, allowed */
+    /* each kubeconfig is refused with an error that says `what` */
+    static const struct {
+        const char *text, *what;
+    } rows[] = {
+        {"just a string", "not a mapping"},
+        {"a: [", "YAML error"},
+        {"contexts: []\n", "no current-context"},
+        {"current-context: x\ncontexts: []\n", "context x not found"},
+        {CTX_C, "cluster k of context c not found"},
+        {CTX_C "clusters: [{name: k, cluster: {server: 'http://h:80'}}]\n", "not an https:// URL"},
+        {CTX_C "clusters: [{name: k, cluster: {server: 'https://h'}}]\n",
+         "no certificate-authority"},
+        {CTX_C "clusters: [{name: k, cluster: {server: 'https://h', "
+               "insecure-skip-tls-verify: true}}]\n",
+         "insecure-skip-tls-verify is not supported"},
+        {CTX_C "clusters: [{name: k, cluster: {server: 'https://h', "
+               "certificate-authority-data: '!!!'}}]\n",
+         "not valid base64"},
+        {CTX_C "clusters: [{name: k, cluster: {server: 'https://h', "
+               "certificate-authority: missing.pem}}]\n",
+         "cannot read certificate-authority"},
+        {CTX_C CLUSTER_CA "users: [{name: u, user: {exec: {command: aws}}}]\n", "not exec"},
+        {CTX_C CLUSTER_CA "users: [{name: u, user: {client-certificate: sub/cert.pem}}]\n",
+         "go together"},
+        {CTX_C CLUSTER_CA "users: []\n", "user u of context c not found"},
+        {"current-context: c\ncontexts: [{name: c, context: {cluster: k, namespace: "
+         "Bad_NS}}]\n" CLUSTER_CA,
+         "namespace Bad_NS is not valid"},
+    };
     struct cp_k8s_config c;
     char err[256];
-    snprintf(t, sizeof(t),
-             "current-context: c\ncontexts: [{name: c, context: {cluster: k}}]\nclusters: "
-             "[{name: k, cluster: {server: 'https://h/prefix/x/', certificate-authority: "
-             "ca.pem}}]\n");
-    assert_int_equal(kc(t, &c, err, sizeof(err)), 0);
+    size_t i;
+    (void)state;
+
+    for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        const char *row = rows[i].what;
+        CL_TEST_ROW_TRUE(row, kc(rows[i].text, &c, err, sizeof(err)) != 0);
+        CL_TEST_ROW_HAS(row, err, rows[i].what);
+        CL_TEST_ROW_TRUE(row, c.ca_pem == NULL); /* nothing left behind */
+    }
+    assert_int_equal(i, 14); /* every row ran */
+    /* no user at all: anonymous, allowed */
+    static const char anon[] =
+        "current-context: c\ncontexts: [{name: c, context: {cluster: k}}]\nclusters: "
+        "[{name: k, cluster: {server: 'https://h/prefix/x/', certificate-authority: "
+        "ca.pem}}]\n";
+    assert_int_equal(kc(anon, &c, err, sizeof(err)), 0);
     assert_string_equal(c.prefix, "/prefix/x");
     assert_null(cp_k8s_config_token(&c));
     cp_k8s_config_deinit(&c);
@@ -276,9 +262,10 @@ static void base64(void **state)
     (void)state;
 
     for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
-        assert_int_equal(cp_k8s_base64_decode(ok[i].in, strlen(ok[i].in), &out, &n), 0);
-        assert_int_equal(n, strlen(ok[i].out));
-        assert_memory_equal(out, ok[i].out, n);
+        const char *row = ok[i].in;
+        CL_TEST_ROW_INT(row, cp_k8s_base64_decode(ok[i].in, strlen(ok[i].in), &out, &n), 0);
+        CL_TEST_ROW_INT(row, n, strlen(ok[i].out));
+        CL_TEST_ROW_TRUE(row, memcmp(out, ok[i].out, n) == 0);
         cl_free(&out);
     }
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -290,28 +277,41 @@ static void base64(void **state)
 
 static void server_urls(void **state)
 {
+    /* set one after the other on the same configuration; host NULL: refused with CL_EINVAL */
+    static const struct {
+        const char *url, *host;
+        int port;
+        const char *prefix;
+    } rows[] = {
+        {"https://api.example.com", "api.example.com", 443, ""},
+        {"https://127.0.0.1:6443/", "127.0.0.1", 6443, ""},
+        {"https://[::1]", "::1", 443, ""},
+        {"https://h:1/k8s/clusters/c-1", "h", 1, "/k8s/clusters/c-1"},
+        {"http://h", NULL, 0, NULL},
+        {"https://", NULL, 0, NULL},
+        {"https://h:99999", NULL, 0, NULL},
+        {"https://h?x=1", NULL, 0, NULL},
+        {"https://bad host", NULL, 0, NULL},
+        {"https://h/a b", NULL, 0, NULL},
+    };
     struct cp_k8s_config c;
+    size_t i;
     (void)state;
 
     memset(&c, 0, sizeof(c));
-    assert_int_equal(cp_k8s_config_set_server(&c, "https://api.example.com"), 0);
-    assert_string_equal(c.host, "api.example.com");
-    assert_int_equal(c.port, 443);
-    assert_int_equal(cp_k8s_config_set_server(&c, "https://127.0.0.1:6443/"), 0);
-    assert_string_equal(c.host, "127.0.0.1");
-    assert_int_equal(c.port, 6443);
-    assert_string_equal(c.prefix, "");
-    assert_int_equal(cp_k8s_config_set_server(&c, "https://[::1]"), 0);
-    assert_string_equal(c.host, "::1");
-    assert_int_equal(c.port, 443);
-    assert_int_equal(cp_k8s_config_set_server(&c, "https://h:1/k8s/clusters/c-1"), 0);
-    assert_string_equal(c.prefix, "/k8s/clusters/c-1");
-    assert_int_equal(cp_k8s_config_set_server(&c, "http://h"), CL_EINVAL);
-    assert_int_equal(cp_k8s_config_set_server(&c, "https://"), CL_EINVAL);
-    assert_int_equal(cp_k8s_config_set_server(&c, "https://h:99999"), CL_EINVAL);
-    assert_int_equal(cp_k8s_config_set_server(&c, "https://h?x=1"), CL_EINVAL);
-    assert_int_equal(cp_k8s_config_set_server(&c, "https://bad host"), CL_EINVAL);
-    assert_int_equal(cp_k8s_config_set_server(&c, "https://h/a b"), CL_EINVAL);
+    for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        const char *row = rows[i].url;
+        int rc = cp_k8s_config_set_server(&c, rows[i].url);
+        if (rows[i].host == NULL) {
+            CL_TEST_ROW_INT(row, rc, CL_EINVAL);
+            continue;
+        }
+        CL_TEST_ROW_INT(row, rc, 0);
+        CL_TEST_ROW_STR(row, c.host, rows[i].host);
+        CL_TEST_ROW_INT(row, c.port, rows[i].port);
+        CL_TEST_ROW_STR(row, c.prefix, rows[i].prefix);
+    }
+    assert_int_equal(i, 10); /* every row ran */
 }
 
 int main(void)
