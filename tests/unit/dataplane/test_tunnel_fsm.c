@@ -12,6 +12,7 @@
 #include "cm.h"
 #include "dp.h"
 #include "testutil.h"
+#include "worker.h"
 
 #define QCAP   (2u << 20) /* a fake sink's hard bound (bytes accepted, not completed) */
 #define GOTCAP (8u << 20)
@@ -307,13 +308,7 @@ static void fake_init(struct fake *f, bool h2)
 static int setup(void **state)
 {
     (void)state;
-    assert_int_equal(uv_loop_init(&loop), 0);
-    memset(&w, 0, sizeof(w));
-    w.loop = &loop;
-    w.stats = json_pack("{s:{},s:{},s:{}}", "imports", "exports", "peers");
-    cl_list_init(&w.tunnels);
-    dp_refs_init(&w.refs);
-    dp_w = &w;
+    start_worker(&w, &loop);
     fake_init(&fdown, false); /* the client's TCP socket */
     fake_init(&fup, true);    /* the CONNECT stream */
     assert_non_null(t = dp_tunnel_new(true));
@@ -334,11 +329,7 @@ static int teardown(void **state)
     assert_int_equal(fdown.closes, 1);
     assert_int_equal(fup.closes, 1);
     assert_true(fdown.closed && fup.closed);
-    assert_true(cl_list_is_empty(&w.tunnels));
-    assert_int_equal(w.refs.live, 0);
-    json_decref(w.stats);
-    dp_refs_deinit(&w.refs);
-    assert_int_equal(uv_loop_close(&loop), 0);
+    stop_worker(&w, &loop); /* no tunnel, no reference, no handle left */
     return 0;
 }
 

@@ -16,6 +16,7 @@
 #include "cl/mem.h"
 #include "cm.h"
 #include "dp.h"
+#include "worker.h"
 
 #define KB 1024u
 
@@ -146,13 +147,7 @@ static int setup(void **state)
     int len = sizeof(sa);
 
     (void)state;
-    assert_int_equal(uv_loop_init(&loop), 0);
-    memset(&w, 0, sizeof(w));
-    w.loop = &loop;
-    w.stats = json_pack("{s:{},s:{},s:{}}", "imports", "exports", "peers");
-    cl_list_init(&w.tunnels);
-    dp_refs_init(&w.refs);
-    dp_w = &w;
+    start_worker(&w, &loop);
     memset(&up, 0, sizeof(up));
     up.x.ops = &up_ops;
     assert_non_null(t = dp_tunnel_new(false));
@@ -185,11 +180,7 @@ static int teardown(void **state)
     for (int i = 0; i < 2000 && uv_loop_alive(&loop); i++) /* bounded: a leak must not hang */
         spin();
     assert_true(up.closed);
-    assert_true(cl_list_is_empty(&w.tunnels));
-    assert_int_equal(w.refs.live, 0);
-    json_decref(w.stats);
-    dp_refs_deinit(&w.refs);
-    assert_int_equal(uv_loop_close(&loop), 0); /* the socket handle was closed too */
+    stop_worker(&w, &loop); /* no tunnel, no reference, no handle (the socket's too) */
     return 0;
 }
 
