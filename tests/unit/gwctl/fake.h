@@ -14,6 +14,7 @@
 #include "cl/mem.h"
 #include "ctl.h"
 #include "ctl_config.h"
+#include "testutil.h"
 
 #define FAKE_MAX_REQ 8
 
@@ -127,26 +128,20 @@ static inline void out_free(void)
     out_buf = err_buf = NULL;
 }
 
-/* Runs gwctl with the NULL-terminated arguments; returns the exit status. */
-static inline int run_ctl(const char *config_path, ...)
+/* Runs gwctl with the NULL-terminated array of arguments (at most 62); returns the exit
+ * status. */
+static inline int run_ctl_argv(const char *config_path, const char *const *args)
 {
     char *argv[64];
     int argc = 0;
     size_t olen, elen;
-    va_list ap;
     struct ctl ctl;
     int rc;
 
     out_free();
     argv[argc++] = (char *)"gwctl";
-    va_start(ap, config_path);
-    for (;;) {
-        char *s = va_arg(ap, char *);
-        if (s == NULL || argc == 63)
-            break;
-        argv[argc++] = s;
-    }
-    va_end(ap);
+    for (; *args != NULL && argc < 63; args++)
+        argv[argc++] = (char *)*args;
     argv[argc] = NULL;
     memset(&ctl, 0, sizeof(ctl));
     ctl.out = open_memstream(&out_buf, &olen);
@@ -158,6 +153,35 @@ static inline int run_ctl(const char *config_path, ...)
     fclose(ctl.out);
     fclose(ctl.err);
     return rc;
+}
+
+/* Runs gwctl with the NULL-terminated arguments; returns the exit status. */
+static inline int run_ctl(const char *config_path, ...)
+{
+    const char *args[64];
+    int n = 0;
+    va_list ap;
+
+    va_start(ap, config_path);
+    for (;;) {
+        const char *s = va_arg(ap, const char *);
+        if (s == NULL || n == 62)
+            break;
+        args[n++] = s;
+    }
+    va_end(ap);
+    args[n] = NULL;
+    return run_ctl_argv(config_path, args);
+}
+
+/* What every gwctl test group ends with: the fake's recorded requests, the captured output,
+ * and the group's temporary directory *dir (removed, then freed and set to NULL). */
+static inline void group_cleanup(char **dir)
+{
+    fake_reset();
+    out_free();
+    cl_test_rmtree(*dir);
+    cl_free(dir);
 }
 
 /* Writes a config with contexts "east" (current) and "west". */

@@ -7,6 +7,7 @@
 #include "ctl.h"
 #include "ctl_cmd.h"
 #include "fake.h"
+#include "rows.h"
 #include "testutil.h"
 
 struct fx {
@@ -31,10 +32,7 @@ static int teardown(void **state)
 {
     struct fx *f = *state;
 
-    fake_reset();
-    out_free();
-    cl_test_rmtree(f->dir);
-    cl_free(&f->dir);
+    group_cleanup(&f->dir);
     cl_mem_free(f);
     return 0;
 }
@@ -431,32 +429,39 @@ static void policy_parse_rules(void **state)
 
 static void server_errors_are_one_line(void **state)
 {
+    /* the gateway's answer to the command, and the one line gwctl prints (exit 1) */
+    static const struct {
+        const char *args[8];
+        int status;
+        const char *body, *err;
+    } rows[] = {
+        {{"create", "export", "--name", "e", "--port", "1"},
+         400,
+         "{\"error\":{\"field\":\"spec.port\",\"message\":\"port must be 1..65535\"}}",
+         "error: spec.port: port must be 1..65535\n"},
+        {{"create", "export", "--name", "e", "--port", "1"},
+         409,
+         "{\"error\":{\"field\":\"\",\"message\":\"export \\\"e\\\" exists\"}}",
+         "error: export \"e\" exists\n"},
+        {{"delete", "peer", "--name", "x"},
+         404,
+         "{\"error\":{\"message\":\"no peer \\\"x\\\"\\nsecond line\"}}",
+         "error: no peer \"x\" second line\n"},
+        {{"get", "peer"}, 403, "", "error: the gateway refused this certificate (HTTP 403)\n"},
+        {{"get", "peer"}, 500, "oops", "error: the gateway answered HTTP 500 (expected 200)\n"},
+    };
     struct fx *f = *state;
+    size_t i;
 
-    fake_answer(400, "{\"error\":{\"field\":\"spec.port\",\"message\":\"port must be 1..65535\"}}");
-    assert_int_equal(run_ctl(f->cfg, "create", "export", "--name", "e", "--port", "1", NULL), 1);
-    assert_string_equal(err_buf, "error: spec.port: port must be 1..65535\n");
-    assert_string_equal(out_buf, "");
-
-    fake_reset();
-    fake_answer(409, "{\"error\":{\"field\":\"\",\"message\":\"export \\\"e\\\" exists\"}}");
-    assert_int_equal(run_ctl(f->cfg, "create", "export", "--name", "e", "--port", "1", NULL), 1);
-    assert_string_equal(err_buf, "error: export \"e\" exists\n");
-
-    fake_reset();
-    fake_answer(404, "{\"error\":{\"message\":\"no peer \\\"x\\\"\\nsecond line\"}}");
-    assert_int_equal(run_ctl(f->cfg, "delete", "peer", "--name", "x", NULL), 1);
-    assert_string_equal(err_buf, "error: no peer \"x\" second line\n");
-
-    fake_reset();
-    fake_answer(403, "");
-    assert_int_equal(run_ctl(f->cfg, "get", "peer", NULL), 1);
-    assert_non_null(strstr(err_buf, "refused this certificate"));
-
-    fake_reset();
-    fake_answer(500, "oops");
-    assert_int_equal(run_ctl(f->cfg, "get", "peer", NULL), 1);
-    assert_string_equal(err_buf, "error: the gateway answered HTTP 500 (expected 200)\n");
+    for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        const char *row = rows[i].err;
+        fake_reset();
+        fake_answer(rows[i].status, rows[i].body);
+        CL_TEST_ROW_INT(row, run_ctl_argv(f->cfg, rows[i].args), 1);
+        CL_TEST_ROW_STR(row, err_buf, rows[i].err);
+        CL_TEST_ROW_STR(row, out_buf, "");
+    }
+    assert_int_equal(i, 5); /* every row ran */
 
     fake_reset();
     fake.open_rc = -111;

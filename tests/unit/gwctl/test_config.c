@@ -42,10 +42,7 @@ static int teardown(void **state)
 {
     struct fx *f = *state;
 
-    fake_reset();
-    out_free();
-    cl_test_rmtree(f->dir);
-    cl_free(&f->dir);
+    group_cleanup(&f->dir);
     cl_mem_free(f);
     return 0;
 }

@@ -41,9 +41,7 @@ static int teardown(void **state)
 {
     struct fx *f = *state;
 
-    out_free();
-    cl_test_rmtree(f->dir);
-    cl_free(&f->dir);
+    group_cleanup(&f->dir);
     cl_mem_free(f);
     wolfSSL_Cleanup();
     return 0;
