@@ -174,14 +174,35 @@ static inline int run_ctl(const char *config_path, ...)
     return run_ctl_argv(config_path, args);
 }
 
-/* What every gwctl test group ends with: the fake's recorded requests, the captured output,
- * and the group's temporary directory *dir (removed, then freed and set to NULL). */
-static inline void group_cleanup(char **dir)
+/*
+ * A gwctl test group's fixture is a struct whose first member is `char *dir`, a temporary
+ * directory of its own. group_new allocates one of `size` bytes (zeroed) and makes the
+ * directory, named after `tag`; NULL on failure. group_free, a cmocka group teardown, frees
+ * the fixture in *state, its directory, the fake's recorded requests and the captured output.
+ */
+static inline void *group_new(size_t size, const char *tag)
 {
+    char **dir = cl_calloc(1, size); /* the fixture's first member */
+
+    if (dir == NULL)
+        return NULL;
+    if ((*dir = cl_test_mkdtemp(tag)) == NULL) {
+        cl_mem_free(dir);
+        return NULL;
+    }
+    return dir;
+}
+
+static inline int group_free(void **state)
+{
+    char **dir = *state;
+
     fake_reset();
     out_free();
     cl_test_rmtree(*dir);
     cl_free(dir);
+    cl_mem_free(dir);
+    return 0;
 }
 
 /* Writes a config with contexts "east" (current) and "west". */

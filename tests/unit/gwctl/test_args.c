@@ -11,29 +11,20 @@
 #include "testutil.h"
 
 struct fx {
-    char *dir;
+    char *dir; /* first, for group_new and group_free (fake.h) */
     char cfg[512];
 };
 
 static int setup(void **state)
 {
-    struct fx *f = cl_calloc(1, sizeof(*f));
+    struct fx *f = group_new(sizeof(*f), "gwctl-args");
 
-    if (f == NULL || (f->dir = cl_test_mkdtemp("gwctl-args")) == NULL)
+    if (f == NULL)
         return -1;
     snprintf(f->cfg, sizeof(f->cfg), "%s/config.json", f->dir);
     write_two_contexts(f->cfg);
     cl_mem_install_jansson();
     *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fx *f = *state;
-
-    group_cleanup(&f->dir);
-    cl_mem_free(f);
     return 0;
 }
 
@@ -586,5 +577,5 @@ int main(void)
         cmocka_unit_test(alloc_failures),
     };
 
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, group_free);
 }

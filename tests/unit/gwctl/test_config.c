@@ -13,7 +13,7 @@
 #include "testutil.h"
 
 struct fx {
-    char *dir;
+    char *dir; /* first, for group_new and group_free (fake.h) */
     char xdg[512];
     char cfg[600];
     char ca[600], cert[600], key[600];
@@ -21,9 +21,9 @@ struct fx {
 
 static int setup(void **state)
 {
-    struct fx *f = cl_calloc(1, sizeof(*f));
+    struct fx *f = group_new(sizeof(*f), "gwctl-config");
 
-    if (f == NULL || (f->dir = cl_test_mkdtemp("gwctl-config")) == NULL)
+    if (f == NULL)
         return -1;
     snprintf(f->xdg, sizeof(f->xdg), "%s/xdg", f->dir);
     snprintf(f->cfg, sizeof(f->cfg), "%s/gwctl/config.json", f->xdg);
@@ -35,15 +35,6 @@ static int setup(void **state)
         return -1;
     cl_mem_install_jansson();
     *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fx *f = *state;
-
-    group_cleanup(&f->dir);
-    cl_mem_free(f);
     return 0;
 }
 
@@ -267,5 +258,5 @@ int main(void)
         cmocka_unit_test(save_forces_0600),  cmocka_unit_test(init_alloc_failures),
     };
 
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, group_free);
 }

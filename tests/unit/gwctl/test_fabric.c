@@ -19,15 +19,15 @@
 #include "testutil.h"
 
 struct fx {
-    char *dir;
+    char *dir; /* first, for group_new and group_free (fake.h) */
     char fabric[512];
 };
 
 static int setup(void **state)
 {
-    struct fx *f = cl_calloc(1, sizeof(*f));
+    struct fx *f = group_new(sizeof(*f), "gwctl-fabric");
 
-    if (f == NULL || (f->dir = cl_test_mkdtemp("gwctl-fabric")) == NULL)
+    if (f == NULL)
         return -1;
     snprintf(f->fabric, sizeof(f->fabric), "%s/fab", f->dir);
     if (wolfSSL_Init() != WOLFSSL_SUCCESS)
@@ -39,10 +39,7 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-    struct fx *f = *state;
-
-    group_cleanup(&f->dir);
-    cl_mem_free(f);
+    group_free(state);
     wolfSSL_Cleanup();
     return 0;
 }
