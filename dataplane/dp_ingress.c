@@ -229,8 +229,19 @@ static const struct cl_h2stream_cbs rest_cbs = {
 
 static void start_rest(struct cl_h2conn *c, struct cl_h2stream *s, const struct cl_h2_req *req)
 {
-    struct rest *r = cl_calloc(1, sizeof(*r));
+    const char *path = req->path != NULL ? req->path : "/";
+    struct rest *r;
 
+    /* refused whole rather than cut short: a shortened path could name another resource */
+    if (strlen(path) >= sizeof(r->path)) {
+        respond_simple(s, 414, "request path longer than 511 bytes");
+        return;
+    }
+    if (strlen(req->method) >= sizeof(r->method)) {
+        respond_simple(s, 501, "unknown method");
+        return;
+    }
+    r = cl_calloc(1, sizeof(*r));
     if (r == NULL || (r->ref = dp_ref_new(&dp_w->refs, DP_REF_REST, r)) == 0) {
         cl_mem_free(r);
         respond_simple(s, 503, "out of memory");
@@ -240,7 +251,7 @@ static void start_rest(struct cl_h2conn *c, struct cl_h2stream *s, const struct 
     cl_buf_init(&r->body, MAX_REST_BODY);
     snprintf(r->identity, sizeof(r->identity), "%s", identity_of(c));
     snprintf(r->method, sizeof(r->method), "%s", req->method);
-    snprintf(r->path, sizeof(r->path), "%s", req->path != NULL ? req->path : "/");
+    snprintf(r->path, sizeof(r->path), "%s", path);
     cl_h2stream_set_cbs(s, &rest_cbs, r);
 }
 

@@ -1,7 +1,8 @@
-"""CONNECT requests as a peer gateway could send them, written frame by frame (HPACK from
-Debian's python3-hpack): a malformed one gets 400 with the reason, on a connection that goes on
-serving (the next, well-formed CONNECT on it opens a tunnel); a caller whose certificate names no
-configured peer gets 403."""
+"""Requests on the public port written frame by frame (HPACK from Debian's python3-hpack), as a
+peer gateway or anyone holding a fabric certificate could send them: a malformed CONNECT gets 400
+with the reason, on a connection that goes on serving (the next, well-formed CONNECT on it opens a
+tunnel); a caller whose certificate names no configured peer gets 403; a REST request whose path
+or method does not fit is refused whole, never cut short."""
 import hpack
 
 import clharness as h
@@ -21,6 +22,11 @@ class Caller(H2Client):
         block = self.enc.encode([(":method", "CONNECT"), (":authority", authority)] +
                                 list(headers))
         self.s.sendall(frame(HEADERS, END_HEADERS, stream, block))
+
+    def request(self, stream, method, path):
+        block = self.enc.encode([(":method", method), (":scheme", "https"), (":path", path),
+                                 (":authority", "gw")])
+        self.s.sendall(frame(HEADERS, END_HEADERS | END_STREAM, stream, block))
 
     def answer(self, stream, until_end=True):
         """The answer on `stream`: its :status and body, read until END_STREAM or RST_STREAM
@@ -94,5 +100,26 @@ def test_caller_that_is_no_peer_gets_403(gateways, fabric, echo):
         ans = c.answer(1)
         assert ans["status"] == 403 and ans["reset"] is None, ans
         assert b"unknown peer" in ans["body"]
+    finally:
+        c.close()
+
+
+def test_rest_request_too_long_is_refused_whole(gateways, fabric):
+    a = gateways("gw-a")
+    c = Caller(fabric, a, fabric.peer("gw-a") + "/gwctl")  # the admin certificate
+    try:
+        c.request(1, "GET", "/api/v1/peers")
+        assert c.answer(1)["status"] == 200
+        # cut to 511 bytes this would still be a valid list request
+        c.request(3, "GET", "/api/v1/peers?" + "x" * 600)
+        ans = c.answer(3)
+        assert ans["status"] == 414 and b"longer than 511" in ans["body"], ans
+        c.request(5, "GET", "/api/v1/peers?" + "x" * 490)  # 504 bytes: fits, reaches the API
+        assert c.answer(5)["status"] == 200
+        c.request(7, "X" * 20, "/api/v1/peers")
+        ans = c.answer(7)
+        assert ans["status"] == 501 and b"unknown method" in ans["body"], ans
+        c.request(9, "GET", "/api/v1/peers")  # and the connection goes on
+        assert c.answer(9)["status"] == 200
     finally:
         c.close()
