@@ -528,6 +528,84 @@ def test_update_conflicts_and_noop(srv):
     assert code == 200 and st["kind"] == "Status" and st["status"] == "Success"
 
 
+LEASE_PATH = "/apis/coordination.k8s.io/v1/namespaces/default/leases"
+
+
+def lease(name="gw", holder="a_1", duration=15, **spec):
+    ts = "2026-01-02T03:04:05.123456Z"  # MicroTime: RFC 3339 with microseconds
+    s = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": name},
+         "spec": {"holderIdentity": holder, "leaseDurationSeconds": duration,
+                  "acquireTime": ts, "renewTime": ts, "leaseTransitions": 0}}
+    s["spec"].update(spec)
+    return s
+
+
+def test_leases_as_leader_election_uses_them(srv, workdir):
+    """coordination.k8s.io/v1 leases as client-go's leader election (and the controlplane)
+    uses them: create when absent, take over / renew / release with a PUT carrying the
+    resourceVersion, 409 to the one that moved second; and validated like the real server."""
+    code, _, first = srv.request("POST", LEASE_PATH, body=lease())
+    assert code == 201, first
+    assert first["spec"]["renewTime"] == "2026-01-02T03:04:05.123456Z"
+    code, _, st = srv.request("POST", LEASE_PATH, body=lease(holder="b_2"))
+    assert code == 409 and st["reason"] == "AlreadyExists", st
+    code, _, got = srv.request("GET", LEASE_PATH + "/gw")
+    assert code == 200 and got["spec"]["holderIdentity"] == "a_1"
+    # two candidates read the same version; the first PUT wins, the second gets 409
+    a, b = copy.deepcopy(got), copy.deepcopy(got)
+    a["spec"].update(holderIdentity="b_2", leaseTransitions=1)
+    code, _, won = srv.request("PUT", LEASE_PATH + "/gw", body=a)
+    assert code == 200 and int(won["metadata"]["resourceVersion"]) > int(
+        got["metadata"]["resourceVersion"])
+    b["spec"].update(holderIdentity="c_3", leaseTransitions=1)
+    code, _, st = srv.request("PUT", LEASE_PATH + "/gw", body=b)
+    assert code == 409 and st["reason"] == "Conflict", st
+    assert "leases.coordination.k8s.io" in st["message"]
+    assert st["details"] == {"name": "gw", "kind": "leases", "group": "coordination.k8s.io"}
+    # a no-op PUT writes nothing; a release (holder cleared, as ReleaseOnCancel) is a write
+    code, _, same = srv.request("PUT", LEASE_PATH + "/gw", body=won)
+    assert code == 200 and same["metadata"]["resourceVersion"] == won["metadata"][
+        "resourceVersion"]
+    won["spec"].update(holderIdentity="", leaseDurationSeconds=1)
+    code, _, rel = srv.request("PUT", LEASE_PATH + "/gw", body=won)
+    assert code == 200 and rel["spec"]["holderIdentity"] == ""
+    assert "generation" not in rel["metadata"]
+    code, _, st = srv.request("PUT", LEASE_PATH + "/missing", body=lease("missing"))
+    assert code == 404 and st["details"]["group"] == "coordination.k8s.io", st
+    # the real server's validation
+    for body, field, msg in [
+            (lease("d0", duration=0), "spec.leaseDurationSeconds", "must be greater than 0"),
+            (lease("t", leaseTransitions=-1), "spec.leaseTransitions",
+             "must be greater than or equal to 0"),
+            (lease("p", preferredHolder="x"), "spec.preferredHolder",
+             "may only be specified if `strategy` is defined"),
+            (lease("s", strategy="Newest"), "spec.strategy", "Unsupported value"),
+            (lease("Bad_Name"), "metadata.name", "RFC 1123 subdomain")]:
+        code, _, st = srv.request("POST", LEASE_PATH, body=body)
+        assert code == 422 and st["reason"] == "Invalid", (body, st)
+        causes = st["details"]["causes"]
+        assert [c["field"] for c in causes] == [field] and msg in causes[0]["message"], st
+    code, _, st = srv.request("POST", LEASE_PATH, body=lease("ok", strategy="OldestEmulationVersion",
+                                                            preferredHolder="x"))
+    assert code == 201, st
+    code, _, st = srv.request("POST", LEASE_PATH + "?fieldValidation=Strict",
+                              body=lease("u", holderId="x"))
+    assert code == 400 and 'unknown field "spec.holderId"' in st["message"], st
+    code, _, st = srv.request("POST", LEASE_PATH, body=lease("w", renewTime="yesterday"))
+    assert code >= 400 and "spec.renewTime" in st["message"], st
+    # and with kubectl: apply (create, unchanged, configured), get
+    path = dump(workdir, "lease.yaml", [lease("kc", holder="pod-1_ab")])
+    assert "lease.coordination.k8s.io/kc created" in srv.kubectl("apply", "-f", path).stdout
+    assert "unchanged" in srv.kubectl("apply", "-f", path).stdout
+    path = dump(workdir, "lease2.yaml", [lease("kc", holder="pod-2_cd", leaseTransitions=1)])
+    assert "lease.coordination.k8s.io/kc configured" in srv.kubectl("apply", "-f", path).stdout
+    got = json.loads(srv.kubectl("get", "lease", "kc", "-o", "json").stdout)
+    assert got["spec"]["holderIdentity"] == "pod-2_cd" and got["spec"]["leaseTransitions"] == 1
+    names = srv.kubectl("get", "leases.coordination.k8s.io", "-o", "name").stdout.split()
+    assert names == ["lease.coordination.k8s.io/" + n for n in ("gw", "kc", "ok")], names
+    assert "kc" in srv.kubectl("get", "lease").stdout
+
+
 def test_node_ports_and_cluster_ips(srv):
     code, _, a = srv.request("POST", SVC_PATH, body=service("a", type="NodePort"))
     assert code == 201 and 30000 <= a["spec"]["ports"][0]["nodePort"] <= 32767

@@ -7,7 +7,8 @@ Covered: object metadata (names per resource, labels, annotations) for every res
 externalName); Pods and pod templates (containers, ports, probes, volumes and mounts, resources);
 Deployments/ReplicaSets/StatefulSets/DaemonSets (selector vs template labels, immutable
 selector); PersistentVolumeClaims; ConfigMaps/Secrets (keys, immutable); RBAC roles and bindings
-(verbs, roleRef immutable, subjects); Namespaces.
+(verbs, roleRef immutable, subjects); Namespaces; Leases (coordination.k8s.io: duration,
+transitions, strategy and preferredHolder).
 """
 import ipaddress
 import json
@@ -132,6 +133,8 @@ def iana_svc_name(v):
 
 
 RBAC = "rbac.authorization.k8s.io"
+COORDINATION = "coordination.k8s.io"
+LEASE_STRATEGIES = ["OldestEmulationVersion"]  # coordination.CoordinatedLeaseStrategy
 
 
 def name_rule(group, plural):
@@ -629,6 +632,8 @@ class Semantics:
             self._config(plural, obj, old, errs)
         elif group == RBAC:
             self._rbac(kind, obj, old, errs)
+        elif group == COORDINATION and plural == "leases" and spec is not None:
+            self._lease(spec, errs)
         elif group == "" and plural == "namespaces":
             obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
             obj.setdefault("status", {}).setdefault("phase", "Active")
@@ -711,6 +716,21 @@ class Semantics:
                     errs.forbidden(f, "field is immutable when `immutable` is set")
             if not obj.get("immutable"):
                 errs.forbidden("immutable", "field is immutable when `immutable` is set")
+
+    def _lease(self, spec, errs):
+        """The real server's ValidateLeaseSpec (pkg/apis/coordination/validation)."""
+        d = spec.get("leaseDurationSeconds")
+        if isinstance(d, int) and d <= 0:
+            errs.invalid("spec.leaseDurationSeconds", d, "must be greater than 0")
+        t = spec.get("leaseTransitions")
+        if isinstance(t, int) and t < 0:
+            errs.invalid("spec.leaseTransitions", t, "must be greater than or equal to 0")
+        strategy = spec.get("strategy")
+        if strategy is not None and strategy not in LEASE_STRATEGIES:
+            errs.not_supported("spec.strategy", strategy, LEASE_STRATEGIES)
+        if spec.get("preferredHolder") and not strategy:
+            errs.forbidden("spec.preferredHolder", "may only be specified if `strategy` is "
+                           "defined")
 
     def _rbac(self, kind, obj, old, errs):
         if kind in ("Role", "ClusterRole"):
