@@ -21,6 +21,10 @@
  * written; the import's status says so. Services an older version made (managed-by, no owner
  * label) are listed once at start and adopted when they are exactly what an import wants.
  *
+ * Only one controlplane per gateway name and namespace writes Services: the holder of the
+ * Lease clusterlink-gateway-<name> (cp_k8s_lease.h). The others (standby) keep their caches and
+ * statuses but write nothing until they hold it; the new holder reconciles everything at once.
+ *
  * Pods in all namespaces are watched (list + watch, resumed, re-listed on 410) to map a pod
  * IP to the client attributes of DESIGN.md section 3.
  *
@@ -47,6 +51,7 @@ struct cp_k8s_opts {
     uint64_t resync_ms;       /* periodic re-evaluation of every import (default 60000) */
     uint64_t watch_timeout_s; /* server-side timeoutSeconds of a watch (default 300) */
     bool pods;                /* watch pods for client attributes (default true via main) */
+    int lease_duration_s;     /* the Lease's leaseDurationSeconds (0: CP_K8S_LEASE_DURATION_S) */
 };
 
 /*
@@ -71,7 +76,9 @@ json_t *cp_k8s_import_status(struct cp_k8s *k, const char *name);
  * IP) to attrs; unknown addresses add nothing. NULL-safe. */
 void cp_k8s_client_attrs(struct cp_k8s *k, const char *client, json_t *attrs);
 
-/* {"namespace","synced","services","pods","lastError"} for /api/v1/status (new ref). */
+/* {"apiServer","namespace","gateway","role","holder","identity","lease","synced","services",
+ * "unownedServices","podIPs","lastError","leaseError"} for /api/v1/status (new ref); role is
+ * "holder" or "standby", holder the Lease's holderIdentity as last seen. */
 json_t *cp_k8s_summary(struct cp_k8s *k);
 
 /* ---- pure pieces (cp_k8s_model.c), exposed for tests and fuzzing ---- */
@@ -95,6 +102,21 @@ json_t *cp_k8s_parse_selector(const char *s, char *err, size_t errlen);
  * CL_EINVAL (NULL or empty name, out too small).
  */
 int cp_k8s_owner_value(const char *gateway, char *out, size_t outlen);
+
+/* The Lease that elects the one controlplane of a gateway name in a namespace that writes
+ * Services (cp_k8s_lease.h). */
+#define CP_K8S_LEASE_PREFIX     "clusterlink-gateway-"
+#define CP_K8S_LEASE_NAME_MAX   253 /* a DNS-1123 subdomain */
+#define CP_K8S_LEASE_DURATION_S 15  /* default leaseDurationSeconds */
+
+/*
+ * The Lease's name for a gateway name: CP_K8S_LEASE_PREFIX + the name when that is a DNS-1123
+ * subdomain (always, for a --name that is a DNS label), else CP_K8S_LEASE_PREFIX + the hash of
+ * the owner label's hashed form (the first 16 hex digits of the SHA-256 of the whole name).
+ * out needs CP_K8S_LEASE_NAME_MAX + 1 bytes. Returns 0, or CL_EINVAL (NULL or empty name, out
+ * too small).
+ */
+int cp_k8s_lease_name(const char *gateway, char *out, size_t outlen);
 
 /* Whose a Service is, from this gateway's point of view (owner: our owner label value). */
 enum cp_k8s_owner {

@@ -77,6 +77,7 @@ struct cp_k8s_call {
     int attempts;
     uint64_t started_ms;
     bool watch;
+    bool urgent; /* queued at the head */
     cp_k8s_resp_cb cb;
     struct cp_k8s_watch_cbs wcbs;
     void *ud;
@@ -260,7 +261,10 @@ static struct cp_k8s_call *call_new(struct cp_k8s_client *c, const char *method,
 static void enqueue(struct cp_k8s_call *call)
 {
     call->state = CALL_PENDING;
-    cl_list_insert_tail(&call->c->pending, &call->queue);
+    if (call->urgent)
+        cl_list_insert_tail(call->c->pending.next, &call->queue); /* before the first */
+    else
+        cl_list_insert_tail(&call->c->pending, &call->queue);
 }
 
 static void on_retry_timer(uv_timer_t *t)
@@ -993,6 +997,7 @@ int cp_k8s_call(struct cp_k8s_client *c, const struct cp_k8s_req *r, cp_k8s_resp
         return CL_ENOMEM;
     call->timeout_ms = r->timeout_ms != 0 ? r->timeout_ms : 30000;
     call->max_attempts = r->max_attempts > 0 ? r->max_attempts : 5;
+    call->urgent = r->urgent;
     call->cb = cb;
     call->ud = ud;
     return start(call, out);

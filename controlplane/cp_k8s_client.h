@@ -55,6 +55,7 @@ struct cp_k8s_req {
     size_t bodylen;
     uint64_t timeout_ms; /* per attempt, connection included (default 30000) */
     int max_attempts;    /* default 5 */
+    bool urgent;         /* ahead of the calls already waiting for a connection (the Lease) */
 };
 
 struct cp_k8s_client_opts {

@@ -111,10 +111,25 @@ fail:
 
 /* ---- owners -------------------------------------------------------------------------------- */
 
-int cp_k8s_owner_value(const char *gateway, char *out, size_t outlen)
+/* The first CP_K8S_OWNER_HASH hex digits of the SHA-256 of the name, NUL-terminated. */
+static int name_hash(const char *gateway, size_t n, char out[CP_K8S_OWNER_HASH + 1])
 {
     static const char hex[] = "0123456789abcdef";
     unsigned char digest[32];
+
+    if (n > UINT32_MAX || wc_Sha256Hash((const unsigned char *)gateway, (uint32_t)n, digest) != 0)
+        return CL_EINVAL;
+    for (size_t i = 0; i < CP_K8S_OWNER_HASH / 2; i++) {
+        out[2 * i] = hex[digest[i] >> 4];
+        out[2 * i + 1] = hex[digest[i] & 15];
+    }
+    out[CP_K8S_OWNER_HASH] = '\0';
+    return 0;
+}
+
+int cp_k8s_owner_value(const char *gateway, char *out, size_t outlen)
+{
+    char hash[CP_K8S_OWNER_HASH + 1];
     size_t n, lo, hi, o = 0;
 
     if (gateway == NULL || gateway[0] == '\0' || outlen < CP_K8S_OWNER_MAX + 1)
@@ -124,7 +139,7 @@ int cp_k8s_owner_value(const char *gateway, char *out, size_t outlen)
         memcpy(out, gateway, n + 1);
         return 0;
     }
-    if (n > UINT32_MAX || wc_Sha256Hash((const unsigned char *)gateway, (uint32_t)n, digest) != 0)
+    if (name_hash(gateway, n, hash) != 0)
         return CL_EINVAL;
     /* a readable prefix: the name's first characters, unusable ones as '-', alnum ends */
     hi = n < CP_K8S_OWNER_PREFIX ? n : CP_K8S_OWNER_PREFIX;
@@ -138,11 +153,26 @@ int cp_k8s_owner_value(const char *gateway, char *out, size_t outlen)
     }
     if (o > 0)
         out[o++] = '-';
-    for (size_t i = 0; i < CP_K8S_OWNER_HASH / 2; i++) {
-        out[o++] = hex[digest[i] >> 4];
-        out[o++] = hex[digest[i] & 15];
+    memcpy(out + o, hash, sizeof(hash));
+    return 0;
+}
+
+int cp_k8s_lease_name(const char *gateway, char *out, size_t outlen)
+{
+    char hash[CP_K8S_OWNER_HASH + 1];
+    size_t n;
+
+    if (gateway == NULL || gateway[0] == '\0' || outlen < CP_K8S_LEASE_NAME_MAX + 1)
+        return CL_EINVAL;
+    n = strlen(gateway);
+    if (sizeof(CP_K8S_LEASE_PREFIX) - 1 + n <= CP_K8S_LEASE_NAME_MAX) {
+        snprintf(out, outlen, "%s%s", CP_K8S_LEASE_PREFIX, gateway);
+        if (cl_str_is_dns_subdomain(out))
+            return 0;
     }
-    out[o] = '\0';
+    if (name_hash(gateway, n, hash) != 0)
+        return CL_EINVAL;
+    snprintf(out, outlen, "%s%s", CP_K8S_LEASE_PREFIX, hash);
     return 0;
 }
 
