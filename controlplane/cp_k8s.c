@@ -17,6 +17,10 @@
  * CONFLICT (re-read every CONFLICT_RECHECK_MS) or, for an unowned one that is exactly what the
  * import wants, ADOPT (a PUT adding our owner label, with its resourceVersion).
  *
+ * Lease: only the holder of the gateway's Lease (cp_k8s_lease.c) sends writes; a standby plans
+ * as usual (reads included) and reports "standby" where a write would be due. On becoming the
+ * holder every name is evaluated at once; on losing it the writes in flight are cancelled.
+ *
  * Watchers (this gateway's Services in the namespace, pods everywhere; and a list-only one for
  * unowned Services at start): list (pods: in pages), then watch from the list's
  * resourceVersion; a watch that ends is resumed from the last resourceVersion seen; 410 Gone
@@ -28,6 +32,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
 
 #include "cl/err.h"
 #include "cl/json.h"
@@ -39,6 +45,7 @@
 #include "cp.h"
 #include "cp_k8s_client.h"
 #include "cp_k8s_config.h"
+#include "cp_k8s_lease.h"
 
 #define CONFLICT_RECHECK_MS 5000  /* a foreign Service is looked at again after this */
 #define ERROR_BACKOFF_MAX   30000 /* an item's retry delay after failed requests */
@@ -106,6 +113,9 @@ struct cp_k8s {
     char ns[64];
     json_t *selector;
     char owner[CP_K8S_OWNER_MAX + 1]; /* our clusterlink.net/gateway value */
+    char lease[CP_K8S_LEASE_NAME_MAX + 1];
+    char identity[CP_K8S_LEASE_ID_MAX]; /* our holderIdentity */
+    struct cp_k8s_elector *elector;
     struct cp_k8s_target target;
     json_t *services;   /* name -> our Service as last seen */
     json_t *svc_new;    /* being filled by a (re-)list */
@@ -209,8 +219,9 @@ static void set_status(struct item *it, const char *state, const char *msg, cons
         json_object_set_new(st, "uid", json_string(uid));
     if (old == NULL || strcmp(old, state) != 0) {
         char esc[256];
-        CL_LOG(strcmp(state, "ready") == 0 || strcmp(state, "pending") == 0 ? CL_LOG_INFO
-                                                                            : CL_LOG_WARN,
+        /* standby is said once, by the elector, not per import */
+        CL_LOG(strcmp(state, "conflict") == 0 || strcmp(state, "error") == 0 ? CL_LOG_WARN
+                                                                             : CL_LOG_INFO,
                "cp.k8s", "import %s: Service %s/%s %s%s%s", it->name, it->k->ns, it->name, state,
                msg != NULL ? ": " : "", msg != NULL ? cl_log_escape(msg, esc, sizeof(esc)) : "");
     }
@@ -324,6 +335,20 @@ static int item_send(struct item *it, enum op op, const char *method, json_t *bo
     return rc;
 }
 
+/* A write is due but another controlplane of this gateway holds the Lease. */
+static void item_standby(struct item *it, const json_t *actual)
+{
+    struct cp_k8s *k = it->k;
+    const char *h = cp_k8s_elector_holder(k->elector);
+    char msg[1024];
+
+    snprintf(msg, sizeof(msg),
+             "this controlplane (%s) is on standby: %s holds the lease %s/%s of gateway %s "
+             "and writes its Services; this one writes none until it holds the lease",
+             k->identity, h[0] != '\0' ? h : "no one (not read yet)", k->ns, k->lease, k->owner);
+    set_status(it, "standby", msg, actual);
+}
+
 static void item_run(struct item *it)
 {
     struct cp_k8s *k = it->k;
@@ -344,6 +369,14 @@ static void item_run(struct item *it)
     }
     a = cp_k8s_plan(&k->target, it->name, imp, actual != NULL ? actual : other, &body);
     CL_DEBUG("cp.k8s", "import %s: %s", it->name, cp_k8s_action_name(a));
+    if ((a == CP_K8S_CREATE || a == CP_K8S_UPDATE || a == CP_K8S_DELETE || a == CP_K8S_ADOPT) &&
+        !cp_k8s_elector_is_holder(k->elector)) {
+        /* evaluated again when this controlplane holds the Lease (mark_all) */
+        json_decref(body);
+        if (imp != NULL)
+            item_standby(it, actual);
+        return;
+    }
     switch (a) {
     case CP_K8S_NONE:
         if (imp == NULL) {
@@ -821,10 +854,9 @@ static const struct watch_kind pods_kind = {
 
 /* ---- lifetime ------------------------------------------------------------------------------- */
 
-static void on_handle_closed(uv_handle_t *h)
+/* Drops one of the things that must end before k is freed (handles, the Lease release). */
+static void k8s_unref(struct cp_k8s *k)
 {
-    struct cp_k8s *k = h->data;
-
     if (--k->nhandles > 0)
         return;
     json_decref(k->services);
@@ -841,6 +873,51 @@ static void on_handle_closed(uv_handle_t *h)
     cl_mem_free(k->pods.cont);
     cp_k8s_config_deinit(&k->cfg);
     cl_mem_free(k);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    k8s_unref(h->data);
+}
+
+/* The elector's verdict: the holder writes; on becoming it, everything is looked at again (it
+ * may have missed changes while on standby); on losing it, writes in flight are cancelled. */
+static void on_lease_change(bool holder, void *ud)
+{
+    struct cp_k8s *k = ud;
+    struct cl_list *pos, *tmp;
+
+    if (k->stopping)
+        return;
+    if (holder) {
+        mark_all(k);
+        return;
+    }
+    cl_list_foreach_safe(pos, tmp, &k->items)
+    {
+        struct item *it = CL_CONTAINER_OF(pos, struct item, link);
+        if (it->busy && it->op != OP_GET) {
+            cp_k8s_call_cancel(it->call);
+            it->call = NULL;
+            it->busy = false;
+        }
+        item_due(it, 0); /* its status says standby */
+    }
+}
+
+/* Identity in the Lease: the pod's name in a pod, else host-pid; a nonce per start. */
+static int make_identity(struct cp_k8s *k, bool in_pod)
+{
+    char host[256] = "";
+    uint64_t nonce = 0;
+
+    if (getrandom(&nonce, sizeof(nonce), 0) != (ssize_t)sizeof(nonce))
+        nonce = uv_hrtime() ^ ((uint64_t)getpid() << 32);
+    if (gethostname(host, sizeof(host)) != 0)
+        cl_strlcpy(host, "localhost", sizeof(host));
+    host[sizeof(host) - 1] = '\0';
+    return cp_k8s_lease_identity(in_pod ? getenv("HOSTNAME") : NULL, host, (long)getpid(), nonce,
+                                 k->identity, sizeof(k->identity));
 }
 
 static void watcher_init(struct cp_k8s *k, struct watcher *w, const struct watch_kind *kind)
@@ -891,6 +968,12 @@ int cp_k8s_start(struct cp *cp, const struct cp_k8s_opts *o, struct cp_k8s **out
         snprintf(err, errlen, "no gateway name to label the Services with");
         goto fail;
     }
+    if (cp_k8s_lease_name(o->gateway, k->lease, sizeof(k->lease)) != 0 ||
+        make_identity(k, o->kubeconfig == NULL) != 0) {
+        snprintf(err, errlen, "cannot name the lease or this controlplane in it");
+        rc = CL_EINVAL;
+        goto fail;
+    }
     k->target.ns = k->ns;
     k->target.owner = k->owner;
     k->target.selector = k->selector;
@@ -928,6 +1011,23 @@ int cp_k8s_start(struct cp *cp, const struct cp_k8s_opts *o, struct cp_k8s **out
             "Kubernetes mode: API server %s:%u (%s), Services in namespace %s labelled %s=%s",
             k->cfg.host, k->cfg.port, o->kubeconfig != NULL ? o->kubeconfig : "in-cluster", k->ns,
             CP_K8S_LABEL_GATEWAY, k->owner);
+    struct cp_k8s_elector_opts eo = {
+        .who = {.ns = k->ns,
+                .name = k->lease,
+                .owner = k->owner,
+                .identity = k->identity,
+                .duration_s =
+                    o->lease_duration_s > 0 ? o->lease_duration_s : CP_K8S_LEASE_DURATION_S},
+        .on_change = on_lease_change,
+        .ud = k,
+    };
+    if ((rc = cp_k8s_elector_new(cp->loop, k->client, &eo, &k->elector)) != 0) {
+        /* nothing has started yet: undo what the loop holds */
+        snprintf(err, errlen, "cannot start the lease: %s", cl_strerror(rc));
+        k->elector = NULL;
+        cp_k8s_stop(k);
+        return rc;
+    }
     watcher_start(&k->legacy);
     watcher_start(&k->svc);
     if (k->watch_pods)
@@ -942,6 +1042,17 @@ fail:
     cp_k8s_config_deinit(&k->cfg);
     cl_mem_free(k);
     return rc;
+}
+
+static void on_lease_released(void *ud)
+{
+    struct cp_k8s *k = ud;
+
+    cp_k8s_elector_free(k->elector);
+    k->elector = NULL;
+    cp_k8s_client_free(k->client);
+    k->client = NULL;
+    k8s_unref(k);
 }
 
 void cp_k8s_stop(struct cp_k8s *k)
@@ -959,12 +1070,17 @@ void cp_k8s_stop(struct cp_k8s *k)
     cp_k8s_call_cancel(k->legacy.call);
     cp_k8s_call_cancel(k->pods.call);
     k->svc.call = k->legacy.call = k->pods.call = NULL;
-    cp_k8s_client_free(k->client);
-    k->client = NULL;
     uv_close((uv_handle_t *)&k->work, on_handle_closed);
     uv_close((uv_handle_t *)&k->svc.timer, on_handle_closed);
     uv_close((uv_handle_t *)&k->legacy.timer, on_handle_closed);
     uv_close((uv_handle_t *)&k->pods.timer, on_handle_closed);
+    /* a holder hands the Lease back so another controlplane takes over at once; the client
+     * lives until that is answered */
+    k->nhandles++;
+    if (k->elector != NULL)
+        cp_k8s_elector_stop(k->elector, on_lease_released, k);
+    else
+        on_lease_released(k);
 }
 
 void cp_k8s_import_changed(struct cp_k8s *k, const char *name)
@@ -998,9 +1114,12 @@ json_t *cp_k8s_summary(struct cp_k8s *k)
 {
     if (k == NULL)
         return json_null();
-    return json_pack("{s:s,s:s,s:s,s:b,s:i,s:i,s:i,s:s}", "apiServer",
+    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:b,s:i,s:i,s:i,s:s,s:s}", "apiServer",
                      k->client != NULL ? k->cfg.host : "", "namespace", k->ns, "gateway", k->owner,
+                     "role", cp_k8s_elector_is_holder(k->elector) ? "holder" : "standby", "holder",
+                     cp_k8s_elector_holder(k->elector), "identity", k->identity, "lease", k->lease,
                      "synced", k->svc.synced && k->legacy.synced, "services",
                      (int)json_object_size(k->services), "unownedServices", (int)k->legacy_seen,
-                     "podIPs", (int)cp_k8s_pods_count(&k->podmap), "lastError", k->last_error);
+                     "podIPs", (int)cp_k8s_pods_count(&k->podmap), "lastError", k->last_error,
+                     "leaseError", cp_k8s_elector_error(k->elector));
 }

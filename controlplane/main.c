@@ -56,6 +56,10 @@ static const char usage[] =
     "                       else the kubeconfig context's, else \"default\")\n"
     "  --k8s-selector <k=v,...>  labels of the dataplane pods, the selector of every Service\n"
     "                       (required in Kubernetes mode)\n"
+    "  --k8s-lease-duration <s>  of the Lease clusterlink-gateway-<name> in that namespace: only\n"
+    "                       its holder writes Services, other controlplanes of the same --name\n"
+    "                       stand by and take over once it is not renewed for that long, or at\n"
+    "                       once when released on exit (default 15, 1..3600; short for tests)\n"
     "  --target-ports <lo-hi>  range for allocated target ports (default 20000-29999); in\n"
     "                       Kubernetes mode an import's targetPort is allocated from it when 0 "
     "and\n"
@@ -104,6 +108,7 @@ int main(int argc, char **argv)
         {"kubeconfig", required_argument, NULL, 'C'},
         {"k8s-namespace", required_argument, NULL, 'S'},
         {"k8s-selector", required_argument, NULL, 'L'},
+        {"k8s-lease-duration", required_argument, NULL, 'D'},
         {"target-ports", required_argument, NULL, 'P'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -112,6 +117,7 @@ int main(int argc, char **argv)
     const char *ready = NULL;
     struct cp_k8s_opts ko = {.pods = true};
     int k8s_flag = -1; /* -1: detect (on in a pod), 0: --no-k8s, 1: --k8s */
+    bool lease_flag = false;
     /* a fixed array: no allocation for an early exit (--help, a bad flag) to leak */
     char *admins[CP_MAX_ADMINS], defadmin[128];
     size_t nadmins = 0;
@@ -188,6 +194,13 @@ int main(int argc, char **argv)
         case 'L':
             ko.selector = optarg;
             break;
+        case 'D':
+            if (cl_parse_opt_long(stderr, PROG, "k8s-lease-duration", optarg, 1, 3600, "s", &v) !=
+                0)
+                return 2;
+            ko.lease_duration_s = (int)v;
+            lease_flag = true;
+            break;
         case 'P': {
             char lo[16], *dash = strchr(optarg, '-');
             uint16_t l, hgh;
@@ -251,9 +264,9 @@ int main(int argc, char **argv)
             return 2;
         }
         json_decref(sel);
-    } else if (ko.kubeconfig != NULL || ko.ns != NULL || ko.selector != NULL) {
-        fprintf(stderr, "cl-controlplane: --kubeconfig, --k8s-namespace and --k8s-selector "
-                        "need Kubernetes mode (--k8s)\n");
+    } else if (ko.kubeconfig != NULL || ko.ns != NULL || ko.selector != NULL || lease_flag) {
+        fprintf(stderr, "cl-controlplane: --kubeconfig, --k8s-namespace, --k8s-selector and "
+                        "--k8s-lease-duration need Kubernetes mode (--k8s)\n");
         return 2;
     }
     cl_mem_install_jansson();

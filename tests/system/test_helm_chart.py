@@ -45,6 +45,7 @@ MULT = float(os.environ.get("CL_TEST_TIMEOUT_MULT", "1"))
 # K8S_CONTRACT.md
 SERVICE_VERBS = ["get", "list", "watch", "create", "update", "delete"]
 POD_VERBS = ["list", "watch"]
+LEASE_VERBS = ["get", "create", "update"]  # the Lease that elects one writer per gateway name
 RUN = "/run/clusterlink"
 STATE = "/var/lib/clusterlink"
 TLS = "/etc/clusterlink/tls"
@@ -307,7 +308,9 @@ def check_gateway(objs, values, release, namespace):
     assert sa["metadata"].get("annotations", {}) == v["serviceAccount"]["annotations"]
     role, crole = k["Role"], k["ClusterRole"]
     assert role["rules"] == [{"apiGroups": [""], "resources": ["services"],
-                              "verbs": SERVICE_VERBS}]
+                              "verbs": SERVICE_VERBS},
+                             {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+                              "verbs": LEASE_VERBS}]
     assert crole["rules"] == [{"apiGroups": [""], "resources": ["pods"], "verbs": POD_VERBS}]
     for binding, target in ((k["RoleBinding"], role), (k["ClusterRoleBinding"], crole)):
         assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io",
@@ -319,6 +322,8 @@ def check_gateway(objs, values, release, namespace):
     # and the spec serves those verbs on those resources (core v1)
     assert set(SERVICE_VERBS) <= set(openapi.find_resource("", "v1", "services").verbs)
     assert set(POD_VERBS) <= set(openapi.find_resource("", "v1", "pods").verbs)
+    leases = openapi.find_resource("coordination.k8s.io", "v1", "leases")
+    assert set(LEASE_VERBS) <= set(leases.verbs) and leases.namespaced
     assert openapi.find_resource("", "v1", "services").namespaced
     # cluster-wide names carry the namespace: same release name in two namespaces, no clash
     assert namespace in crole["metadata"]["name"]

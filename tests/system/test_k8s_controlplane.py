@@ -4,7 +4,8 @@ The real cl-controlplane and cl-dataplane run against tests/support/k8s/apiserve
 schemas from the official OpenAPI spec, fault injection under /_test/). Each test gets its own
 API server, and at the end the requests the controlplane made are checked against the RBAC of
 the chart's RBAC (docs/k8s-controlplane.md): services in the namespace (get, list, watch,
-create, update, delete) and pods everywhere (list, watch), nothing else.
+create, update, delete), the gateway's Lease there (get, create, update) and pods everywhere
+(list, watch), nothing else.
 """
 import json
 import os
@@ -34,6 +35,7 @@ GATEWAY = "clusterlink.net/gateway"  # the owner label: the controlplane's --nam
 TOKEN = "test-token-0123456789"
 # the contract's RBAC: what the chart grants, and so all the controlplane may use
 RBAC = {("services", NS): {"get", "list", "watch", "create", "update", "delete"},
+        ("leases", NS): {"get", "create", "update"},
         ("pods", None): {"list", "watch"}}
 
 
@@ -111,7 +113,9 @@ def verb_of(r):
     if r.get("verb"):
         return r["verb"]
     parts = [p for p in r["path"].split("/") if p]
-    named = len(parts) in (4, 6) if parts[:2] == ["api", "v1"] else False
+    if parts[:1] == ["apis"]:  # /apis/<group>/<version>/...: as /api/v1/... one deeper
+        parts = parts[1:]
+    named = len(parts) in (4, 6)
     if r["method"] == "GET":
         return "watch" if "watch=1" in (r.get("query") or "") else ("get" if named else "list")
     return {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}.get(
@@ -123,7 +127,9 @@ def resource_of(r):
     if r.get("resource"):
         return r["resource"], r.get("namespace") or None
     parts = [p for p in r["path"].split("/") if p]
-    if parts[:3] == ["api", "v1", "namespaces"] and len(parts) >= 5:
+    if parts[:1] == ["apis"]:  # /apis/<group>/<version>/...: as /api/v1/... one deeper
+        parts = parts[1:]
+    if parts[2:3] == ["namespaces"] and len(parts) >= 5:
         return parts[4], parts[3]
     return (parts[2] if len(parts) > 2 else "?"), None
 
@@ -133,7 +139,7 @@ def check_rbac(reqs):
     used = set()
     for r in reqs:
         (res, ns), verb = resource_of(r), verb_of(r)
-        allowed = RBAC.get((res, ns if res == "services" else None), set())
+        allowed = RBAC.get((res, ns if res in ("services", "leases") else None), set())
         assert verb in allowed, "request outside the RBAC contract: %r" % r
         assert not r.get("subresource"), r
         used.add((res, verb))
@@ -230,9 +236,10 @@ def wait_services(api, want, timeout=20):
     return api.services()
 
 
-def writes(reqs, name=None):
+def writes(reqs, name=None, resource="services"):
+    """Writes to Services (or another resource), of one name or all."""
     return [r for r in reqs if r["method"] in ("POST", "PUT", "PATCH", "DELETE") and
-            (name is None or r.get("name") == name)]
+            resource_of(r)[0] == resource and (name is None or r.get("name") == name)]
 
 
 # ---- import lifecycle ---------------------------------------------------------------------
@@ -386,8 +393,10 @@ def test_restart_adopts_without_writes_and_removes_orphans(api, kgateways):
     time.sleep(0.5 * h.MULT)
     reqs = api.controlplane_requests()
     assert writes(reqs) == [], writes(reqs)
+    # besides the lease (released by the old one, taken by the new one), only reads
     assert {(resource_of(r)[0], verb_of(r)) for r in reqs} <= {
-        ("services", "list"), ("services", "watch"), ("pods", "list"), ("pods", "watch")}
+        ("services", "list"), ("services", "watch"), ("pods", "list"), ("pods", "watch"),
+        ("leases", "get"), ("leases", "update")}
 
 
 # ---- ownership: two gateways in one namespace, and the upgrade from unowned Services -----------
