@@ -487,6 +487,15 @@ def test_two_gateways_in_one_namespace_never_touch_each_others_services(api, two
                       owner=g.name, selector=gw_selector(g.name))
     assert east.ctl_json("status")["kubernetes"]["gateway"] == "east"
     assert west.ctl_json("status")["kubernetes"]["services"] == 1
+    # different names: each holds its own lease, and never asks for the other's
+    for g in (east, west):
+        st = g.ctl_json("status")["kubernetes"]
+        assert st["role"] == "holder" and st["lease"] == "clusterlink-gateway-" + g.name, st
+        assert lease_of(api, g.name)["spec"]["holderIdentity"] == st["identity"]
+        own = [r for r in api.requests() if r.get("token") == TOKENS[g.name] and
+               resource_of(r)[0] == "leases"]
+        assert own and all(r.get("name") in (None, "clusterlink-gateway-" + g.name)
+                           for r in own), own
     # west's "shared" stays a conflict, east's Service as it was
     before = versions(api)
     time.sleep(1.0 * h.MULT)
@@ -536,6 +545,211 @@ def test_two_gateways_in_one_namespace_never_touch_each_others_services(api, two
                   import_json(west, "shared")["spec"]["targetPort"], owner="west",
                   selector=gw_selector("west"))
     assert sorted(api.services()) == ["shared", "w-only"]
+
+
+# ---- one writer per gateway name: the Lease --------------------------------------------------
+
+LEASE_S = max(2, int(round(2 * h.MULT)))  # --k8s-lease-duration in these tests
+LEASES = "/apis/coordination.k8s.io/v1/namespaces/%s/leases" % NS
+CP_LEASE_PREFIX = "clusterlink-gateway-"
+SAME = {"a": ("a-token-0123456789", "21000-21499"), "b": ("b-token-0123456789", "21500-21999")}
+
+
+def instance_selector(inst):
+    return {"app": "cl-dataplane", "instance": inst}
+
+
+def same_name_gateway(api, fabric, workdir, inst, name="east"):
+    """Controlplane + dataplane of gateway `name`, instance `inst` (its own directory, token,
+    target ports and dataplane selector, as a second Helm release with the same gateway.name
+    would have), with a short lease."""
+    tok, ports = SAME[inst]
+    kc = os.path.join(workdir, inst + "-kubeconfig")
+    write_kubeconfig(kc, api.port, api.ca, tok)
+    sel = ",".join("%s=%s" % kv for kv in sorted(instance_selector(inst).items()))
+    return h.Gateway(fabric, name, os.path.join(workdir, inst), extra_cp=[
+        "--k8s", "--kubeconfig", kc, "--k8s-selector", sel, "--target-ports", ports,
+        "--k8s-lease-duration", str(LEASE_S)])
+
+
+@pytest.fixture
+def same_name(fabric, workdir, api):
+    """Factory: same_name("a") starts instance a of gateway east; all stop at the end (a
+    controlplane the test SIGKILLed excepted: -9 is what it asked for)."""
+    api.set_tokens([TOKEN] + [t for t, _ in SAME.values()])
+    started = []
+
+    def make(inst):
+        g = same_name_gateway(api, fabric, workdir, inst)
+        started.append(g)
+        return g.start()
+
+    yield make
+    bad = []
+    for g in started:
+        for name, rc in g.stop().items():
+            if rc not in (0, -signal.SIGKILL):
+                bad.append("%s exited %s" % (name, rc))
+    assert not bad, bad
+
+
+def k8s_status(g):
+    return g.ctl_json("status")["kubernetes"]
+
+
+def lease_of(api, name="east"):
+    st, _, obj = api.request("GET", LEASES + "/" + CP_LEASE_PREFIX + name)
+    return obj if st == 200 else None
+
+
+
+def by_token(api, inst):
+    """The requests of instance inst (by its token: the test's own use another)."""
+    return [r for r in api.requests() if r.get("token") == SAME[inst][0]]
+
+
+def wait_role(g, role, timeout):
+    """Polls the controlplane's status until role; returns the seconds it took."""
+    t0 = time.monotonic()
+    h.wait_for(lambda: k8s_status(g)["role"] == role, timeout,
+               "%s's controlplane %s (now %s)" % (g.dir, role, k8s_status(g)))
+    return time.monotonic() - t0
+
+
+def wait_renewals(api, n):
+    """Waits until the lease record changed n times (the holder renewing): time passing
+    through the lease, not a sleep."""
+    seen = [lease_of(api)["metadata"]["resourceVersion"]]
+
+    def more():
+        rv = lease_of(api)["metadata"]["resourceVersion"]
+        if rv != seen[-1]:
+            seen.append(rv)
+        return len(seen) > n
+    h.wait_for(more, LEASE_S * (n + 2), "%d renewals of the lease" % n, interval=0.05)
+
+
+def test_one_writer_per_gateway_name(api, same_name):
+    a = same_name("a")
+    wait_role(a, "holder", 10)
+    sa = k8s_status(a)
+    assert sa["lease"] == "clusterlink-gateway-east" and sa["holder"] == sa["identity"]
+    assert sa["identity"].startswith(socket.gethostname() + "-%d_" % a.cp.pid), sa
+    lease = lease_of(api)
+    assert lease["spec"]["holderIdentity"] == sa["identity"]
+    assert lease["spec"]["leaseDurationSeconds"] == LEASE_S
+    assert lease["metadata"]["labels"] == {MANAGED: "clusterlink", GATEWAY: "east"}
+    assert openapi.validate(dict(lease, apiVersion="coordination.k8s.io/v1", kind="Lease")) == []
+    create_import(a, "web", 80)
+    wait_state(a, "web", "ready")
+
+    # b, the same gateway name in the same namespace: standby, naming a; its imports wait
+    b = same_name("b")
+    h.wait_for(lambda: k8s_status(b)["holder"] == sa["identity"], 10, "b sees a's lease")
+    sb = k8s_status(b)
+    assert sb["role"] == "standby" and sb["identity"] != sa["identity"], sb
+    create_import(b, "web", 80)     # a's Service, b's selector: an update b may not send
+    create_import(b, "b-only", 81)  # missing: a create b may not send
+    for n in ("web", "b-only"):
+        st = wait_state(b, n, "standby")
+        assert sa["identity"] in st["message"] and "clusterlink-gateway-east" in st["message"]
+    assert svc_state(a, "web") == "ready"
+    wait_renewals(api, 3)
+    # only a wrote: b read the lease and wrote nothing at all
+    assert writes(by_token(api, "b")) == [] and writes(by_token(api, "b"), resource="leases") == []
+    assert {verb_of(r) for r in by_token(api, "b") if resource_of(r)[0] == "leases"} == {"get"}
+    lw = writes(by_token(api, "a"), resource="leases")
+    assert [r["method"] for r in lw][:1] == ["POST"] and len(lw) >= 4, lw
+    assert all(r["code"] in (200, 201) for r in lw), lw
+    assert sorted(api.services()) == ["web"]
+    assert api.service("web")["spec"]["selector"] == instance_selector("a")
+    # b said once which controlplane holds the lease
+    with open(b.cp.log_path) as f:
+        said = [ln for ln in f if "level=warn" in ln and "is held by " + sa["identity"] in ln]
+    assert len(said) == 1, said
+
+    # a is killed: b takes over about a lease duration later (a's last renew + D, read every
+    # D/3) and reconciles what it could not write while standing by
+    web_uid = api.service("web")["metadata"]["uid"]
+    a.cp.kill()
+    took = wait_role(b, "holder", 3 * LEASE_S)
+    print("takeover after SIGKILL of the holder: %.2f s (lease %d s)" % (took, LEASE_S))
+    assert LEASE_S / 3 <= took <= 2 * LEASE_S * h.MULT, took
+    sb = k8s_status(b)
+    assert sb["holder"] == sb["identity"]
+    lease = lease_of(api)
+    assert lease["spec"]["holderIdentity"] == sb["identity"]
+    assert lease["spec"]["leaseTransitions"] == 1
+    wait_state(b, "b-only", "ready")
+    wait_state(b, "web", "ready")
+    svcs = api.services()
+    assert sorted(svcs) == ["b-only", "web"]
+    for n, port in (("web", 80), ("b-only", 81)):
+        check_service(api, svcs[n], n, port, import_json(b, n)["spec"]["targetPort"],
+                      selector=instance_selector("b"))
+    assert svcs["web"]["metadata"]["uid"] == web_uid  # updated in place, not re-created
+    assert {(r["method"], r.get("name")) for r in writes(by_token(api, "b"))} == {
+        ("POST", None), ("PUT", "web")}
+
+    # a comes back: a new identity (a new process), standby behind b
+    api.reset()
+    api.mine = []
+    start_cp(a)
+    h.wait_for(lambda: k8s_status(a)["holder"] == sb["identity"], 10, "a sees b's lease")
+    sa2 = k8s_status(a)
+    assert sa2["role"] == "standby" and sa2["identity"] not in (sa["identity"], sb["identity"])
+    wait_state(a, "web", "standby")
+    assert writes(by_token(api, "a")) == []
+
+    # b stops cleanly: it hands the lease back and a takes over well within the duration
+    # (at its next read, D/3 at most), then puts its own imports in place: web back to its
+    # selector, b-only (no import at a) deleted as this gateway's orphan
+    t0 = time.monotonic()
+    assert b.cp.stop() == 0
+    took = wait_role(a, "holder", 2 * LEASE_S)
+    took_all = time.monotonic() - t0
+    print("takeover after SIGTERM of the holder: %.2f s from its exit, %.2f s from SIGTERM "
+          "(lease %d s)" % (took, took_all, LEASE_S))
+    assert took_all < LEASE_S * 0.75, took_all
+    rel = [r for r in by_token(api, "b") if resource_of(r)[0] == "leases" and
+           r["method"] == "PUT"]
+    assert rel and rel[-1]["code"] == 200, rel
+    wait_state(a, "web", "ready")
+    h.wait_for(lambda: sorted(api.services()) == ["web"], 10, "b's orphan b-only deleted")
+    assert api.service("web")["spec"]["selector"] == instance_selector("a")
+    assert lease_of(api)["spec"]["leaseTransitions"] == 2
+    with open(b.cp.log_path) as f:
+        assert any("released" in ln for ln in f)
+
+
+def test_holder_that_cannot_renew_stops_writing(api, same_name):
+    a = same_name("a")
+    wait_role(a, "holder", 10)
+    create_import(a, "one", 80)
+    wait_state(a, "one", "ready")
+    # renewals fail (the API server refuses every lease update): a stops being the holder
+    # before its lease could expire for anyone else, and writes nothing meanwhile
+    api.faults({"method": "PUT", "resource": "leases", "codes": [503], "count": 100000})
+    took = wait_role(a, "standby", 2 * LEASE_S)
+    print("holder stopped writing %.2f s after renewals began to fail" % took)
+    assert took <= LEASE_S * h.MULT, took
+    api.reset()  # a fresh request log; the fault goes with it, so set again
+    api.mine = []
+    api.faults({"method": "PUT", "resource": "leases", "codes": [503], "count": 100000})
+    create_import(a, "two", 81)
+    st = wait_state(a, "two", "standby")
+    assert "this controlplane" in st["message"]
+    h.wait_for(lambda: len(writes(api.controlplane_requests(), resource="leases")) >= 2,
+               3 * LEASE_S, "a trying to renew again")
+    assert writes(api.controlplane_requests()) == []
+    assert "503" in k8s_status(a)["leaseError"], k8s_status(a)
+    # the API server accepts updates again: the lease still names a, which renews it and
+    # writes what was waiting
+    api.control("POST", "reset")
+    wait_role(a, "holder", 3 * LEASE_S)
+    wait_state(a, "two", "ready")
+    assert sorted(api.services()) == ["one", "two"]
+    assert lease_of(api)["spec"]["leaseTransitions"] == 0  # never someone else's
 
 
 def legacy_service(name, port, target, selector=None, import_label=None):
