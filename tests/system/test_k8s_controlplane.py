@@ -1038,6 +1038,8 @@ def test_bad_configuration_is_refused(api, fabric, workdir):
     assert r.returncode == 2 and "k=v" in r.stderr
     r = run("--kubeconfig", api.kubeconfig_path, "--k8s-selector", "a=b")
     assert r.returncode == 2 and "need Kubernetes mode" in r.stderr
+    r = run("--no-k8s", "--k8s-lease-duration", "5")
+    assert r.returncode == 2 and "need Kubernetes mode" in r.stderr
     r = run("--k8s", "--kubeconfig", os.path.join(workdir, "nope"), "--k8s-selector", "a=b")
     assert r.returncode == 1 and "cannot read kubeconfig" in r.stderr
     r = run("--k8s", "--k8s-namespace", "Bad", "--k8s-selector", "a=b")
