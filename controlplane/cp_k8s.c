@@ -36,7 +36,6 @@
 #include <unistd.h>
 
 #include "cl/err.h"
-#include "cl/json.h"
 #include "cl/list.h"
 #include "cl/log.h"
 #include "cl/mem.h"
@@ -313,7 +312,7 @@ static void on_answer(const struct cp_k8s_resp *r, void *ud);
 static int item_send(struct item *it, enum op op, const char *method, json_t *body)
 {
     struct cp_k8s *k = it->k;
-    char path[PATH_MAX_LEN], *text = NULL;
+    char path[PATH_MAX_LEN];
     struct cp_k8s_req req = {.method = method, .path = path, .timeout_ms = 15000};
     int rc;
 
@@ -321,15 +320,8 @@ static int item_send(struct item *it, enum op op, const char *method, json_t *bo
         snprintf(path, sizeof(path), "/api/v1/namespaces/%s/services", k->ns);
     else
         snprintf(path, sizeof(path), "/api/v1/namespaces/%s/services/%s", k->ns, it->name);
-    if (body != NULL) {
-        if ((text = cl_json_dumps(body)) == NULL)
-            return CL_ENOMEM;
-        req.body = text;
-        req.bodylen = strlen(text);
-    }
     it->op = op;
-    rc = cp_k8s_call(k->client, &req, on_answer, it, &it->call);
-    cl_mem_free(text);
+    rc = cp_k8s_call_json(k->client, &req, body, on_answer, it, &it->call);
     if (rc == 0)
         it->busy = true;
     return rc;

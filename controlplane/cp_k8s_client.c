@@ -1003,6 +1003,26 @@ int cp_k8s_call(struct cp_k8s_client *c, const struct cp_k8s_req *r, cp_k8s_resp
     return start(call, out);
 }
 
+int cp_k8s_call_json(struct cp_k8s_client *c, const struct cp_k8s_req *r, const json_t *body,
+                     cp_k8s_resp_cb cb, void *ud, struct cp_k8s_call **out)
+{
+    struct cp_k8s_req req = *r;
+    char *text = NULL;
+    int rc;
+
+    req.body = NULL;
+    req.bodylen = 0;
+    if (body != NULL) {
+        if ((text = cl_json_dumps(body)) == NULL)
+            return CL_ENOMEM;
+        req.body = text;
+        req.bodylen = strlen(text);
+    }
+    rc = cp_k8s_call(c, &req, cb, ud, out);
+    cl_mem_free(text); /* the call keeps a copy */
+    return rc;
+}
+
 int cp_k8s_watch(struct cp_k8s_client *c, const char *path, uint64_t idle_ms,
                  const struct cp_k8s_watch_cbs *cbs, void *ud, struct cp_k8s_call **out)
 {

@@ -86,6 +86,11 @@ void cp_k8s_client_free(struct cp_k8s_client *c);
 int cp_k8s_call(struct cp_k8s_client *c, const struct cp_k8s_req *r, cp_k8s_resp_cb cb, void *ud,
                 struct cp_k8s_call **out);
 
+/* cp_k8s_call with body (borrowed; NULL for none) as the request's JSON body; r->body is
+ * ignored. Returns 0 or CL_ENOMEM. */
+int cp_k8s_call_json(struct cp_k8s_client *c, const struct cp_k8s_req *r, const json_t *body,
+                     cp_k8s_resp_cb cb, void *ud, struct cp_k8s_call **out);
+
 /*
  * Opens a watch stream (GET `path`, which should carry watch=1) on its own connection, with
  * an idle deadline: no byte for idle_ms ends it with CL_ETIMEDOUT. One attempt: the owner

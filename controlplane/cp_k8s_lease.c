@@ -19,7 +19,6 @@
 #include <time.h>
 
 #include "cl/err.h"
-#include "cl/json.h"
 #include "cl/log.h"
 #include "cl/mem.h"
 #include "cl/str.h"
@@ -258,7 +257,7 @@ static void check_valid(struct cp_k8s_elector *e)
 static int send_req(struct cp_k8s_elector *e, enum op op, const char *method, const json_t *body,
                     uint64_t timeout_ms)
 {
-    char path[PATH_LEN], *text = NULL;
+    char path[PATH_LEN];
     struct cp_k8s_req req = {.method = method,
                              .path = path,
                              .timeout_ms = timeout_ms,
@@ -270,15 +269,8 @@ static int send_req(struct cp_k8s_elector *e, enum op op, const char *method, co
         snprintf(path, sizeof(path), CP_K8S_LEASE_API "/namespaces/%s/leases", e->ns);
     else
         snprintf(path, sizeof(path), CP_K8S_LEASE_API "/namespaces/%s/leases/%s", e->ns, e->name);
-    if (body != NULL) {
-        if ((text = cl_json_dumps(body)) == NULL)
-            return CL_ENOMEM;
-        req.body = text;
-        req.bodylen = strlen(text);
-    }
     e->op = op;
-    rc = cp_k8s_call(e->c, &req, on_lease_answer, e, &e->call);
-    cl_mem_free(text);
+    rc = cp_k8s_call_json(e->c, &req, body, on_lease_answer, e, &e->call);
     if (rc != 0)
         e->op = OP_NONE;
     return rc;

@@ -174,11 +174,12 @@ def kgateways(fabric, workdir, api):
         return g.start()
 
     yield make
-    bad = []
-    for g in started:
-        for name, rc in g.stop().items():
-            if rc != 0:
-                bad.append("%s exited %s" % (name, rc))
+    stop_all(started)
+
+
+def stop_all(gws, ok=(0,)):
+    """Stops every gateway; each process must have exited with a code in ok."""
+    bad = ["%s exited %s" % (n, rc) for g in gws for n, rc in g.stop().items() if rc not in ok]
     assert not bad, bad
 
 
@@ -430,12 +431,7 @@ def two_gateways(fabric, workdir, api):
             g.start()
         yield gws
     finally:
-        bad = []
-        for g in gws.values():
-            for name, rc in g.stop().items():
-                if rc != 0:
-                    bad.append("%s exited %s" % (name, rc))
-        assert not bad, bad
+        stop_all(gws.values())
 
 
 def writes_by(api, gw):
@@ -585,12 +581,7 @@ def same_name(fabric, workdir, api):
         return g.start()
 
     yield make
-    bad = []
-    for g in started:
-        for name, rc in g.stop().items():
-            if rc not in (0, -signal.SIGKILL):
-                bad.append("%s exited %s" % (name, rc))
-    assert not bad, bad
+    stop_all(started, ok=(0, -signal.SIGKILL))
 
 
 def k8s_status(g):
