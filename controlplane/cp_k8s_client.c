@@ -860,8 +860,9 @@ static void dispatch(struct cp_k8s_client *c)
             {
                 struct cp_k8s_call *x = CL_CONTAINER_OF(pos, struct cp_k8s_call, queue);
                 k = NULL;
+                /* an urgent call (the Lease) may open one connection more than the rest */
                 if (x->watch || (k = idle_conn(c)) != NULL || (k = spare_conn(c)) != NULL ||
-                    request_conns(c) < c->o.max_conns) {
+                    request_conns(c) < c->o.max_conns + (x->urgent ? 1 : 0)) {
                     call = x;
                     break;
                 }

@@ -55,7 +55,8 @@ struct cp_k8s_req {
     size_t bodylen;
     uint64_t timeout_ms; /* per attempt, connection included (default 30000) */
     int max_attempts;    /* default 5 */
-    bool urgent;         /* ahead of the calls already waiting for a connection (the Lease) */
+    bool urgent;         /* ahead of the calls waiting for a connection, and may open one more than
+                            max_conns (the Lease: its renewals must not wait behind Services) */
 };
 
 struct cp_k8s_client_opts {

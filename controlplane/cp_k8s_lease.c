@@ -150,22 +150,20 @@ json_t *cp_k8s_lease_body(enum cp_k8s_lease_step step, const json_t *current,
     transitions = json_integer_value(json_object_get(spec, "leaseTransitions"));
     if (transitions < 0)
         transitions = 0;
-    switch (step) {
-    case CP_K8S_LEASE_ACQUIRE:
-        /* a new holder: client-go counts every change of holder */
-        json_object_set_new(spec, "leaseTransitions", json_integer(transitions + 1));
-        json_object_set_new(spec, "acquireTime", json_string(now));
-        /* fallthrough */
-    case CP_K8S_LEASE_RENEW:
-        json_object_set_new(spec, "holderIdentity", json_string(who->identity));
-        json_object_set_new(spec, "leaseDurationSeconds", json_integer(who->duration_s));
-        break;
-    default: /* RELEASE, as client-go's ReleaseOnCancel: no holder, 1 s, times now */
+    if (step == CP_K8S_LEASE_RELEASE) {
+        /* as client-go's ReleaseOnCancel: no holder, 1 s, times now, transitions kept */
         json_object_set_new(spec, "holderIdentity", json_string(""));
         json_object_set_new(spec, "leaseDurationSeconds", json_integer(1));
         json_object_set_new(spec, "acquireTime", json_string(now));
         json_object_set_new(spec, "leaseTransitions", json_integer(transitions));
-        break;
+    } else {
+        if (step == CP_K8S_LEASE_ACQUIRE) {
+            /* a new holder: client-go counts every change of holder */
+            json_object_set_new(spec, "leaseTransitions", json_integer(transitions + 1));
+            json_object_set_new(spec, "acquireTime", json_string(now));
+        }
+        json_object_set_new(spec, "holderIdentity", json_string(who->identity));
+        json_object_set_new(spec, "leaseDurationSeconds", json_integer(who->duration_s));
     }
     json_object_set_new(spec, "renewTime", json_string(now));
     return o;
@@ -429,16 +427,13 @@ static void on_lease_answer(const struct cp_k8s_resp *r, void *ud)
         return;
     }
     if (r->err == 0 && (r->status == 409 || r->status == 404)) {
-        /* someone else moved first (or the Lease went): read it and decide again */
+        /* someone else moved first (or the Lease went): read it and decide again. A holder
+         * keeps its last renew's validity: nobody may take over before it runs out, so the
+         * change was not a takeover (a label edited, say) unless the read says so */
         CL_DEBUG("cp.k8s", "lease %s/%s: %s answered %d: re-reading", e->ns, e->name,
                  cp_k8s_lease_step_name(e->step), r->status);
         json_decref(e->lease);
         e->lease = NULL;
-        if (e->holder && r->status == 409) {
-            snprintf(e->last_error, sizeof(e->last_error), "%s", msg);
-            e->valid_until = 0; /* it may be someone else's now: stop writing until renewed */
-            check_valid(e);
-        }
         arm(e, cl_now_ms());
         return;
     }
