@@ -555,6 +555,51 @@ def report(results, paths, metrics, a):
                 rb = ("%.2fx" % (med[p] / best)) if best else "-"
                 print("| %s | %.4g | %.4g-%.4g | %s | %s |" % (p, med[p], min(v), max(v), rd, rb))
             print()
+    targets(results, paths)
+
+
+# The dataplane issue's targets, as ratios of medians in one run: (what, metric, key, the pair
+# compared with ("best" = the best of stunnel, HAProxy and ssh), needed ratio, higher is better).
+TARGETS = [
+    ("1-stream throughput >= 1.2x the best pair", "iperf1", "gbit/s", "best", 1.2, True),
+    ("8-stream throughput >= 1.2x the best pair", "iperf8", "gbit/s", "best", 1.2, True),
+    ("new connections/s >= 1.3x ssh", "wrkclose", "req/s", "sshaes", 1.3, True),
+    ("new connections/s >= 5x HAProxy", "wrkclose", "req/s", "haproxy", 5.0, True),
+    ("keep-alive req/s >= the best pair", "wrkka", "req/s", "best", 1.0, True),
+    ("keep-alive p99 <= HAProxy's", "wrkka", "p99 ms", "haproxy", 1.0, False),
+    ("idle memory per connection <= 16 KiB", "idle", "bytes/conn", None, 16384, False),
+]
+
+
+def targets(results, paths):
+    """Prints each target this run measured: met or not, with the figures it was judged on."""
+    others = [p for p in paths if p in ("stunnel", "haproxy", "sshaes")]
+    lines = []
+    for what, metric, key, vs, need, higher in TARGETS:
+        med = {p: statistics.median(results[(p, metric, key)]) for p in paths
+               if (p, metric, key) in results}
+        if "gateway" not in med:
+            continue
+        g = med["gateway"]
+        if vs is None:
+            ok, got = (g >= need) if higher else (g <= need), "%.4g" % g
+        else:
+            if vs == "best":
+                cand = {p: med[p] for p in others if p in med}
+                if not cand:
+                    continue
+                vs = (max if higher else min)(cand, key=cand.get)
+            if vs not in med or med[vs] == 0:
+                continue
+            ratio = g / med[vs]
+            ok = ratio >= need if higher else ratio <= need
+            got = "%.2fx %s (%.4g vs %.4g)" % (ratio, vs, g, med[vs])
+        lines.append("| %s | %s | %s |" % (what, got, "met" if ok else "NOT MET"))
+    if lines:
+        print("| target (dataplane issue) | this run | |")
+        print("|---|---|---|")
+        print("\n".join(lines))
+        print()
 
 
 if __name__ == "__main__":
