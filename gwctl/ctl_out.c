@@ -399,6 +399,51 @@ static int print_counters(FILE *out, const json_t *counters)
     return rc;
 }
 
+/* The scalars of a small object (objects, kubernetes): on one line, "k v, k v", when that fits
+ * STATUS_LINE columns; else one "k v" per line under the first, nothing cut short (an error
+ * message or a lease holder can be long). */
+#define STATUS_LINE 100
+
+/* jtext, with "-" for an empty string (no error, say) */
+static const char *scalar_text(const json_t *v, char *buf, size_t len)
+{
+    const char *t = jtext(v, buf, len);
+
+    return t[0] != '\0' ? t : "-";
+}
+
+static void print_scalars(FILE *out, const char *key, const json_t *v)
+{
+    size_t width = 13, n = 0; /* the key column and its space */
+    const char *k2;
+    const json_t *v2;
+    char buf[64];
+
+    json_object_foreach((json_t *)v, k2, v2)
+    {
+        if (json_is_object(v2) || json_is_array(v2))
+            continue;
+        width += (n > 0 ? 2 : 0) + strlen(k2) + 1 + strlen(scalar_text(v2, buf, sizeof(buf)));
+        n++;
+    }
+    if (n == 0) {
+        fprintf(out, "%-12s -\n", key);
+        return;
+    }
+    fprintf(out, "%-12s ", key);
+    n = 0;
+    json_object_foreach((json_t *)v, k2, v2)
+    {
+        if (json_is_object(v2) || json_is_array(v2))
+            continue;
+        if (n > 0)
+            fputs(width <= STATUS_LINE ? ", " : "\n             ", out);
+        fprintf(out, "%s %s", k2, scalar_text(v2, buf, sizeof(buf)));
+        n++;
+    }
+    fputc('\n', out);
+}
+
 int ctl_out_status(FILE *out, const json_t *st)
 {
     static const char *const phdr[] = {"PEER", "REACHABLE", "SINCE", "LAST ERROR"};
@@ -419,21 +464,9 @@ int ctl_out_status(FILE *out, const json_t *st)
             continue;
         }
         if (json_is_object(v)) {
-            /* small objects of scalars (objects, kubernetes) on one line: "k v, k v" */
-            char line[512] = "";
-            const char *k2;
-            const json_t *v2;
             if (strcmp(key, "counters") == 0)
                 continue;
-            json_object_foreach((json_t *)v, k2, v2)
-            {
-                char one[200];
-                if (json_is_object(v2) || json_is_array(v2))
-                    continue;
-                snprintf(one, sizeof(one), "%s %s", k2, jtext(v2, buf, sizeof(buf)));
-                append(line, sizeof(line), ", ", one);
-            }
-            fprintf(out, "%-12s %s\n", key, line[0] ? line : "-");
+            print_scalars(out, key, v);
             continue;
         }
         if (strcmp(key, "uptimeSeconds") == 0 && json_is_integer(v)) {

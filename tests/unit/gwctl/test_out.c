@@ -183,6 +183,21 @@ static void status_view(void **state)
           "revision     7\n"
           "objects      peers 1, exports 2\n"
           "kubernetes   namespace cl, watching yes\n");
+    /* too long for one line: one field per line, nothing cut short */
+    check(ctl_out_status,
+          "{\"name\":\"east\",\"kubernetes\":{\"namespace\":\"cl\",\"role\":\"standby\","
+          "\"holder\":\"clusterlink-6f9d8c7b5-x2x9k_3fa0c2d1e4b5a697\",\"lease\":"
+          "\"clusterlink-gateway-east\",\"services\":2,\"lastError\":\"\",\"leaseError\":"
+          "\"API server unreachable: connection refused\"},\"objects\":{}}",
+          "name         east\n"
+          "kubernetes   namespace cl\n"
+          "             role standby\n"
+          "             holder clusterlink-6f9d8c7b5-x2x9k_3fa0c2d1e4b5a697\n"
+          "             lease clusterlink-gateway-east\n"
+          "             services 2\n"
+          "             lastError -\n"
+          "             leaseError API server unreachable: connection refused\n"
+          "objects      -\n");
     check(ctl_out_status, "{\"name\":\"east\"}", "name         east\n");
     check(ctl_out_status, "{\"name\":\"e\",\"workers\":[{\"id\":1},{\"id\":2}]}",
           "name         e\nworkers      2\n");
