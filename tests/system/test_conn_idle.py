@@ -14,7 +14,7 @@ import struct
 import time
 
 import clharness as h
-from test_e2e_basic import link
+from test_e2e_basic import linked_pair
 
 DATA, HEADERS, RST_STREAM, SETTINGS, PING, GOAWAY, WINDOW_UPDATE = 0, 1, 3, 4, 6, 7, 8
 END_STREAM, END_HEADERS, ACK = 0x1, 0x4, 0x1
@@ -157,11 +157,7 @@ def test_frames_crossing_the_goaway_meet_a_clean_end(gateways, fabric):
 
 
 def test_connection_with_open_stream_is_not_idle(gateways, echo):
-    a, b = gateways("gw-a", "gw-b", extra_dp=["--conn-idle-timeout", "400"])
-    srv = echo()
-    port = h.free_port()
-    link(a, b, srv.port, port)
-    h.wait_for(lambda: h.echo_roundtrip(port, b"x") == b"x", 10, "tunnel up")
+    a, b, srv, port = linked_pair(gateways, echo, extra_dp=["--conn-idle-timeout", "400"])
     # a quiet tunnel (one stream on the pooled connection) outlives the connection idle
     # timeout several times over on both gateways
     s = h.connect(port)

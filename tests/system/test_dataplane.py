@@ -6,12 +6,11 @@ import socket
 import ssl
 import subprocess
 import threading
-import time
 
 import pytest
 
 import clharness as h
-from test_e2e_basic import link
+from test_e2e_basic import link, linked_pair
 
 
 def children(pid):
@@ -50,12 +49,7 @@ def stream_hash(port, nbytes, chunk=1 << 20):
 
 @pytest.fixture
 def pair(gateways, echo):
-    a, b = gateways("gw-a", "gw-b")
-    srv = echo()
-    port = h.free_port()
-    link(a, b, srv.port, port)
-    h.wait_for(lambda: h.echo_roundtrip(port, b"x") == b"x", 10, "tunnel up")
-    return a, b, srv, port
+    return linked_pair(gateways, echo)
 
 
 def test_100mib_byte_exact_both_ways(pair):

@@ -15,7 +15,7 @@ import time
 
 import clharness as h
 from test_dataplane import children
-from test_e2e_basic import link
+from test_e2e_basic import linked_pair
 
 
 def count(gw_proc, text):
@@ -44,11 +44,7 @@ def closed_now(s):
 
 
 def test_idle_tunnel_is_reset_busy_one_lives(gateways, echo):
-    a, b = gateways("gw-a", "gw-b", extra_dp=["--idle-timeout", "500"])
-    srv = echo()
-    port = h.free_port()
-    link(a, b, srv.port, port)
-    h.wait_for(lambda: h.echo_roundtrip(port, b"x") == b"x", 10, "tunnel up")
+    a, b, srv, port = linked_pair(gateways, echo, extra_dp=["--idle-timeout", "500"])
     idle = h.connect(port)
     busy = h.connect(port)
     idle.sendall(b"i")
@@ -99,11 +95,7 @@ def test_idle_tunnel_is_reset_busy_one_lives(gateways, echo):
 
 
 def test_idle_timeout_zero_never_closes(gateways, echo):
-    a, b = gateways("gw-a", "gw-b", extra_dp=["--idle-timeout", "0"])
-    srv = echo()
-    port = h.free_port()
-    link(a, b, srv.port, port)
-    h.wait_for(lambda: h.echo_roundtrip(port, b"x") == b"x", 10, "tunnel up")
+    a, b, srv, port = linked_pair(gateways, echo, extra_dp=["--idle-timeout", "0"])
     s = h.connect(port)
     s.sendall(b"1")
     assert s.recv(10) == b"1"
@@ -117,11 +109,7 @@ def test_idle_timeout_zero_never_closes(gateways, echo):
 
 
 def test_client_reset_while_egress_authz_pending(gateways, echo):
-    a, b = gateways("gw-a", "gw-b")
-    srv = echo()
-    port = h.free_port()
-    link(a, b, srv.port, port)
-    h.wait_for(lambda: h.echo_roundtrip(port, b"x") == b"x", 10, "tunnel up")
+    a, b, srv, port = linked_pair(gateways, echo)
     # workers remember decisions per config revision: a change makes the next ones ask again
     a.ctl("create", "export", "--name", "unrelated", "--host", "127.0.0.1", "--port", 9)
     time.sleep(0.3)  # the CONFIG_DELTA reaches every worker
@@ -150,11 +138,7 @@ def test_client_reset_while_egress_authz_pending(gateways, echo):
 
 
 def test_client_reset_while_ingress_authz_pending(gateways, echo):
-    a, b = gateways("gw-a", "gw-b")
-    srv = echo()
-    port = h.free_port()
-    link(a, b, srv.port, port)
-    h.wait_for(lambda: h.echo_roundtrip(port, b"x") == b"x", 10, "tunnel up")
+    a, b, srv, port = linked_pair(gateways, echo)
     # workers remember decisions per config revision: a change makes the next ones ask again
     b.ctl("create", "export", "--name", "unrelated", "--host", "127.0.0.1", "--port", 9)
     time.sleep(0.3)  # the CONFIG_DELTA reaches every worker
@@ -184,11 +168,7 @@ def test_client_reset_while_ingress_authz_pending(gateways, echo):
 def test_decisions_remembered_per_revision(gateways, echo):
     """A worker remembers authorization answers: a repeated caller is served with the
     controlplane stopped, and a policy change applies to the very next connection."""
-    a, b = gateways("gw-a", "gw-b")
-    srv = echo()
-    port = h.free_port()
-    link(a, b, srv.port, port)
-    h.wait_for(lambda: h.echo_roundtrip(port, b"x") == b"x", 10, "tunnel up")
+    a, b, srv, port = linked_pair(gateways, echo)
     asked = count(b.cp, "ingress peer=")
     os.kill(b.cp.pid, signal.SIGSTOP)  # the exporting side cannot answer AUTHZ_INGRESS
     try:

@@ -16,6 +16,17 @@ def link(a, b, echo_port, import_port, name="echo"):
     a.ctl("create", "import", "--name", name, "--port", import_port, "--peer", b.name)
 
 
+def linked_pair(gateways, echo, extra_dp=()):
+    """gw-a imports echo from gw-b (link above), both started with extra_dp; returns a, b, the
+    echo server and the import port once a byte has made the round trip."""
+    a, b = gateways("gw-a", "gw-b", extra_dp=extra_dp)
+    srv = echo()
+    port = h.free_port()
+    link(a, b, srv.port, port)
+    h.wait_for(lambda: h.echo_roundtrip(port, b"x") == b"x", 10, "tunnel up")
+    return a, b, srv, port
+
+
 def test_bytes_cross_two_gateways(gateways, echo):
     a, b = gateways("gw-a", "gw-b")
     srv = echo()
