@@ -206,15 +206,14 @@ out:
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static int ready = -1;
-    struct cl_h2conn_opts o = {.server = true, .tls = sctx, .cbs = &srv_cbs};
+    struct cl_h2conn_opts o = {
+        .server = true, .cbs = &srv_cbs, .max_streams = MAX_STREAMS, .stream_sendq = 64 * 1024};
 
     if (ready < 0)
         ready = init() == 0;
     if (!ready)
         abort();
-    o.tls = sctx;
-    o.max_streams = MAX_STREAMS;
-    o.stream_sendq = 64 * 1024;
+    o.tls = sctx; /* made by init() */
     srv_closed = false;
     streams_open = 0;
     if ((cli = cl_tls_new(cctx, "srv")) == NULL)
