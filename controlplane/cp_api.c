@@ -310,6 +310,10 @@ void cp_api_handle(struct cp *cp, const char *method, const char *path, const ch
     enum cp_kind k;
 
     out->body = NULL;
+    if (path != NULL && strlen(path) >= sizeof(p)) { /* as the dataplane: never cut short */
+        error(out, 414, NULL, "request path longer than %zu bytes", sizeof(p) - 1);
+        return;
+    }
     snprintf(p, sizeof(p), "%s", path != NULL ? path : "");
     if ((q = strchr(p, '?')) != NULL)
         p[q - p] = '\0';

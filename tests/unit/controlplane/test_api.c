@@ -230,6 +230,16 @@ static void access_and_routing(void **state)
     assert_non_null(strstr(out, "\"name\":\"east\""));
     assert_non_null(strstr(out, "\"reachable\""));
     cl_free(&out);
+    /* a path that does not fit is refused whole: cut to 511 bytes it would list the peers */
+    char longpath[600];
+    memset(longpath, 'x', sizeof(longpath) - 1);
+    longpath[sizeof(longpath) - 1] = '\0';
+    memcpy(longpath, "/api/v1/peers?", 14);
+    assert_int_equal(call("GET", longpath, NULL, NULL, &out), 414);
+    assert_non_null(strstr(out, "longer than 511 bytes"));
+    cl_free(&out);
+    longpath[511] = '\0'; /* 511 bytes: fits */
+    assert_int_equal(call("GET", longpath, NULL, NULL, NULL), 200);
 }
 
 static void import_port_conflict(void **state)
