@@ -22,8 +22,8 @@ struct der {
 
 /*
  * Takes the next TLV off `d`: its tag and its value as a new reader. Returns false when the
- * bytes are not one complete TLV (multi-byte tag, indefinite or oversized length, value
- * running past the end); `d` is then left as it was.
+ * bytes are not one complete DER TLV (multi-byte tag, indefinite, oversized or non-minimal
+ * length, value running past the end); `d` is then left as it was.
  */
 static bool der_next(struct der *d, uint8_t *tag, struct der *val)
 {
@@ -39,6 +39,9 @@ static bool der_next(struct der *d, uint8_t *tag, struct der *val)
         l = 0;
         for (size_t i = 0; i < n; i++)
             l = (l << 8) | d->p[2 + i];
+        /* DER: the long form only for 128 and up, in as few bytes as it takes */
+        if (l < 0x80 || d->p[2] == 0)
+            return false;
         hdr += n;
     }
     if (l > d->len - hdr)
