@@ -243,58 +243,86 @@ out:
     return rc;
 }
 
+/* A certificate being made: its fields, its new P-256 key and the RNG both draw from. */
+struct build {
+    Cert *c;
+    WC_RNG rng;
+    ecc_key key;
+    bool have_rng;
+    bool have_key;
+};
+
+/* Starts a certificate for `cn` (serial, validity, subject) with a new key and its subject key
+ * identifier. build_end() must follow whatever this returns. */
+static int build_begin(struct build *b, const char *cn, int64_t not_before, int64_t not_after)
+{
+    int rc;
+
+    memset(b, 0, sizeof(*b));
+    if ((b->c = cl_calloc(1, sizeof(*b->c))) == NULL)
+        return CL_ENOMEM;
+    if ((rc = wc_InitRng(&b->rng)) != 0)
+        return map_wc(rc);
+    b->have_rng = true;
+    if ((rc = set_common(b->c, &b->rng, cn, not_before, not_after)) != 0)
+        return rc;
+    if ((rc = wc_ecc_init(&b->key)) != 0)
+        return map_wc(rc);
+    b->have_key = true;
+    if ((rc = wc_ecc_make_key_ex(&b->rng, 32, &b->key, ECC_SECP256R1)) != 0 ||
+        (rc = wc_SetSubjectKeyIdFromPublicKey(b->c, NULL, &b->key)) != 0)
+        return map_wc(rc);
+    return 0;
+}
+
+/* Signs the certificate with `signer` (NULL: its own key) and hands out both PEM strings (new),
+ * both or neither. */
+static int build_finish(struct build *b, ecc_key *signer, char **cert_pem, char **key_pem)
+{
+    char *cpem = NULL;
+    int rc;
+
+    if ((rc = make_signed(b->c, &b->key, signer != NULL ? signer : &b->key, &b->rng, &cpem)) != 0)
+        return rc;
+    if ((rc = key_to_pem(&b->key, key_pem)) != 0) {
+        cl_free(&cpem);
+        return rc;
+    }
+    *cert_pem = cpem;
+    return 0;
+}
+
+static void build_end(struct build *b)
+{
+    if (b->have_key)
+        wc_ecc_free(&b->key);
+    if (b->have_rng)
+        wc_FreeRng(&b->rng);
+    cl_free(&b->c);
+}
+
 int cl_certgen_ca(const char *cn, int64_t not_before, int64_t not_after, char **cert_pem,
                   char **key_pem)
 {
-    Cert *c = NULL;
-    ecc_key key;
-    WC_RNG rng;
-    bool have_rng = false, have_key = false;
-    char *cpem = NULL, *kpem = NULL;
+    struct build b;
     int rc;
 
     if (cert_pem == NULL || key_pem == NULL)
         return CL_EINVAL;
-    if ((c = cl_calloc(1, sizeof(*c))) == NULL)
-        return CL_ENOMEM;
-    if ((rc = wc_InitRng(&rng)) != 0) {
+    if ((rc = build_begin(&b, cn, not_before, not_after)) != 0)
+        goto out;
+    if ((rc = wc_SetAuthKeyIdFromPublicKey(b.c, NULL, &b.key)) != 0 ||
+        (rc = wc_SetKeyUsage(b.c, "keyCertSign,cRLSign,digitalSignature")) != 0) {
         rc = map_wc(rc);
-        goto fail;
+        goto out;
     }
-    have_rng = true;
-    if ((rc = set_common(c, &rng, cn, not_before, not_after)) != 0)
-        goto fail;
-    if ((rc = wc_ecc_init(&key)) != 0) {
-        rc = map_wc(rc);
-        goto fail;
-    }
-    have_key = true;
-    if ((rc = wc_ecc_make_key_ex(&rng, 32, &key, ECC_SECP256R1)) != 0 ||
-        (rc = wc_SetSubjectKeyIdFromPublicKey(c, NULL, &key)) != 0 ||
-        (rc = wc_SetAuthKeyIdFromPublicKey(c, NULL, &key)) != 0 ||
-        (rc = wc_SetKeyUsage(c, "keyCertSign,cRLSign,digitalSignature")) != 0) {
-        rc = map_wc(rc);
-        goto fail;
-    }
-    c->isCA = 1;
-    c->pathLenSet = 1;
-    c->pathLen = 0; // signs leaves only
-    c->selfSigned = 1;
-    if ((rc = make_signed(c, &key, &key, &rng, &cpem)) != 0)
-        goto fail;
-    if ((rc = key_to_pem(&key, &kpem)) != 0)
-        goto fail;
-    *cert_pem = cpem;
-    *key_pem = kpem;
-    cpem = kpem = NULL;
-fail:
-    cl_free(&cpem);
-    cl_free(&kpem);
-    if (have_key)
-        wc_ecc_free(&key);
-    if (have_rng)
-        wc_FreeRng(&rng);
-    cl_free(&c);
+    b.c->isCA = 1;
+    b.c->pathLenSet = 1;
+    b.c->pathLen = 0; // signs leaves only
+    b.c->selfSigned = 1;
+    rc = build_finish(&b, NULL, cert_pem, key_pem);
+out:
+    build_end(&b);
     return rc;
 }
 
@@ -376,82 +404,54 @@ out:
 int cl_certgen_leaf(const char *ca_cert_pem, const char *ca_key_pem,
                     const struct cl_certgen_opts *o, char **cert_pem, char **key_pem)
 {
-    Cert *c = NULL;
-    ecc_key key, cakey;
-    WC_RNG rng;
-    bool have_rng = false, have_key = false, have_cakey = false;
+    struct build b;
+    ecc_key cakey;
+    bool have_cakey = false;
     uint8_t *cader = NULL;
     int caderlen = 0;
-    char *cpem = NULL, *kpem = NULL;
     char eku[32] = "";
     int rc;
 
     if (ca_cert_pem == NULL || ca_key_pem == NULL || o == NULL || cert_pem == NULL ||
         key_pem == NULL || (o->ndns > 0 && o->dns == NULL) || (o->nips > 0 && o->ips == NULL))
         return CL_EINVAL;
-    if ((c = cl_calloc(1, sizeof(*c))) == NULL)
-        return CL_ENOMEM;
-    if ((rc = wc_InitRng(&rng)) != 0) {
-        rc = map_wc(rc);
-        goto fail;
-    }
-    have_rng = true;
-    if ((rc = set_common(c, &rng, o->cn, o->not_before, o->not_after)) != 0)
-        goto fail;
-    if ((rc = set_sans(c, o->dns, o->ndns, o->ips, o->nips)) != 0)
-        goto fail;
+    if ((rc = build_begin(&b, o->cn, o->not_before, o->not_after)) != 0)
+        goto out;
+    if ((rc = set_sans(b.c, o->dns, o->ndns, o->ips, o->nips)) != 0)
+        goto out;
     if ((rc = ca_cert_der(ca_cert_pem, &cader, &caderlen)) != 0)
-        goto fail;
+        goto out;
     if ((rc = wc_ecc_init(&cakey)) != 0) {
         rc = map_wc(rc);
-        goto fail;
+        goto out;
     }
     have_cakey = true;
     if ((rc = ca_key_load(ca_key_pem, &cakey)) != 0)
-        goto fail;
+        goto out;
     if ((rc = check_key_matches(cader, caderlen, &cakey)) != 0)
-        goto fail;
-    if (wc_SetIssuerBuffer(c, cader, caderlen) != 0 ||
-        wc_SetAuthKeyIdFromCert(c, cader, caderlen) != 0) {
+        goto out;
+    if (wc_SetIssuerBuffer(b.c, cader, caderlen) != 0 ||
+        wc_SetAuthKeyIdFromCert(b.c, cader, caderlen) != 0) {
         rc = CL_EINVAL;
-        goto fail;
+        goto out;
     }
-    if ((rc = wc_ecc_init(&key)) != 0) {
-        rc = map_wc(rc);
-        goto fail;
-    }
-    have_key = true;
     if (o->server_auth)
         cl_strlcpy(eku, "serverAuth", sizeof(eku));
     if (o->client_auth)
         cl_strlcpy(eku + strlen(eku), eku[0] != '\0' ? ",clientAuth" : "clientAuth",
                    sizeof(eku) - strlen(eku));
-    if ((rc = wc_ecc_make_key_ex(&rng, 32, &key, ECC_SECP256R1)) != 0 ||
-        (rc = wc_SetSubjectKeyIdFromPublicKey(c, NULL, &key)) != 0 ||
-        (rc = wc_SetKeyUsage(c, "digitalSignature,keyAgreement")) != 0 ||
-        (eku[0] != '\0' && (rc = wc_SetExtKeyUsage(c, eku)) != 0)) {
+    if ((rc = wc_SetKeyUsage(b.c, "digitalSignature,keyAgreement")) != 0 ||
+        (eku[0] != '\0' && (rc = wc_SetExtKeyUsage(b.c, eku)) != 0)) {
         rc = map_wc(rc);
-        goto fail;
+        goto out;
     }
-    c->isCA = 0;
-    c->basicConstSet = 1; // write basicConstraints CA:FALSE explicitly
-    if ((rc = make_signed(c, &key, &cakey, &rng, &cpem)) != 0)
-        goto fail;
-    if ((rc = key_to_pem(&key, &kpem)) != 0)
-        goto fail;
-    *cert_pem = cpem;
-    *key_pem = kpem;
-    cpem = kpem = NULL;
-fail:
-    cl_free(&cpem);
-    cl_free(&kpem);
+    b.c->isCA = 0;
+    b.c->basicConstSet = 1; // write basicConstraints CA:FALSE explicitly
+    rc = build_finish(&b, &cakey, cert_pem, key_pem);
+out:
     cl_free(&cader);
-    if (have_key)
-        wc_ecc_free(&key);
     if (have_cakey)
         wc_ecc_free(&cakey);
-    if (have_rng)
-        wc_FreeRng(&rng);
-    cl_free(&c);
+    build_end(&b);
     return rc;
 }
