@@ -25,6 +25,7 @@ Needs (installed on first run if missing): iperf3 nginx wrk stunnel4 haproxy ope
 Every process it starts is stopped by PID; every load step is bounded in time.
 """
 import argparse
+import ctypes
 import json
 import os
 import re
@@ -84,8 +85,23 @@ def ensure_packages():
                        check=True, env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
 
 
+PR_SET_PDEATHSIG = 1
+_LIBC = ctypes.CDLL(None, use_errno=True)
+
+
+def die_with(parent):
+    """A preexec_fn: the child gets SIGTERM when `parent` (the benchmark) dies, even by SIGKILL,
+    so a killed run leaves no servers or tunnels behind. The signal survives exec; the ppid
+    check covers a parent that died before prctl ran."""
+    def set_pdeathsig():
+        if _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0 or os.getppid() != parent:
+            os._exit(1)
+    return set_pdeathsig
+
+
 class Procs:
-    """Processes started by the benchmark, stopped by PID (SIGTERM, then SIGKILL)."""
+    """Processes started by the benchmark, stopped by PID (SIGTERM, then SIGKILL); each also gets
+    SIGTERM from the kernel if the benchmark itself is killed."""
 
     def __init__(self, logdir):
         self.logdir = logdir
@@ -94,7 +110,7 @@ class Procs:
     def spawn(self, name, cmd, env=None):
         out = open(os.path.join(self.logdir, name + ".log"), "ab")
         p = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                             env=env, start_new_session=True)
+                             env=env, start_new_session=True, preexec_fn=die_with(os.getpid()))
         self.items.append((name, p, out))
         return p
 
