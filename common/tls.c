@@ -25,10 +25,25 @@
 #define OUT_CHUNKS 1024 /* not a real bound: producers stop on cl_bufq_len() */
 #define MAX_SANS   16
 
-struct file_stamp {
-    char *path;
-    time_t mtime;
+/*
+ * One version of a file. Kubernetes replaces a mounted Secret by swapping a symlink (a new
+ * inode behind the same path), `mv` gives a new inode, and a rewrite in place changes the
+ * change time to the nanosecond: so a new certificate of the same size, written within the same
+ * second as the old one, still counts as new.
+ */
+struct file_id {
+    bool present; /* stat succeeded */
+    dev_t dev;
+    ino_t ino;
     off_t size;
+    struct timespec mtim;
+    struct timespec ctim;
+};
+
+struct file_stamp {
+    char *path;            /* NULL: none, or the material came from memory */
+    struct file_id in_use; /* the version the context was built from */
+    struct file_id failed; /* the version a reload last refused (see have_failed) */
 };
 
 struct cl_tls_ctx {
@@ -40,7 +55,8 @@ struct cl_tls_ctx {
     enum cl_tls_alpn_mode alpn_mode;
     char alpn[CL_TLS_ALPN_MAX + 1];
     char *peer_label;           /* NULL: the default wording */
-    struct file_stamp files[3]; /* cert, key, ca (NULL path: none, or from memory) */
+    struct file_stamp files[3]; /* cert, key, ca */
+    bool have_failed;           /* files[].failed hold a refused set, reported once */
 };
 
 struct cl_tls {
@@ -104,19 +120,38 @@ static int io_send(WOLFSSL *ssl, char *buf, int sz, void *ctx)
 
 /* ---- context ------------------------------------------------------------------------------- */
 
-static int stamp(struct file_stamp *f, const char *path)
+static void file_id_get(const char *path, struct file_id *id)
 {
     struct stat st;
 
-    f->path = NULL;
+    memset(id, 0, sizeof(*id));
+    if (path == NULL || stat(path, &st) != 0)
+        return; /* absent: differs from any present version, so a later one is noticed */
+    id->present = true;
+    id->dev = st.st_dev;
+    id->ino = st.st_ino;
+    id->size = st.st_size;
+    id->mtim = st.st_mtim;
+    id->ctim = st.st_ctim;
+}
+
+static bool file_id_eq(const struct file_id *a, const struct file_id *b)
+{
+    return a->present == b->present && a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+           a->mtim.tv_sec == b->mtim.tv_sec && a->mtim.tv_nsec == b->mtim.tv_nsec &&
+           a->ctim.tv_sec == b->ctim.tv_sec && a->ctim.tv_nsec == b->ctim.tv_nsec;
+}
+
+/* Records the path and the version about to be read: taken before reading, so a replacement
+ * that lands while the context is built shows as a change at the next reload. */
+static int stamp(struct file_stamp *f, const char *path)
+{
+    memset(f, 0, sizeof(*f));
     if (path == NULL)
         return 0;
     if ((f->path = cl_strdup(path)) == NULL)
         return CL_ENOMEM;
-    if (stat(path, &st) == 0) {
-        f->mtime = st.st_mtime;
-        f->size = st.st_size;
-    }
+    file_id_get(path, &f->in_use);
     return 0;
 }
 
@@ -279,10 +314,10 @@ int cl_tls_ctx_new(const struct cl_tls_ctx_opts *o, struct cl_tls_ctx **out, cha
     c->alpn_mode = o->alpn_mode;
     if ((rc = set_alpn(c, o, err, errlen)) != 0 ||
         (o->peer_label != NULL && (c->peer_label = cl_strdup(o->peer_label)) == NULL) ||
-        (c->ctx = build_ctx(o, err, errlen, &rc)) == NULL ||
         (rc = stamp(&c->files[0], o->cert_file)) != 0 ||
         (rc = stamp(&c->files[1], o->key_file)) != 0 ||
-        (rc = stamp(&c->files[2], o->ca_file)) != 0) {
+        (rc = stamp(&c->files[2], o->ca_file)) != 0 ||
+        (c->ctx = build_ctx(o, err, errlen, &rc)) == NULL) {
         if (rc == 0)
             rc = CL_ENOMEM; /* the peer_label copy */
         cl_tls_ctx_unref(c);
@@ -316,36 +351,39 @@ void cl_tls_ctx_unref(struct cl_tls_ctx *c)
 int cl_tls_ctx_reload(struct cl_tls_ctx *c, char *err, size_t errlen)
 {
     struct cl_tls_ctx_opts o = {.server = c->server, .cert_optional = c->cert_optional};
-    bool changed = false;
+    struct file_id now[3];
+    bool changed = false, refused_before = c->have_failed;
     WOLFSSL_CTX *n;
     int rc;
 
+    if (err != NULL && errlen > 0)
+        err[0] = '\0';
     if (!c->reloadable)
         return 0; /* built from memory: nothing to watch */
     for (int i = 0; i < 3; i++) {
-        struct stat st;
-        if (c->files[i].path == NULL)
-            continue; /* an anonymous client has no certificate or key */
-        if (stat(c->files[i].path, &st) == 0 &&
-            (st.st_mtime != c->files[i].mtime || st.st_size != c->files[i].size))
+        file_id_get(c->files[i].path, &now[i]); /* before reading, as in stamp() */
+        if (!file_id_eq(&now[i], &c->files[i].in_use))
             changed = true;
+        if (!file_id_eq(&now[i], &c->files[i].failed))
+            refused_before = false;
     }
-    if (!changed)
+    /* a set of files refused once is not read (nor reported) again until one of them changes */
+    if (!changed || refused_before)
         return 0;
     o.cert_file = c->files[0].path;
     o.key_file = c->files[1].path;
     o.ca_file = c->files[2].path;
-    if ((n = build_ctx(&o, err, errlen, &rc)) == NULL)
+    if ((n = build_ctx(&o, err, errlen, &rc)) == NULL) {
+        for (int i = 0; i < 3; i++)
+            c->files[i].failed = now[i];
+        c->have_failed = true;
         return rc;
-    wolfSSL_CTX_free(c->ctx); /* live connections keep their own reference */
-    c->ctx = n;
-    for (int i = 0; i < 3; i++) {
-        struct stat st;
-        if (c->files[i].path != NULL && stat(c->files[i].path, &st) == 0) {
-            c->files[i].mtime = st.st_mtime;
-            c->files[i].size = st.st_size;
-        }
     }
+    wolfSSL_CTX_free(c->ctx); /* live connections keep their own reference (wolfSSL_new) */
+    c->ctx = n;
+    for (int i = 0; i < 3; i++)
+        c->files[i].in_use = now[i];
+    c->have_failed = false;
     return 1;
 }
 

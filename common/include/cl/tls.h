@@ -81,9 +81,14 @@ void cl_tls_ctx_ref(struct cl_tls_ctx *c);
 void cl_tls_ctx_unref(struct cl_tls_ctx *c); /* NULL-safe; frees at zero */
 
 /*
- * Picks up replaced certificate/key/CA files (by mtime and size) for connections made after
- * the call. Returns 1 when reloaded, 0 when unchanged (or when any material came from memory),
- * or an error (the old material stays in use, err says why).
+ * Picks up replaced certificate, key and CA files for the connections made after the call;
+ * connections made before keep the material they were made with. A file counts as replaced
+ * when its inode, size, modification or change time differ (a rename over it, Kubernetes'
+ * symlink swap, a rewrite in place). Returns 1 when reloaded; 0 when nothing changed, when any
+ * material came from memory, or when these very files were refused before (so a caller polling
+ * it reports a refusal once); or an error from cl_tls_ctx_new (CL_ETLS_BAD_FILE, e.g. a file
+ * missing in the middle of a replacement, CL_ETLS_KEY_MISMATCH, CL_ENOMEM): the old material
+ * stays in use and err says why. Cheap when nothing changed: three stat() calls.
  */
 int cl_tls_ctx_reload(struct cl_tls_ctx *c, char *err, size_t errlen);
 

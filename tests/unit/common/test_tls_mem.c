@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cl/certgen.h"
 #include "cl/err.h"
@@ -527,6 +528,98 @@ static void peer_label_in_details(void **state)
                           "API server certificate does not name kubernetes.default.svc");
 }
 
+/* Writes a new version of `path` the way tools and Kubernetes do: a new file, renamed over. */
+static void replace_file(const char *path, const char *text)
+{
+    char tmp[600];
+
+    snprintf(tmp, sizeof(tmp), "%s.new", path);
+    assert_int_equal(cl_test_write_file(tmp, text, strlen(text)), 0);
+    assert_int_equal(rename(tmp, path), 0);
+}
+
+/* Handshakes a new client (pki.cli, trusting `cli_ca`, expecting `name`) with a new connection
+ * of `sc`: 0, or the first side's error (the client's, else the server's). */
+static int handshake_with(struct cl_tls_ctx *sc, const char *cli_ca, const char *name)
+{
+    struct cl_tls_ctx *cc = ctx(false, &pki.cli, cli_ca);
+    struct cl_tls *c = cl_tls_new(cc, name), *s = cl_tls_new(sc, NULL);
+    int crc, src;
+
+    assert_non_null(c);
+    assert_non_null(s);
+    handshake(c, s, &crc, &src);
+    cl_tls_free(c);
+    cl_tls_free(s);
+    cl_tls_ctx_unref(cc);
+    return crc != 0 ? crc : src;
+}
+
+/*
+ * A server context built from files picks up a new certificate, key and CA bundle for the
+ * connections made after the reload, while a connection made before keeps working on the old
+ * material (its wolfSSL object holds the old context until it is freed).
+ */
+static void reload_serves_new_material(void **state)
+{
+    char *dir = cl_test_mkdtemp("tlsreload");
+    char cert[512], key[512], ca[512], err[256], b[8];
+    struct cl_tls_ctx *sc = NULL;
+    struct pair old;
+    (void)state;
+
+    snprintf(cert, sizeof(cert), "%s/cert.pem", dir);
+    snprintf(key, sizeof(key), "%s/key.pem", dir);
+    snprintf(ca, sizeof(ca), "%s/ca.pem", dir);
+    replace_file(cert, pki.srv.cert);
+    replace_file(key, pki.srv.key);
+    replace_file(ca, pki.ca);
+    struct cl_tls_ctx_opts so = {.server = true, .cert_file = cert, .key_file = key, .ca_file = ca};
+    assert_int_equal(cl_tls_ctx_new(&so, &sc, err, sizeof(err)), 0);
+    /* the old certificate names "srv" only, no address */
+    assert_int_equal(handshake_with(sc, pki.ca, "srv"), 0);
+    assert_int_equal(handshake_with(sc, pki.ca, "127.0.0.1"), CL_ETLS_NAME);
+
+    memset(&old, 0, sizeof(old));
+    old.sc = sc;
+    cl_tls_ctx_ref(sc);
+    old.cc = ctx(false, &pki.cli, pki.ca);
+    old.s = cl_tls_new(old.sc, NULL);
+    old.c = cl_tls_new(old.cc, "srv");
+    handshake(old.c, old.s, &old.crc, &old.src);
+    assert_int_equal(old.crc, 0);
+    assert_int_equal(old.src, 0);
+
+    /* the certificate first, then its key: in between, the pair does not match and is refused
+     * (once); the old material keeps serving */
+    replace_file(cert, ipsrv.cert);
+    assert_int_equal(cl_tls_ctx_reload(sc, err, sizeof(err)), CL_ETLS_KEY_MISMATCH);
+    assert_int_equal(cl_tls_ctx_reload(sc, err, sizeof(err)), 0);
+    assert_int_equal(handshake_with(sc, pki.ca, "srv"), 0);
+    replace_file(key, ipsrv.key);
+    assert_int_equal(cl_tls_ctx_reload(sc, err, sizeof(err)), 1);
+    assert_int_equal(handshake_with(sc, pki.ca, "127.0.0.1"), 0); /* the new one has addresses */
+
+    /* a new CA bundle: clients of the old CA are refused from now on */
+    replace_file(ca, pki.other_ca);
+    assert_int_equal(cl_tls_ctx_reload(sc, err, sizeof(err)), 1);
+    assert_int_equal(handshake_with(sc, pki.ca, "srv"), CL_ETLS_UNKNOWN_CA);
+
+    /* the connection made before all this still carries data both ways */
+    assert_int_equal(cl_tls_write(old.c, "ping", 4), 4);
+    move(old.c, old.s);
+    assert_int_equal(cl_tls_read(old.s, b, sizeof(b)), 4);
+    assert_memory_equal(b, "ping", 4);
+    assert_int_equal(cl_tls_write(old.s, "pong", 4), 4);
+    move(old.s, old.c);
+    assert_int_equal(cl_tls_read(old.c, b, sizeof(b)), 4);
+    assert_memory_equal(b, "pong", 4);
+    pair_free(&old);
+    cl_tls_ctx_unref(sc);
+    cl_test_rmtree(dir);
+    cl_free(&dir);
+}
+
 /* Reload watches the files a context was built from, and only when all material is files. */
 static void reload_files(void **state)
 {
@@ -550,9 +643,23 @@ static void reload_files(void **state)
     cl_test_write_file(ca, both, strlen(both));
     assert_int_equal(cl_tls_ctx_reload(c, err, sizeof(err)), 1);
     assert_int_equal(cl_tls_ctx_reload(c, err, sizeof(err)), 0);
-    /* a broken replacement is refused and the old material stays */
+    /* a broken replacement is refused, once: the same files are not read again */
     cl_test_write_file(ca, "junk", 4);
     assert_int_equal(cl_tls_ctx_reload(c, err, sizeof(err)), CL_ETLS_BAD_FILE);
+    assert_non_null(strstr(err, ca));
+    assert_int_equal(cl_tls_ctx_reload(c, err, sizeof(err)), 0);
+    /* the same content and size as before, put in place by rename: a new version all the same */
+    replace_file(ca, pki.ca);
+    assert_int_equal(cl_tls_ctx_reload(c, err, sizeof(err)), 1);
+    replace_file(ca, pki.ca);
+    assert_int_equal(cl_tls_ctx_reload(c, err, sizeof(err)), 1);
+    assert_int_equal(cl_tls_ctx_reload(c, err, sizeof(err)), 0);
+    /* a file gone (mid-replacement) is an error until it is back */
+    assert_int_equal(unlink(ca), 0);
+    assert_int_equal(cl_tls_ctx_reload(c, err, sizeof(err)), CL_ETLS_BAD_FILE);
+    assert_int_equal(cl_tls_ctx_reload(c, err, sizeof(err)), 0);
+    replace_file(ca, pki.ca);
+    assert_int_equal(cl_tls_ctx_reload(c, err, sizeof(err)), 1);
     cl_tls_ctx_unref(c);
     /* the CA from memory: nothing to watch */
     o = k8s_opts();
@@ -578,6 +685,7 @@ int main(void)
         cmocka_unit_test(server_by_ip_address),
         cmocka_unit_test(peer_label_in_details),
         cmocka_unit_test(reload_files),
+        cmocka_unit_test(reload_serves_new_material),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
