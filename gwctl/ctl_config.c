@@ -377,17 +377,31 @@ static int config_file(struct ctl *ctl, char *path, size_t len)
     return 0;
 }
 
-/* Absolute path of an existing readable file, for the context (new string) or NULL. */
+/*
+ * Absolute path of an existing readable file, for the context (new string) or NULL. Symbolic
+ * links are kept, not resolved: a Kubernetes Secret mounts tls.crt as a link through `..data`,
+ * which is swapped on rotation, and the context must follow the link to the new file.
+ */
 static char *abs_file(struct ctl *ctl, const char *flag, const char *file, int *rc)
 {
-    char buf[PATH_MAX];
+    char cwd[PATH_MAX], buf[PATH_MAX];
+    int n;
 
     if (access(file, R_OK) != 0) {
         *rc = ctl_fail(ctl, "--%s %s: %s", flag, file, strerror(errno));
         return NULL;
     }
-    if (realpath(file, buf) == NULL) {
-        *rc = ctl_fail(ctl, "--%s %s: %s", flag, file, strerror(errno));
+    if (file[0] == '/') {
+        n = snprintf(buf, sizeof(buf), "%s", file);
+    } else {
+        if (getcwd(cwd, sizeof(cwd)) == NULL) {
+            *rc = ctl_fail(ctl, "--%s %s: %s", flag, file, strerror(errno));
+            return NULL;
+        }
+        n = snprintf(buf, sizeof(buf), "%s/%s", strcmp(cwd, "/") == 0 ? "" : cwd, file);
+    }
+    if (n < 0 || (size_t)n >= sizeof(buf)) {
+        *rc = ctl_fail(ctl, "--%s %s: %s", flag, file, strerror(ENAMETOOLONG));
         return NULL;
     }
     char *s = cl_strdup(buf);

@@ -250,12 +250,44 @@ static void init_alloc_failures(void **state)
     }
 }
 
+/* Paths are made absolute but links are kept: a Kubernetes Secret's files are links through
+ * `..data`, swapped on rotation, and the context must follow them to the new files. */
+static void init_keeps_links(void **state)
+{
+    struct fx *f = *state;
+    struct ctl_config cfg = {0};
+    char cwd[512], here[512], want[700], link[620], err[256];
+
+    setenv("XDG_CONFIG_HOME", f->xdg, 1);
+    snprintf(link, sizeof(link), "%s/ca-link.pem", f->dir);
+    assert_int_equal(symlink("ca.pem", link), 0);
+    assert_non_null(getcwd(cwd, sizeof(cwd)));
+    assert_int_equal(chdir(f->dir), 0);
+    assert_non_null(getcwd(here, sizeof(here))); /* what init sees as the directory */
+    assert_int_equal(run_ctl(NULL, "init", "--id", "links", "--host", "h", "--port", "1", "--ca",
+                             "ca-link.pem", "--cert", f->cert, "--key", "./key.pem", NULL),
+                     0);
+    assert_int_equal(chdir(cwd), 0);
+    assert_int_equal(ctl_config_load(f->cfg, &cfg, err, sizeof(err)), 0);
+    const struct ctl_context *c = ctl_config_find(&cfg, "links");
+    assert_non_null(c);
+    snprintf(want, sizeof(want), "%s/ca-link.pem", here);
+    assert_string_equal(c->ca, want);
+    assert_string_equal(c->cert, f->cert);
+    snprintf(want, sizeof(want), "%s/./key.pem", here);
+    assert_string_equal(c->key, want);
+    ctl_config_deinit(&cfg);
+    unlink(link);
+    unsetenv("XDG_CONFIG_HOME");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(xdg_path),          cmocka_unit_test(init_use_switch),
         cmocka_unit_test(init_checks_files), cmocka_unit_test(bad_files),
         cmocka_unit_test(save_forces_0600),  cmocka_unit_test(init_alloc_failures),
+        cmocka_unit_test(init_keeps_links),
     };
 
     return cmocka_run_group_tests(tests, setup, group_free);
