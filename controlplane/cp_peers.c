@@ -31,8 +31,10 @@ struct gw {
     uv_getaddrinfo_t gai;
     bool resolving;
     bool probing;
-    bool dead; /* removed: free when the last async operation returns */
-    int known; /* -1 unknown, 0 down, 1 up */
+    bool dead;   /* removed: free when the last async operation returns */
+    bool stale;  /* c was made with certificate files since replaced */
+    int dropped; /* connections replaced whose on_close is still to come (they point at g) */
+    int known;   /* -1 unknown, 0 down, 1 up */
     int fails, oks;
     uint64_t rtt_us;
     uint64_t sent_us;
@@ -68,7 +70,7 @@ static void probe(struct gw *g);
 
 static void gw_maybe_free(struct gw *g)
 {
-    if (g->dead && !g->resolving && !g->probing && g->c == NULL)
+    if (g->dead && !g->resolving && !g->probing && g->c == NULL && g->dropped == 0)
         cl_mem_free(g);
 }
 
@@ -76,10 +78,22 @@ static void on_conn_close(struct cl_h2conn *c, int err, void *ud)
 {
     struct gw *g = ud;
 
-    (void)c;
     (void)err;
-    g->c = NULL;
+    /* a replaced connection can close after its successor exists (the address lookup may
+     * finish in the same loop iteration as the close): only the current one clears g->c */
+    if (g->c == c)
+        g->c = NULL;
+    else
+        g->dropped--;
     gw_maybe_free(g);
+}
+
+/* Aborts the current connection so the next probe dials a new one. */
+static void gw_drop_conn(struct gw *g)
+{
+    cl_h2conn_close(g->c, 0); /* on_close follows */
+    g->c = NULL;
+    g->dropped++;
 }
 
 static const struct cl_h2conn_cbs conn_cbs = {.on_close = on_conn_close};
@@ -206,14 +220,15 @@ static void probe(struct gw *g)
 
     if (g->dead || g->probing || g->resolving)
         return;
+    if (g->c != NULL && g->stale)
+        gw_drop_conn(g); /* no probe is on it now */
+    g->stale = false;
     if (g->c != NULL && cl_h2conn_can_open(g->c)) {
         send_probe(g);
         return;
     }
-    if (g->c != NULL) {
-        cl_h2conn_close(g->c, 0); /* going away or dead: replace it */
-        g->c = NULL;
-    }
+    if (g->c != NULL)
+        gw_drop_conn(g); /* going away or dead: replace it */
     snprintf(port, sizeof(port), "%u", g->port);
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
     g->resolving = true;
@@ -425,6 +440,23 @@ void cp_peers_evidence(struct cp_peers *pp, const char *peer, const char *gatewa
         if (!p->quick_armed) {
             uv_timer_start(&p->quick, on_quick, QUICK_RETRY_MS, 0);
             p->quick_armed = true;
+        }
+    }
+}
+
+void cp_peers_retire(struct cp_peers *pp)
+{
+    struct cl_list *pos, *tmp, *gp, *gt;
+
+    if (pp == NULL)
+        return;
+    cl_list_foreach_safe(pos, tmp, &pp->peers)
+    {
+        struct ppeer *p = CL_CONTAINER_OF(pos, struct ppeer, link);
+        cl_list_foreach_safe(gp, gt, &p->gws)
+        {
+            struct gw *g = CL_CONTAINER_OF(gp, struct gw, link);
+            g->stale = g->c != NULL;
         }
     }
 }

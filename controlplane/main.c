@@ -33,6 +33,9 @@ static const char usage[] =
     "  --cert <pem>         this gateway's certificate (for outbound calls to peers)\n"
     "  --key <pem>          its private key\n"
     "  --ca <pem>           the fabric CA bundle\n"
+    "  --cert-check-interval <ms>    how often --cert, --key and --ca are checked for\n"
+    "                       replacement; the health connections to peers are then made anew\n"
+    "                       with the new files (default 5000; 0: never)\n"
     "  --admin <identity>   certificate identity allowed to use the management API; repeat for\n"
     "                       several (default: gwctl.<name>)\n"
     "  --health-interval <ms>        peer health probe period (default 1000)\n"
@@ -72,6 +75,29 @@ static const char usage[] =
 
 static struct cp cp;
 static uv_signal_t sigterm, sigint;
+static uv_timer_t cert_timer;
+static struct cl_tls_ctx *cert_tls;
+
+/* Picks up replaced --cert/--key/--ca files: the peer health connections, made with the old
+ * ones, are replaced at their next probe. A set of files that cannot be used is reported once;
+ * the old material stays in use. */
+static void on_cert_timer(uv_timer_t *t)
+{
+    char err[320] = "";
+    int rc;
+
+    (void)t;
+    rc = cl_tls_ctx_reload(cert_tls, err, sizeof(err));
+    if (rc < 0) {
+        CL_WARN("cp",
+                "certificate files changed but cannot be used, still using the previous "
+                "ones: %s",
+                err);
+    } else if (rc == 1) {
+        CL_INFO("cp", "certificate files reloaded: peer connections are made anew with them");
+        cp_peers_retire(cp.peers);
+    }
+}
 
 static void on_signal(uv_signal_t *s, int signum)
 {
@@ -85,6 +111,7 @@ static void on_signal(uv_signal_t *s, int signum)
     cp.kube = NULL;
     uv_close((uv_handle_t *)&sigterm, NULL);
     uv_close((uv_handle_t *)&sigint, NULL);
+    uv_close((uv_handle_t *)&cert_timer, NULL);
 }
 
 int main(int argc, char **argv)
@@ -110,6 +137,7 @@ int main(int argc, char **argv)
         {"k8s-selector", required_argument, NULL, 'L'},
         {"k8s-lease-duration", required_argument, NULL, 'D'},
         {"target-ports", required_argument, NULL, 'P'},
+        {"cert-check-interval", required_argument, NULL, 'X'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -126,6 +154,7 @@ int main(int argc, char **argv)
     long v;
     struct cp_health_opts health = {
         .interval_ms = 1000, .timeout_ms = 1000, .fail_threshold = 2, .ok_threshold = 1};
+    long cert_check_ms = 5000;
 
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (o) {
@@ -167,6 +196,11 @@ int main(int argc, char **argv)
                                   optarg, 10, 3600000, "ms", &v) != 0)
                 return 2;
             *(o == 'I' ? &health.interval_ms : &health.timeout_ms) = (uint64_t)v;
+            break;
+        case 'X':
+            if (cl_parse_opt_long(stderr, PROG, "cert-check-interval", optarg, 0, 3600000, "ms",
+                                  &cert_check_ms) != 0)
+                return 2;
             break;
         case 'F':
         case 'O':
@@ -323,6 +357,11 @@ int main(int argc, char **argv)
         return 1;
     }
     signal(SIGPIPE, SIG_IGN);
+    cert_tls = tls;
+    uv_timer_init(cp.loop, &cert_timer);
+    if (cert_check_ms > 0)
+        uv_timer_start(&cert_timer, on_cert_timer, (uint64_t)cert_check_ms,
+                       (uint64_t)cert_check_ms);
     uv_signal_init(cp.loop, &sigterm);
     uv_signal_start(&sigterm, on_signal, SIGTERM);
     uv_signal_init(cp.loop, &sigint);

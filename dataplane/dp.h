@@ -24,8 +24,9 @@ struct dp_opts {
     const char *import_bind;
     int worker_id;
     uint64_t drain_ms;
-    uint64_t idle_ms;      /* tunnel idle timeout, 0 = none */
-    uint64_t conn_idle_ms; /* HTTP/2 connection with no stream: GOAWAY and close; 0 = none */
+    uint64_t idle_ms;       /* tunnel idle timeout, 0 = none */
+    uint64_t conn_idle_ms;  /* HTTP/2 connection with no stream: GOAWAY and close; 0 = none */
+    uint64_t cert_check_ms; /* how often the certificate files are checked; 0 = never */
 };
 
 struct dp_worker {
@@ -39,6 +40,7 @@ struct dp_worker {
     uint64_t ipc_backoff;
     uv_timer_t stats_timer;
     uv_timer_t drain_timer;
+    uv_timer_t cert_timer;
     uv_signal_t sigterm;
     uv_tcp_t public_tcp;
     json_t *config;         /* last CONFIG snapshot */
@@ -183,10 +185,14 @@ void dp_connect_req_deinit(struct dp_connect_req *r);
 /* ---- ingress / egress ---- */
 void dp_ingress_on_accept(uv_stream_t *server, int status);
 void dp_egress_on_accept(uv_stream_t *server, int status);
-void dp_pool_shutdown(void);
+/* GOAWAY on every pooled connection that is up: its streams finish, new ones dial anew. */
+void dp_pool_retire(void);
 /* Forgets every remembered egress decision (a peer failed: ask the controlplane again). */
 void dp_egress_forget(void);
+/* GOAWAY on every accepted connection of the public port (SIGTERM). */
 void dp_ingress_shutdown(void);
+/* GOAWAY on every accepted connection past its handshake: peers open new streams elsewhere. */
+void dp_ingress_retire(void);
 
 struct dp_import {
     struct cl_list link;

@@ -278,15 +278,15 @@ static struct dp_pconn *pool_get(const char *peer, const char *host, uint16_t po
     return p;
 }
 
-void dp_pool_shutdown(void)
+void dp_pool_retire(void)
 {
-    dp_egress_forget();
     struct cl_list *pos, *tmp;
 
     cl_list_foreach_safe(pos, tmp, &dp_w->pool)
     {
         struct dp_pconn *p = CL_CONTAINER_OF(pos, struct dp_pconn, link);
-        if (p->c != NULL)
+        /* one still dialling carries streams waiting for it: let it come up and serve them */
+        if (p->c != NULL && cl_h2conn_is_ready(p->c))
             cl_h2conn_shutdown(p->c);
     }
 }

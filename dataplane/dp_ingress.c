@@ -536,3 +536,15 @@ void dp_ingress_shutdown(void)
         cl_h2conn_shutdown(CL_CONTAINER_OF(pos, struct dp_sconn, link)->c);
     }
 }
+
+void dp_ingress_retire(void)
+{
+    struct cl_list *pos, *tmp;
+
+    cl_list_foreach_safe(pos, tmp, &dp_w->servers)
+    {
+        struct cl_h2conn *c = CL_CONTAINER_OF(pos, struct dp_sconn, link)->c;
+        if (cl_h2conn_is_ready(c))
+            cl_h2conn_shutdown(c);
+    }
+}

@@ -335,6 +335,40 @@ static void ipc_connect(void)
     cl_ipc_conn_connect(dp_w->ipc, dp_w->o.socket);
 }
 
+/* ---- certificate files ------------------------------------------------------------------ */
+
+/*
+ * Picks up replaced --cert/--key/--ca files. Connections made before keep their material, but
+ * take no new streams (GOAWAY, both the pool and the public port's): the tunnels they carry
+ * finish, and what comes next is dialled and verified with the new files, so a CA taken out of
+ * the bundle stops admitting anything new at once (a connection still in its handshake at that
+ * moment finishes it with the old files and lives on). A set of files that cannot be used (a
+ * certificate without its matching key, mid-rotation) is reported once and the old material
+ * keeps serving; the next change is tried again.
+ */
+static void on_cert_timer(uv_timer_t *t)
+{
+    char serr[320] = "", cerr[320] = "";
+    int s, c;
+
+    (void)t;
+    if (dp_w->draining)
+        return;
+    s = cl_tls_ctx_reload(dp_w->srv_tls, serr, sizeof(serr));
+    c = cl_tls_ctx_reload(dp_w->cli_tls, cerr, sizeof(cerr));
+    if (s < 0 || c < 0)
+        CL_WARN("dp.worker",
+                "certificate files changed but cannot be used, still using the "
+                "previous ones: %s",
+                s < 0 ? serr : cerr);
+    if (s == 1 || c == 1) {
+        CL_INFO("dp.worker", "certificate files reloaded: new connections use them; older ones "
+                             "take no new streams");
+        dp_pool_retire();
+        dp_ingress_retire();
+    }
+}
+
 /* ---- drain ----------------------------------------------------------------------------- */
 
 static void on_drain_timer(uv_timer_t *t)
@@ -422,6 +456,9 @@ int dp_worker_run(const struct dp_opts *o)
     uv_timer_init(w.loop, &w.drain_timer);
     uv_timer_init(w.loop, &drain_check);
     uv_timer_start(&w.stats_timer, on_stats_timer, 1000, 1000);
+    uv_timer_init(w.loop, &w.cert_timer);
+    if (o->cert_check_ms > 0)
+        uv_timer_start(&w.cert_timer, on_cert_timer, o->cert_check_ms, o->cert_check_ms);
     uv_signal_init(w.loop, &w.sigterm);
     uv_signal_start(&w.sigterm, on_sigterm, SIGTERM);
     ipc_connect(); /* report_ready() follows its outcome */

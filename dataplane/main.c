@@ -42,6 +42,11 @@ static const char usage[] =
     "                         an HTTP/2 connection on the public port with no open stream for\n"
     "                         that long gets GOAWAY and is closed; pooled connections to peers\n"
     "                         close after 9/10 of it (default 300000 = 5 min; 0: never)\n"
+    "  --cert-check-interval <ms>\n"
+    "                         how often --cert, --key and --ca are checked for replacement;\n"
+    "                         new connections use the new files, and connections made before\n"
+    "                         take no new streams and close once their tunnels end (default\n"
+    "                         5000; 0: never)\n"
     "  --log-level <lvl>      error, warn, info (default), debug, trace\n"
     "  --ready-file <path>    written with the public port once every worker listens and has\n"
     "                         its first configuration (or found no controlplane to ask); an\n"
@@ -89,6 +94,7 @@ int main(int argc, char **argv)
         {"drain-timeout", required_argument, NULL, 'D'},
         {"idle-timeout", required_argument, NULL, 'I'},
         {"conn-idle-timeout", required_argument, NULL, 'C'},
+        {"cert-check-interval", required_argument, NULL, 'T'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -98,6 +104,7 @@ int main(int argc, char **argv)
         .drain_ms = 10000,
         .idle_ms = 3600000,
         .conn_idle_ms = 300000,
+        .cert_check_ms = 5000,
     };
     const char *listen = NULL, *ready = NULL;
     char host[CL_ADDRSTRLEN], ctx[32], err[256];
@@ -156,6 +163,12 @@ int main(int argc, char **argv)
                                   &v) != 0)
                 return 2;
             o.conn_idle_ms = (uint64_t)v;
+            break;
+        case 'T':
+            if (cl_parse_opt_long(stderr, PROG, "cert-check-interval", optarg, 0, 3600000, "ms",
+                                  &v) != 0)
+                return 2;
+            o.cert_check_ms = (uint64_t)v;
             break;
         case 'h':
             fputs(usage, stdout);
