@@ -1,6 +1,6 @@
 /*
  * X.509 DER helpers: just enough DER (ITU-T X.690) to find an iPAddress subject alternative
- * name. See cl/x509.h.
+ * name and the validity period. See cl/x509.h.
  */
 #include "cl/x509.h"
 
@@ -9,7 +9,11 @@
 #define TAG_BOOLEAN   0x01
 #define TAG_OCTETS    0x04
 #define TAG_OID       0x06
+#define TAG_INTEGER   0x02
+#define TAG_UTCTIME   0x17
+#define TAG_GENTIME   0x18
 #define TAG_SEQUENCE  0x30
+#define TAG_VERSION   0xa0 /* tbsCertificate version: [0] EXPLICIT, constructed */
 #define TAG_EXTS      0xa3 /* tbsCertificate extensions: [3] EXPLICIT, constructed */
 #define TAG_SAN_IP    0x87 /* GeneralName iPAddress: [7] IMPLICIT OCTET STRING */
 #define MAX_LEN_BYTES 4    /* a certificate is far below 4 GiB */
@@ -124,4 +128,92 @@ bool cl_x509_has_ip_san(const uint8_t *der, size_t len, const uint8_t *ip, size_
             return exts_have_ip(field, ip, iplen);
     }
     return false;
+}
+
+/* Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar (valid for any year). */
+static int64_t days_from_civil(int64_t y, int m, int d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+/* n decimal digits at p, or -1. */
+static int digits(const uint8_t *p, int n)
+{
+    int v = 0;
+
+    for (int i = 0; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return -1;
+        v = v * 10 + (p[i] - '0');
+    }
+    return v;
+}
+
+/* Time ::= CHOICE { utcTime UTCTime, generalTime GeneralizedTime }, in the DER forms RFC 5280
+ * requires: UTC ("Z"), seconds present, no fractions. */
+static bool parse_time(struct der *d, int64_t *out)
+{
+    static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    struct der t;
+    uint8_t tag;
+    int y, ylen;
+
+    if (!der_next(d, &tag, &t))
+        return false;
+    if (tag == TAG_UTCTIME && t.len == 13)
+        ylen = 2;
+    else if (tag == TAG_GENTIME && t.len == 15)
+        ylen = 4;
+    else
+        return false;
+    if (t.p[t.len - 1] != 'Z' || (y = digits(t.p, ylen)) < 0)
+        return false;
+    if (ylen == 2)
+        y += y < 50 ? 2000 : 1900;
+    int mo = digits(t.p + ylen, 2), dd = digits(t.p + ylen + 2, 2);
+    int hh = digits(t.p + ylen + 4, 2), mi = digits(t.p + ylen + 6, 2);
+    int ss = digits(t.p + ylen + 8, 2);
+    if (mo < 1 || mo > 12 || dd < 1 || dd > mdays[mo - 1] || hh < 0 || hh > 23 || mi < 0 ||
+        mi > 59 || ss < 0 || ss > 60)
+        return false;
+    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    if (mo == 2 && dd == 29 && !leap)
+        return false;
+    *out = days_from_civil(y, mo, dd) * 86400 + hh * 3600 + mi * 60 + ss;
+    return true;
+}
+
+bool cl_x509_validity(const uint8_t *der, size_t len, int64_t *not_before, int64_t *not_after)
+{
+    struct der d = {der, len}, cert, tbs, field, validity;
+    int64_t nb, na;
+    uint8_t tag;
+
+    if (der == NULL)
+        return false;
+    if (!der_expect(&d, TAG_SEQUENCE, &cert) || !der_expect(&cert, TAG_SEQUENCE, &tbs))
+        return false;
+    /* [0] version is optional (v1 certificates leave it out) */
+    if (!der_next(&tbs, &tag, &field))
+        return false;
+    if (tag == TAG_VERSION && !der_next(&tbs, &tag, &field))
+        return false;
+    if (tag != TAG_INTEGER) /* serialNumber */
+        return false;
+    if (!der_expect(&tbs, TAG_SEQUENCE, &field) || /* signature AlgorithmIdentifier */
+        !der_expect(&tbs, TAG_SEQUENCE, &field) || /* issuer Name */
+        !der_expect(&tbs, TAG_SEQUENCE, &validity))
+        return false;
+    if (!parse_time(&validity, &nb) || !parse_time(&validity, &na) || validity.len != 0)
+        return false;
+    if (not_before != NULL)
+        *not_before = nb;
+    if (not_after != NULL)
+        *not_after = na;
+    return true;
 }

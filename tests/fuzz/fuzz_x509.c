@@ -3,7 +3,8 @@
  * byte whose low bit picks IPv4 or IPv6, the 4 or 16 address bytes, then the certificate. A
  * "yes" must be backed by a [7] iPAddress TLV holding exactly those bytes (checked for that
  * address and for one of the other length taken from the input), and must not change between
- * calls. */
+ * calls. The same bytes go through cl_x509_validity: an answer must be the same twice and lie
+ * within years 0000..9999 (any four-digit year, a leap second at most). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +47,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             memmem(der, len, needle, other + 2) == NULL)
             abort();
     }
+    int64_t nb = 1, na = 2, nb2 = 3, na2 = 4;
+    bool v = cl_x509_validity(der, len, &nb, &na);
+    if (v != cl_x509_validity(der, len, &nb2, &na2))
+        abort();
+    if (v && (nb != nb2 || na != na2 || nb < -62167219200LL || nb > 253402300800LL ||
+              na < -62167219200LL || na > 253402300800LL))
+        abort();
+    if (!v && (nb != 1 || na != 2)) /* a "no" leaves the outputs alone */
+        abort();
     free(der);
     return 0;
 }

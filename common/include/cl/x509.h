@@ -24,4 +24,14 @@
  */
 bool cl_x509_has_ip_san(const uint8_t *der, size_t len, const uint8_t *ip, size_t iplen);
 
+/*
+ * The validity period of the DER certificate `der[len]` as Unix times (seconds, UTC): the walk
+ * Certificate -> tbsCertificate -> [0] version (optional), serial, signature, issuer ->
+ * validity. Each Time must be a UTCTime YYMMDDHHMMSSZ (years 1950..2049, RFC 5280 4.1.2.5.1) or
+ * a GeneralizedTime YYYYMMDDHHMMSSZ with a real date and time (seconds up to 60 for a leap
+ * second); anything else, malformed or truncated, is false and leaves the outputs alone. Checks
+ * no signature (the TLS library did). Either output may be NULL.
+ */
+bool cl_x509_validity(const uint8_t *der, size_t len, int64_t *not_before, int64_t *not_after);
+
 #endif

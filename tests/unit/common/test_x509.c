@@ -270,6 +270,130 @@ static void malformed(void **state)
     assert_false(cl_x509_has_ip_san((const uint8_t *)"\x30\x02\x30\x00", 4, v4, 4));
 }
 
+/* A DER certificate whose validity is the two Time TLVs `nb` and `na` (as text after their
+ * tag), wrapped the way cl_x509_validity walks: SEQUENCE { SEQUENCE { [0] version, serial,
+ * algorithm, issuer, validity } }. Returns the length. */
+static size_t with_validity(uint8_t *out, uint8_t nbtag, const char *nb, uint8_t natag,
+                            const char *na)
+{
+    uint8_t tbs[160], v[80];
+    size_t n = 0, vn = 0;
+
+    static const uint8_t head[] = {0xa0, 0x03, 0x02, 0x01, 0x02, /* [0] v3 */
+                                   0x02, 0x01, 0x01,             /* serial 1 */
+                                   0x30, 0x00,                   /* algorithm */
+                                   0x30, 0x00};                  /* issuer */
+    memcpy(tbs, head, sizeof(head));
+    n = sizeof(head);
+    v[vn++] = nbtag;
+    v[vn++] = (uint8_t)strlen(nb);
+    memcpy(v + vn, nb, strlen(nb));
+    vn += strlen(nb);
+    v[vn++] = natag;
+    v[vn++] = (uint8_t)strlen(na);
+    memcpy(v + vn, na, strlen(na));
+    vn += strlen(na);
+    n += tlv(tbs + n, 0x30, v, vn);
+    uint8_t inner[200];
+    size_t in = tlv(inner, 0x30, tbs, n);
+    return tlv(out, 0x30, inner, in);
+}
+
+static void validity(void **state)
+{
+    int64_t nb = 0, na = 0;
+    (void)state;
+
+    /* openssl's: UTCTime 261129233402Z, GeneralizedTime 21261105233402Z */
+    assert_true(cl_x509_validity(san_der, sizeof(san_der), &nb, &na));
+    assert_int_equal(nb, 1795995242);
+    assert_int_equal(na, 4949595242LL);
+    assert_true(cl_x509_validity(san_der, sizeof(san_der), NULL, NULL));
+
+    /* certgen writes whatever instants it is given, in the form RFC 5280 wants for each year */
+    const struct {
+        const char *what;
+        int64_t nb, na;
+    } rows[] = {
+        {"UTCTime's first and last seconds", -631152000, 2524607999LL},
+        {"GeneralizedTime on both sides of them", -631152001, 2524608000LL},
+        {"a leap day", 951782400 /* 2000-02-29 */, 1709164800 /* 2024-02-29 */},
+        {"before 1900", -2203891200LL /* 1900-03-01 */, -2203804800LL},
+    };
+
+    char *ca = NULL, *ca_key = NULL;
+    uint8_t der[4096];
+
+    assert_int_equal(cl_certgen_ca("ca", 0, 0, &ca, &ca_key), 0);
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        struct cl_certgen_opts o = {
+            .cn = "leaf", .not_before = rows[i].nb, .not_after = rows[i].na};
+        char *cert = NULL, *key = NULL;
+        CL_TEST_ROW_INT(rows[i].what, cl_certgen_leaf(ca, ca_key, &o, &cert, &key), 0);
+        size_t n = to_der(cert, der, sizeof(der));
+        CL_TEST_ROW_TRUE(rows[i].what, cl_x509_validity(der, n, &nb, &na));
+        CL_TEST_ROW_INT(rows[i].what, nb, rows[i].nb);
+        CL_TEST_ROW_INT(rows[i].what, na, rows[i].na);
+        cl_free(&cert);
+        cl_free(&key);
+    }
+    cl_free(&ca);
+    cl_free(&ca_key);
+
+    /* Time forms RFC 5280 rules out, and dates that do not exist: refused, outputs untouched */
+    const struct {
+        const char *what;
+        uint8_t tag;
+        const char *text;
+    } bad[] = {
+        {"no Z", 0x17, "2611292334020"},
+        {"a time zone offset", 0x18, "20261129233402+0100"},
+        {"fractional seconds", 0x18, "20261129233402.5Z"},
+        {"no seconds", 0x17, "2611292334Z"},
+        {"UTCTime with four-digit year", 0x17, "20261129233402Z"},
+        {"GeneralizedTime with two-digit year", 0x18, "261129233402Z"},
+        {"month 13", 0x17, "261329233402Z"},
+        {"day 0", 0x17, "261100233402Z"},
+        {"31 November", 0x17, "261131233402Z"},
+        {"29 February 2100", 0x18, "21000229000000Z"},
+        {"hour 24", 0x17, "261129243402Z"},
+        {"second 61", 0x17, "261129233461Z"},
+        {"a letter", 0x17, "26112923340aZ"},
+        {"a sign", 0x17, "26-129233402Z"},
+        {"not a Time at all", 0x04, "261129233402Z"},
+    };
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        size_t n = with_validity(der, bad[i].tag, bad[i].text, 0x17, "261129233402Z");
+        nb = na = 7;
+        CL_TEST_ROW_TRUE(bad[i].what, !cl_x509_validity(der, n, &nb, &na));
+        n = with_validity(der, 0x17, "261129233402Z", bad[i].tag, bad[i].text);
+        CL_TEST_ROW_TRUE(bad[i].what, !cl_x509_validity(der, n, &nb, &na));
+        CL_TEST_ROW_TRUE(bad[i].what, nb == 7 && na == 7);
+    }
+    /* the hand-made wrapper itself is fine, leap seconds included; v1 (no version) too */
+    size_t n = with_validity(der, 0x17, "161231235960Z", 0x18, "20240229120000Z");
+    assert_true(cl_x509_validity(der, n, &nb, &na));
+    assert_int_equal(nb, 1483228800); /* 23:59:60 counts as the next second */
+    assert_int_equal(na, 1709208000);
+    assert_int_equal(der[4], 0xa0);
+    memmove(der + 4, der + 9, n - 9); /* drop [0] version: both lengths shrink by 5 */
+    der[1] -= 5;
+    der[3] -= 5;
+    assert_true(cl_x509_validity(der, n - 5, &nb, &na));
+    assert_int_equal(na, 1709208000);
+
+    /* every truncation of a real certificate is "no", never a read past the end (ASan) */
+    for (size_t k = 0; k < sizeof(san_der); k++) {
+        uint8_t *copy = cl_malloc(k > 0 ? k : 1);
+        assert_non_null(copy);
+        memcpy(copy, san_der, k);
+        assert_false(cl_x509_validity(copy, k, &nb, &na));
+        cl_mem_free(copy);
+    }
+    assert_false(cl_x509_validity(NULL, 10, &nb, &na));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -277,6 +401,7 @@ int main(void)
         cmocka_unit_test(certgen_certificates),
         cmocka_unit_test(hand_made),
         cmocka_unit_test(malformed),
+        cmocka_unit_test(validity),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
