@@ -15,6 +15,7 @@
 #include <wolfssl/options.h>
 #include <wolfssl/ssl.h>
 #include <wolfssl/wolfcrypt/error-crypt.h>
+#include <wolfssl/wolfcrypt/sha256.h>
 
 #include "cl/err.h"
 #include "cl/log.h"
@@ -54,9 +55,10 @@ struct cl_tls_ctx {
     bool reloadable; /* every piece of material came from a file */
     enum cl_tls_alpn_mode alpn_mode;
     char alpn[CL_TLS_ALPN_MAX + 1];
-    char *peer_label;           /* NULL: the default wording */
-    struct file_stamp files[3]; /* cert, key, ca */
-    bool have_failed;           /* files[].failed hold a refused set, reported once */
+    char *peer_label;             /* NULL: the default wording */
+    struct file_stamp files[3];   /* cert, key, ca */
+    bool have_failed;             /* files[].failed hold a refused set, reported once */
+    struct cl_tls_cert_info cert; /* of the material in use; have = false without one */
 };
 
 struct cl_tls {
@@ -208,6 +210,48 @@ static int load_identity(WOLFSSL_CTX *ctx, const struct cl_tls_ctx_opts *o, char
     return 0;
 }
 
+#define PEM_MAX (256 * 1024) /* a certificate chain file larger than this is not ours */
+
+/*
+ * What cl_tls_ctx_cert_info() reports about the first certificate of `o`'s chain (the one
+ * presented). Reads the file again, after wolfSSL did: should it have been replaced in between,
+ * its stamp (taken before either read) differs and the next reload reads both anew. Best
+ * effort: a certificate it cannot describe leaves `have` false.
+ */
+static void describe_cert(const struct cl_tls_ctx_opts *o, struct cl_tls_cert_info *ci)
+{
+    char *pem = NULL;
+    uint8_t *der = NULL;
+    uint8_t sum[WC_SHA256_DIGEST_SIZE];
+    size_t n = 0;
+    int dn;
+
+    memset(ci, 0, sizeof(*ci));
+    if (o->cert_file != NULL) {
+        FILE *f = fopen(o->cert_file, "rb");
+        if (f == NULL)
+            return;
+        if ((pem = cl_malloc(PEM_MAX + 1)) != NULL)
+            n = fread(pem, 1, PEM_MAX, f);
+        fclose(f);
+    } else if (o->cert_pem != NULL && (n = strlen(o->cert_pem)) <= PEM_MAX) {
+        pem = cl_strdup(o->cert_pem);
+    }
+    if (pem == NULL || n == 0 || (der = cl_malloc(n)) == NULL)
+        goto out;
+    pem[n] = '\0';
+    dn = wolfSSL_CertPemToDer((const unsigned char *)pem, (int)n, der, (int)n, CERT_TYPE);
+    if (dn <= 0 || !cl_x509_validity(der, (size_t)dn, &ci->not_before, &ci->not_after) ||
+        wc_Sha256Hash(der, (word32)dn, sum) != 0)
+        goto out;
+    for (size_t i = 0; i < sizeof(sum); i++)
+        snprintf(ci->sha256 + 2 * i, 3, "%02x", sum[i]);
+    ci->have = true;
+out:
+    cl_mem_free(der);
+    cl_mem_free(pem);
+}
+
 /* Is the material complete? An anonymous client (cert_optional) needs only the CA. */
 static int check_material(const struct cl_tls_ctx_opts *o, char *err, size_t errlen)
 {
@@ -323,6 +367,7 @@ int cl_tls_ctx_new(const struct cl_tls_ctx_opts *o, struct cl_tls_ctx **out, cha
         cl_tls_ctx_unref(c);
         return rc;
     }
+    describe_cert(o, &c->cert);
     /* reload re-reads files only: material from memory could not be re-read */
     c->reloadable = o->ca_file != NULL && (o->cert_file != NULL || o->cert_pem == NULL) &&
                     (o->key_file != NULL || o->key_pem == NULL);
@@ -384,7 +429,13 @@ int cl_tls_ctx_reload(struct cl_tls_ctx *c, char *err, size_t errlen)
     for (int i = 0; i < 3; i++)
         c->files[i].in_use = now[i];
     c->have_failed = false;
+    describe_cert(&o, &c->cert);
     return 1;
+}
+
+const struct cl_tls_cert_info *cl_tls_ctx_cert_info(const struct cl_tls_ctx *c)
+{
+    return &c->cert;
 }
 
 /* ---- connections --------------------------------------------------------------------------- */

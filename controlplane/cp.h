@@ -31,6 +31,8 @@ struct cp {
     bool k8s;                  /* Kubernetes mode: target ports are allocated */
     struct cp_k8s *kube;       /* Kubernetes mode: Services and pod watch (cp_k8s.h) */
     uint16_t port_lo, port_hi; /* range for allocated target ports */
+    struct cl_tls_ctx *tls;    /* --cert/--key/--ca, for calls to peers (reloaded: main.c) */
+    char cert_error[320];      /* why the replaced certificate files are not in use, or "" */
 };
 
 /* ---- cp_peers.c: peer health ---- */

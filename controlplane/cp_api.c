@@ -2,6 +2,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "cl/err.h"
 #include "cl/log.h"
@@ -256,6 +257,30 @@ static void handle_objects(struct cp *cp, const char *method, enum cp_kind k, co
         respond(out, name == NULL ? 201 : 204, NULL);
 }
 
+/* A Unix time as RFC 3339 UTC, for any year gmtime can give. */
+static void fmt_time(int64_t t, char *out, size_t n)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+
+    if (gmtime_r(&tt, &tm) == NULL || strftime(out, n, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        snprintf(out, n, "%lld", (long long)t);
+}
+
+/* The certificate the controlplane presents to peers (the same files as the dataplane's). */
+static json_t *certificate_status(struct cp *cp)
+{
+    const struct cl_tls_cert_info *ci = cp->tls != NULL ? cl_tls_ctx_cert_info(cp->tls) : NULL;
+    char nb[40], na[40];
+
+    if (ci == NULL || !ci->have)
+        return json_pack("{s:s}", "reloadError", cp->cert_error);
+    fmt_time(ci->not_before, nb, sizeof(nb));
+    fmt_time(ci->not_after, na, sizeof(na));
+    return json_pack("{s:s,s:s,s:s,s:s}", "notBefore", nb, "notAfter", na, "sha256", ci->sha256,
+                     "reloadError", cp->cert_error);
+}
+
 static json_t *status_body(struct cp *cp)
 {
     json_t *peers = json_array();
@@ -276,6 +301,8 @@ static json_t *status_body(struct cp *cp)
         "exports", (int)json_object_size(cp->objs[CP_KIND_EXPORT]), "imports",
         (int)json_object_size(cp->objs[CP_KIND_IMPORT]), "policies",
         (int)json_object_size(cp->objs[CP_KIND_POLICY]));
+    if (b != NULL)
+        json_object_set_new(b, "certificate", certificate_status(cp));
     if (b != NULL && cp->kube != NULL)
         json_object_set_new(b, "kubernetes", cp_k8s_summary(cp->kube));
     return b;

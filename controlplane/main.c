@@ -76,25 +76,27 @@ static const char usage[] =
 static struct cp cp;
 static uv_signal_t sigterm, sigint;
 static uv_timer_t cert_timer;
-static struct cl_tls_ctx *cert_tls;
 
 /* Picks up replaced --cert/--key/--ca files: the peer health connections, made with the old
- * ones, are replaced at their next probe. A set of files that cannot be used is reported once;
- * the old material stays in use. */
+ * ones, are replaced at their next probe. A set of files that cannot be used is reported once
+ * in the log and stays in `gwctl status` until files that can be used replace it; the old
+ * material stays in use meanwhile. */
 static void on_cert_timer(uv_timer_t *t)
 {
     char err[320] = "";
     int rc;
 
     (void)t;
-    rc = cl_tls_ctx_reload(cert_tls, err, sizeof(err));
+    rc = cl_tls_ctx_reload(cp.tls, err, sizeof(err));
     if (rc < 0) {
         CL_WARN("cp",
                 "certificate files changed but cannot be used, still using the previous "
                 "ones: %s",
                 err);
+        snprintf(cp.cert_error, sizeof(cp.cert_error), "%s", err[0] ? err : cl_strerror(rc));
     } else if (rc == 1) {
         CL_INFO("cp", "certificate files reloaded: peer connections are made anew with them");
+        cp.cert_error[0] = '\0';
         cp_peers_retire(cp.peers);
     }
 }
@@ -357,7 +359,7 @@ int main(int argc, char **argv)
         return 1;
     }
     signal(SIGPIPE, SIG_IGN);
-    cert_tls = tls;
+    cp.tls = tls;
     uv_timer_init(cp.loop, &cert_timer);
     if (cert_check_ms > 0)
         uv_timer_start(&cert_timer, on_cert_timer, (uint64_t)cert_check_ms,

@@ -5,6 +5,8 @@ ca.pem and gwctl/ are links through `..data` to a version directory, and a new v
 `..data` with one rename. The test rotates the whole fabric to a new CA, step by step, while a
 tunnel stays open, and checks each step with real handshakes.
 """
+import datetime
+import hashlib
 import os
 import socket
 import ssl
@@ -99,6 +101,14 @@ def der(path):
         return ssl.PEM_cert_to_DER_cert(f.read())
 
 
+def cert_status(g):
+    return g.ctl_json("status")["certificate"]
+
+
+def sha256_of(path):
+    return hashlib.sha256(der(path)).hexdigest()
+
+
 def conns_to(g):
     """Local ports of the established TCP connections to g's public port (pooled dataplane
     connections and controlplane health connections of the other gateway, gwctl's)."""
@@ -155,6 +165,8 @@ def test_rotation_to_a_new_ca_keeps_open_tunnels(rotating, echo):
     made_with_f1 = conns_to(a) | conns_to(b)
     assert made_with_f1
     assert handshake(b, f1.ca, f1.peer("gw-a") + "/gwctl") == der(f1.peer("gw-b") + "/cert.pem")
+    st = cert_status(b)
+    assert st["sha256"] == sha256_of(f1.peer("gw-b") + "/cert.pem") and st["reloadError"] == ""
 
     # 1. both CAs trusted
     for name in ("gw-a", "gw-b"):
@@ -165,6 +177,7 @@ def test_rotation_to_a_new_ca_keeps_open_tunnels(rotating, echo):
         secrets[name].publish(f2.peer(name), [f1.ca, f2.ca])
     wait_reloads((a, b), 2)
     assert handshake(b, f2.ca, f2.peer("gw-a") + "/gwctl") == der(f2.peer("gw-b") + "/cert.pem")
+    assert cert_status(b)["sha256"] == sha256_of(f2.peer("gw-b") + "/cert.pem")
     # 3. f1 no longer trusted: its certificates are refused from now on
     for name in ("gw-a", "gw-b"):
         secrets[name].publish(f2.peer(name), [f2.ca])
@@ -208,6 +221,12 @@ def test_unusable_files_are_reported_once_and_the_old_ones_serve(rotating, echo)
         assert log_count(proc, "certificate files changed but cannot be used") == 1, proc.tail()
         assert log_count(proc, "does not match") >= 1, proc.tail()
         assert log_count(proc, "certificate files reloaded") == 0
+    # gwctl status says so until it is mended, and still shows the certificate in use
+    st = cert_status(b)
+    assert "does not match" in st["reloadError"], st
+    assert st["sha256"] == sha256_of(f1.peer("gw-b") + "/cert.pem")
+    table = b.ctl("status").stdout
+    assert "certificate" in table and "does not match" in table, table
     # the old material keeps serving: handshakes and new tunnels work
     assert handshake(b, f1.ca, f1.peer("gw-a") + "/gwctl") == der(f1.peer("gw-b") + "/cert.pem")
     assert h.echo_roundtrip(port, b"still") == b"still"
@@ -215,6 +234,7 @@ def test_unusable_files_are_reported_once_and_the_old_ones_serve(rotating, echo)
     secrets["gw-b"].publish(f1.peer("gw-b"), [f1.ca])
     wait_reloads((b,), 1)
     assert h.echo_roundtrip(port, b"again") == b"again"
+    assert cert_status(b)["reloadError"] == ""
 
 
 def test_renewed_own_certificate_redials_peers(rotating, workdir, echo):
@@ -235,6 +255,11 @@ def test_renewed_own_certificate_redials_peers(rotating, workdir, echo):
     wait_reloads((a,), 1)
     assert handshake(a, f1.ca, f1.peer("gw-b") + "/gwctl") == \
         der(os.path.join(renewed, "gw-a", "cert.pem"))
+    st = cert_status(a)
+    assert st["sha256"] == sha256_of(os.path.join(renewed, "gw-a", "cert.pem"))
+    nb, na = (datetime.datetime.strptime(st[k], "%Y-%m-%dT%H:%M:%SZ") for k in
+              ("notBefore", "notAfter"))
+    assert na - nb == datetime.timedelta(days=365, hours=1), st  # peer-cert: 365 d, 1 h back
     assert h.echo_roundtrip(port, b"renewed") == b"renewed"
     time.sleep(1.5)  # a health probe or more
     assert reachable(a, "gw-b") is True

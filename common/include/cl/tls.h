@@ -62,6 +62,14 @@ struct cl_tls_ctx_opts {
     const char *peer_label;
 };
 
+/* The certificate a context presents (the first of its chain). */
+struct cl_tls_cert_info {
+    bool have;           /* false: none (an anonymous client), or it could not be read */
+    int64_t not_before;  /* Unix time */
+    int64_t not_after;   /* Unix time */
+    char sha256[64 + 1]; /* of the DER, lower-case hex */
+};
+
 /* Identity of the verified peer, valid while the cl_tls lives. */
 struct cl_tls_peer {
     const char *cn;         /* subject common name, "" if none */
@@ -91,6 +99,9 @@ void cl_tls_ctx_unref(struct cl_tls_ctx *c); /* NULL-safe; frees at zero */
  * stays in use and err says why. Cheap when nothing changed: three stat() calls.
  */
 int cl_tls_ctx_reload(struct cl_tls_ctx *c, char *err, size_t errlen);
+
+/* What the context presents now: borrowed, updated by each successful reload. */
+const struct cl_tls_cert_info *cl_tls_ctx_cert_info(const struct cl_tls_ctx *c);
 
 /*
  * New connection state. Client: `server_name` is sent as SNI and must appear in the server's

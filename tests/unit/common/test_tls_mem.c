@@ -596,8 +596,16 @@ static void reload_serves_new_material(void **state)
     assert_int_equal(cl_tls_ctx_reload(sc, err, sizeof(err)), CL_ETLS_KEY_MISMATCH);
     assert_int_equal(cl_tls_ctx_reload(sc, err, sizeof(err)), 0);
     assert_int_equal(handshake_with(sc, pki.ca, "srv"), 0);
+    char before[65];
+    const struct cl_tls_cert_info *ci = cl_tls_ctx_cert_info(sc);
+    assert_true(ci->have);
+    assert_int_equal(strlen(ci->sha256), 64);
+    assert_int_equal(ci->not_after - ci->not_before, 365 * 24 * 3600); /* certgen's default */
+    memcpy(before, ci->sha256, sizeof(before));
     replace_file(key, ipsrv.key);
     assert_int_equal(cl_tls_ctx_reload(sc, err, sizeof(err)), 1);
+    assert_true(cl_tls_ctx_cert_info(sc)->have);
+    assert_string_not_equal(cl_tls_ctx_cert_info(sc)->sha256, before);
     assert_int_equal(handshake_with(sc, pki.ca, "127.0.0.1"), 0); /* the new one has addresses */
 
     /* a new CA bundle: clients of the old CA are refused from now on */
@@ -661,10 +669,11 @@ static void reload_files(void **state)
     replace_file(ca, pki.ca);
     assert_int_equal(cl_tls_ctx_reload(c, err, sizeof(err)), 1);
     cl_tls_ctx_unref(c);
-    /* the CA from memory: nothing to watch */
+    /* the CA from memory: nothing to watch; and no certificate to describe */
     o = k8s_opts();
     assert_int_equal(cl_tls_ctx_new(&o, &c, err, sizeof(err)), 0);
     assert_int_equal(cl_tls_ctx_reload(c, err, sizeof(err)), 0);
+    assert_false(cl_tls_ctx_cert_info(c)->have);
     cl_tls_ctx_unref(c);
     cl_free(&both);
     cl_test_rmtree(dir);
