@@ -21,9 +21,9 @@ DOC = os.path.join(SRC, "docs/cli.md")
 BOGUS = "no-such-flag"
 # the doc section whose commands talk to a gateway, and so take --context
 GATEWAY_SECTION = "Objects and status"
-# long names gwctl does not have, tried on every command beside the ones other commands have
+# long names no command has, tried beside the ones other commands have
 OTHER_NAMES = {"verbose", "debug", "version", "config", "namespace", "insecure", "timeout",
-               "force", "all", "yes", "dry-run", "quiet", "json", "server", "type", "id"}
+               "force", "all", "yes", "dry-run", "quiet", "json", "server", "type"}
 # gwctl must not touch a real config even if a probe were to get past the parser
 ENV = dict(os.environ, XDG_CONFIG_HOME="/nonexistent/gwctl-help", HOME="/nonexistent/gwctl-help")
 
@@ -76,10 +76,18 @@ def source_commands():
 
 SOURCE = source_commands()
 COMMANDS = sorted(SOURCE)
-# one command per way of parsing: commands sharing a flag array, context use and positional
-# count (`create peer` and `update peer`, the four `delete`s) go through the same parser path
-PARSE_GROUPS = sorted({c["parse"]: cmd for cmd, c in sorted(SOURCE.items(), reverse=True)}
-                      .values())
+
+
+def parse_groups():
+    """One command per parser path: commands sharing a flag array, context use and positional
+    count (`create peer` and `update peer`, the four `delete`s) are parsed alike."""
+    first = {}
+    for cmd in COMMANDS:
+        first.setdefault(SOURCE[cmd]["parse"], cmd)
+    return sorted(first.values())
+
+
+PARSE_GROUPS = parse_groups()
 
 
 # ---- --help, parsed ----
