@@ -43,6 +43,13 @@ struct ctl_flag_val {
 struct ctl;
 struct ctl_args;
 
+/* What a command does with a context, and so whether it takes the global --context. */
+enum ctl_context_use {
+    CTL_CONTEXT_NONE,    /* none: --context is a usage error and its help omits it */
+    CTL_CONTEXT_NAME,    /* --context names the context it reports (config current-context) */
+    CTL_CONTEXT_GATEWAY, /* talks to the gateway of the current context, or --context's */
+};
+
 /* Runs a parsed command; returns the process exit status (0 ok, 1 failure). */
 typedef int (*ctl_run_cb)(struct ctl *ctl, const struct ctl_args *a);
 
@@ -53,7 +60,7 @@ struct ctl_command {
     const struct ctl_flag_spec *flags; /* terminated by a {NULL} entry; may be NULL */
     unsigned npos;                     /* positional arguments required */
     const char *posname;               /* shown in help: "ID" */
-    bool needs_context;                /* talks to a gateway */
+    enum ctl_context_use context;
     ctl_run_cb run;
 };
 

@@ -70,6 +70,12 @@ static void list_types(const char *verb, char *out, size_t outlen)
     }
 }
 
+/* "create peer", "status": the words that name a command. */
+static void cmd_words(const struct ctl_command *c, char *out, size_t outlen)
+{
+    snprintf(out, outlen, "%s%s%s", c->verb, c->type ? " " : "", c->type ? c->type : "");
+}
+
 static int find_flag(const struct ctl_command *cmd, const char *name, size_t namelen,
                      char shortname)
 {
@@ -146,11 +152,11 @@ static int parse_flag(struct ctl_args *a, int argc, char **argv, int *i, char *e
     }
     idx = find_flag(a->cmd, name, namelen, shortname);
     if (idx < 0) {
+        char words[64];
+        cmd_words(a->cmd, words, sizeof(words));
         if (shortname != '\0')
-            return usage(err, errlen, "unknown flag -%c for \"%s%s%s\"", shortname, a->cmd->verb,
-                         a->cmd->type ? " " : "", a->cmd->type ? a->cmd->type : "");
-        return usage(err, errlen, "unknown flag --%.*s for \"%s%s%s\"", (int)namelen, name,
-                     a->cmd->verb, a->cmd->type ? " " : "", a->cmd->type ? a->cmd->type : "");
+            return usage(err, errlen, "unknown flag -%c for \"%s\"", shortname, words);
+        return usage(err, errlen, "unknown flag --%.*s for \"%s\"", (int)namelen, name, words);
     }
     if (a->cmd->flags[idx].kind == CTL_FLAG_BOOL) {
         if (value != NULL)
@@ -167,13 +173,18 @@ static int parse_flag(struct ctl_args *a, int argc, char **argv, int *i, char *e
 
 static int check_complete(struct ctl_args *a, char *err, size_t errlen)
 {
-    char types[256];
+    char types[256], words[64];
 
     if (a->cmd == NULL) {
         if (a->verb == NULL)
             return usage(err, errlen, "no command given (see gwctl --help)");
         list_types(a->verb, types, sizeof(types));
         return usage(err, errlen, "\"%s\" needs a type: %s", a->verb, types);
+    }
+    /* --context is global, so it may come before the command words: checked once they are known */
+    if (a->context != NULL && a->cmd->context == CTL_CONTEXT_NONE) {
+        cmd_words(a->cmd, words, sizeof(words));
+        return usage(err, errlen, "--context does not apply to \"%s\"", words);
     }
     for (int i = 0; a->cmd->flags != NULL && a->cmd->flags[i].name != NULL; i++) {
         if (a->cmd->flags[i].required && a->vals[i].n == 0)
@@ -281,33 +292,50 @@ static void help_command_line(FILE *out, const struct ctl_command *c)
 {
     char words[64];
 
-    snprintf(words, sizeof(words), "%s%s%s", c->verb, c->type ? " " : "", c->type ? c->type : "");
+    cmd_words(c, words, sizeof(words));
     fprintf(out, "  %-24s %s\n", words, c->summary);
+}
+
+/* "-o, --output FORMAT", "    --name NAME", "    --force": a flag as its help line shows it. */
+static void help_flag(FILE *out, const char *name, char shortname, const char *metavar,
+                      const char *help)
+{
+    char lhs[64];
+    bool value = metavar != NULL && metavar[0] != '\0';
+
+    if (shortname != '\0')
+        snprintf(lhs, sizeof(lhs), "-%c, --%s%s%s", shortname, name, value ? " " : "",
+                 value ? metavar : "");
+    else
+        snprintf(lhs, sizeof(lhs), "    --%s%s%s", name, value ? " " : "", value ? metavar : "");
+    fprintf(out, "  %-30s %s\n", lhs, help);
 }
 
 void ctl_help(FILE *out, const char *verb, const struct ctl_command *cmd)
 {
     if (cmd != NULL) {
-        fprintf(out, "Usage: gwctl %s%s%s%s%s [flags]\n\n%s\n", cmd->verb, cmd->type ? " " : "",
-                cmd->type ? cmd->type : "", cmd->npos ? " " : "", cmd->npos ? cmd->posname : "",
-                cmd->summary);
+        char words[64], help[512];
+
+        cmd_words(cmd, words, sizeof(words));
+        fprintf(out, "Usage: gwctl %s%s%s [flags]\n\n%s\n", words, cmd->npos ? " " : "",
+                cmd->npos ? cmd->posname : "", cmd->summary);
         if (cmd->flags != NULL && cmd->flags[0].name != NULL) {
             fprintf(out, "\nFlags:\n");
             for (const struct ctl_flag_spec *f = cmd->flags; f->name != NULL; f++) {
-                char lhs[64];
-                if (f->shortname != '\0')
-                    snprintf(lhs, sizeof(lhs), "-%c, --%s %s", f->shortname, f->name,
-                             f->metavar ? f->metavar : "");
-                else
-                    snprintf(lhs, sizeof(lhs), "    --%s %s", f->name,
-                             f->kind == CTL_FLAG_BOOL ? "" : (f->metavar ? f->metavar : ""));
-                fprintf(out, "  %-30s %s%s%s\n", lhs, f->help,
-                        f->kind == CTL_FLAG_MULTI ? " (repeatable)" : "",
-                        f->required ? " (required)" : "");
+                snprintf(help, sizeof(help), "%s%s%s", f->help,
+                         f->kind == CTL_FLAG_MULTI ? " (repeatable)" : "",
+                         f->required ? " (required)" : "");
+                help_flag(out, f->name, f->shortname, f->kind == CTL_FLAG_BOOL ? NULL : f->metavar,
+                          help);
             }
         }
-        fprintf(out, "\nGlobal flags:\n  %-30s %s\n  %-30s %s\n", "    --context ID",
-                "use this context instead of the current one", "-h, --help", "show this help");
+        /* the global flags this command takes: check_complete refuses --context elsewhere */
+        fprintf(out, "\nGlobal flags:\n");
+        if (cmd->context == CTL_CONTEXT_NAME)
+            help_flag(out, "context", '\0', "ID", "print this context (if it exists) instead");
+        else if (cmd->context == CTL_CONTEXT_GATEWAY)
+            help_flag(out, "context", '\0', "ID", "use this context instead of the current one");
+        help_flag(out, "help", 'h', NULL, "show this help");
         return;
     }
     if (verb != NULL && verb_exists(verb)) {

@@ -67,33 +67,33 @@ static int run_version(struct ctl *ctl, const struct ctl_args *a)
 
 /* clang-format off */
 const struct ctl_command ctl_commands[] = {
-    {"init", NULL, "store a context for a gateway and make it current", flags_init, 0, NULL, false, ctl_run_init},
-    {"config", "use-context", "make a context current", NULL, 1, "ID", false, ctl_run_use_context},
-    {"config", "current-context", "print the current context", NULL, 0, NULL, false, ctl_run_current_context},
-    {"config", "get-contexts", "list the contexts", flags_output, 0, NULL, false, ctl_run_get_contexts},
-    {"create", "fabric", "create a fabric CA: <dir>/<name>/ca.pem, ca.key", flags_fabric, 0, NULL, false, ctl_run_create_fabric},
-    {"create", "peer-cert", "create a gateway and an admin certificate signed by the fabric CA", flags_peer_cert, 0, NULL, false, ctl_run_create_peer_cert},
-    {"create", "peer", "add a remote peer and its gateways", ctl_flags_peer, 0, NULL, true, ctl_run_create},
-    {"create", "export", "export a local service to peers", ctl_flags_export, 0, NULL, true, ctl_run_create},
-    {"create", "import", "import a service that peers export", ctl_flags_import, 0, NULL, true, ctl_run_create},
-    {"create", "policy", "create an access policy from a JSON or YAML file", ctl_flags_policy, 0, NULL, true, ctl_run_create},
-    {"update", "peer", "replace a peer", ctl_flags_peer, 0, NULL, true, ctl_run_update},
-    {"update", "export", "replace an export", ctl_flags_export, 0, NULL, true, ctl_run_update},
-    {"update", "import", "replace an import", ctl_flags_import, 0, NULL, true, ctl_run_update},
-    {"update", "policy", "replace an access policy from a JSON or YAML file", ctl_flags_policy, 0, NULL, true, ctl_run_update},
-    {"delete", "peer", "delete a peer", flags_delete, 0, NULL, true, ctl_run_delete},
-    {"delete", "export", "delete an export", flags_delete, 0, NULL, true, ctl_run_delete},
-    {"delete", "import", "delete an import", flags_delete, 0, NULL, true, ctl_run_delete},
-    {"delete", "policy", "delete an access policy", flags_delete, 0, NULL, true, ctl_run_delete},
-    {"get", "peer", "show peers, their gateways and reachability", flags_get, 0, NULL, true, ctl_run_get},
-    {"get", "export", "show exports", flags_get, 0, NULL, true, ctl_run_get},
-    {"get", "import", "show imports: ports, sources, load balancing", flags_get, 0, NULL, true, ctl_run_get},
-    {"get", "policy", "show access policies", flags_get, 0, NULL, true, ctl_run_get},
-    {"get", "all", "show every object", flags_output, 0, NULL, true, ctl_run_get_all},
-    {"get", "remote-exports", "show what a peer exports", flags_remote_exports, 0, NULL, true, ctl_run_remote_exports},
-    {"status", NULL, "show the gateway: name, version, workers, peers, counters", flags_output, 0, NULL, true, ctl_run_status},
-    {"version", NULL, "print gwctl's version", NULL, 0, NULL, false, run_version},
-    {NULL, NULL, NULL, NULL, 0, NULL, false, NULL},
+    {"init", NULL, "store a context for a gateway and make it current", flags_init, 0, NULL, CTL_CONTEXT_NONE, ctl_run_init},
+    {"config", "use-context", "make a context current", NULL, 1, "ID", CTL_CONTEXT_NONE, ctl_run_use_context},
+    {"config", "current-context", "print the current context", NULL, 0, NULL, CTL_CONTEXT_NAME, ctl_run_current_context},
+    {"config", "get-contexts", "list the contexts", flags_output, 0, NULL, CTL_CONTEXT_NONE, ctl_run_get_contexts},
+    {"create", "fabric", "create a fabric CA: <dir>/<name>/ca.pem, ca.key", flags_fabric, 0, NULL, CTL_CONTEXT_NONE, ctl_run_create_fabric},
+    {"create", "peer-cert", "create a gateway and an admin certificate signed by the fabric CA", flags_peer_cert, 0, NULL, CTL_CONTEXT_NONE, ctl_run_create_peer_cert},
+    {"create", "peer", "add a remote peer and its gateways", ctl_flags_peer, 0, NULL, CTL_CONTEXT_GATEWAY, ctl_run_create},
+    {"create", "export", "export a local service to peers", ctl_flags_export, 0, NULL, CTL_CONTEXT_GATEWAY, ctl_run_create},
+    {"create", "import", "import a service that peers export", ctl_flags_import, 0, NULL, CTL_CONTEXT_GATEWAY, ctl_run_create},
+    {"create", "policy", "create an access policy from a JSON or YAML file", ctl_flags_policy, 0, NULL, CTL_CONTEXT_GATEWAY, ctl_run_create},
+    {"update", "peer", "replace a peer", ctl_flags_peer, 0, NULL, CTL_CONTEXT_GATEWAY, ctl_run_update},
+    {"update", "export", "replace an export", ctl_flags_export, 0, NULL, CTL_CONTEXT_GATEWAY, ctl_run_update},
+    {"update", "import", "replace an import", ctl_flags_import, 0, NULL, CTL_CONTEXT_GATEWAY, ctl_run_update},
+    {"update", "policy", "replace an access policy from a JSON or YAML file", ctl_flags_policy, 0, NULL, CTL_CONTEXT_GATEWAY, ctl_run_update},
+    {"delete", "peer", "delete a peer", flags_delete, 0, NULL, CTL_CONTEXT_GATEWAY, ctl_run_delete},
+    {"delete", "export", "delete an export", flags_delete, 0, NULL, CTL_CONTEXT_GATEWAY, ctl_run_delete},
+    {"delete", "import", "delete an import", flags_delete, 0, NULL, CTL_CONTEXT_GATEWAY, ctl_run_delete},
+    {"delete", "policy", "delete an access policy", flags_delete, 0, NULL, CTL_CONTEXT_GATEWAY, ctl_run_delete},
+    {"get", "peer", "show peers, their gateways and reachability", flags_get, 0, NULL, CTL_CONTEXT_GATEWAY, ctl_run_get},
+    {"get", "export", "show exports", flags_get, 0, NULL, CTL_CONTEXT_GATEWAY, ctl_run_get},
+    {"get", "import", "show imports: ports, sources, load balancing", flags_get, 0, NULL, CTL_CONTEXT_GATEWAY, ctl_run_get},
+    {"get", "policy", "show access policies", flags_get, 0, NULL, CTL_CONTEXT_GATEWAY, ctl_run_get},
+    {"get", "all", "show every object", flags_output, 0, NULL, CTL_CONTEXT_GATEWAY, ctl_run_get_all},
+    {"get", "remote-exports", "show what a peer exports", flags_remote_exports, 0, NULL, CTL_CONTEXT_GATEWAY, ctl_run_remote_exports},
+    {"status", NULL, "show the gateway: name, version, workers, peers, counters", flags_output, 0, NULL, CTL_CONTEXT_GATEWAY, ctl_run_status},
+    {"version", NULL, "print gwctl's version", NULL, 0, NULL, CTL_CONTEXT_NONE, run_version},
+    {NULL, NULL, NULL, NULL, 0, NULL, CTL_CONTEXT_NONE, NULL},
 };
 
 /* clang-format on */
@@ -201,7 +201,7 @@ int ctl_main(struct ctl *ctl, int argc, char **argv)
     ctl->args = &a;
     ctl->ctx = NULL;
     ctl->conn = NULL;
-    if (a.cmd->needs_context && (rc = select_context(ctl, &cfg, &a)) != 0)
+    if (a.cmd->context == CTL_CONTEXT_GATEWAY && (rc = select_context(ctl, &cfg, &a)) != 0)
         goto out;
     rc = a.cmd->run(ctl, &a);
 out:

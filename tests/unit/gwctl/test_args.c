@@ -127,6 +127,8 @@ static void parse_flags_and_forms(void **state)
     PARSE_OK(&a, "get", "all");
     PARSE_OK(&a, "get", "remote-exports", "--peer", "p");
     PARSE_OK(&a, "config", "current-context");
+    PARSE_OK(&a, "--context", "west", "config", "current-context");
+    assert_string_equal(a.context, "west");
     PARSE_OK(&a, "config", "get-contexts");
     PARSE_OK(&a, "version");
     /* a value may start with a single dash */
@@ -181,6 +183,16 @@ static void parse_errors(void **state)
     PARSE_ERR("missing ID", "config", "use-context");
     PARSE_ERR("flags follow the command", "--name", "x", "create", "peer");
     PARSE_ERR("comes before the type", "create", "--name", "x", "peer");
+    /* --context only where a context is used: elsewhere it would be silently ignored */
+    PARSE_ERR("--context does not apply to \"version\"", "--context", "x", "version");
+    PARSE_ERR("--context does not apply to \"init\"", "init", "--id", "p", "--host", "h", "--port",
+              "1", "--ca", "c", "--cert", "c", "--key", "k", "--context", "x");
+    PARSE_ERR("--context does not apply to \"create fabric\"", "create", "fabric", "--name", "f",
+              "--context=x");
+    PARSE_ERR("--context does not apply to \"config use-context\"", "config", "use-context", "a",
+              "--context", "b");
+    PARSE_ERR("--context does not apply to \"config get-contexts\"", "--context", "x", "config",
+              "get-contexts");
 }
 
 static void req_is(int i, const char *method, const char *path, const char *body)
@@ -512,9 +524,48 @@ static void help_output(void **state)
     assert_non_null(strstr(out_buf, "--context ID"));
     assert_int_equal(run_ctl(f->cfg, "config", "use-context", "-h", NULL), 0);
     assert_non_null(strstr(out_buf, "Usage: gwctl config use-context ID"));
+    assert_null(strstr(out_buf, "--context")); // refused there, so not offered
+    assert_int_equal(run_ctl(f->cfg, "config", "current-context", "-h", NULL), 0);
+    assert_non_null(strstr(out_buf, "--context ID"));
     assert_int_equal(fake.nreq, 0);
     assert_int_equal(run_ctl(f->cfg, "version", NULL), 0);
     assert_non_null(strstr(out_buf, "gwctl "));
+}
+
+/* A help line shows a value only for flags that take one, with or without a short form. */
+static void help_flag_lines(void **state)
+{
+    static const struct ctl_flag_spec flags[] = {
+        {"force", 'F', CTL_FLAG_BOOL, false, "UNUSED", "do it anyway"},
+        {"quiet", 0, CTL_FLAG_BOOL, false, NULL, "say less"},
+        {"tag", 't', CTL_FLAG_MULTI, true, "TAG", "a tag"},
+        {"note", 0, CTL_FLAG_STR, false, "TEXT", "a note"},
+        {NULL, 0, 0, false, NULL, NULL},
+    };
+    const struct ctl_command cmd = {
+        "frob", "thing", "frobnicate a thing", flags, 0, NULL, CTL_CONTEXT_NONE, NULL,
+    };
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&buf, &len);
+
+    (void)state;
+    assert_non_null(out);
+    ctl_help(out, NULL, &cmd);
+    assert_int_equal(fclose(out), 0);
+    assert_string_equal(buf, "Usage: gwctl frob thing [flags]\n"
+                             "\n"
+                             "frobnicate a thing\n"
+                             "\n"
+                             "Flags:\n"
+                             "  -F, --force                    do it anyway\n"
+                             "      --quiet                    say less\n"
+                             "  -t, --tag TAG                  a tag (repeatable) (required)\n"
+                             "      --note TEXT                a note\n"
+                             "\n"
+                             "Global flags:\n"
+                             "  -h, --help                     show this help\n");
+    free(buf); // open_memstream allocates with malloc
 }
 
 /* Every allocation failure fails the command cleanly: exit 1, nothing leaked (ASan). */
@@ -574,6 +625,7 @@ int main(void)
         cmocka_unit_test_setup(remote_exports, per_test),
         cmocka_unit_test_setup(context_selection, per_test),
         cmocka_unit_test_setup(help_output, per_test),
+        cmocka_unit_test(help_flag_lines),
         cmocka_unit_test(alloc_failures),
     };
 
