@@ -656,7 +656,7 @@ class ApiServerProc:
         if not os.access(KUBECTL, os.X_OK):
             pytest.fail("kubectl not found at %s: run .ci/install" % KUBECTL)
         p = subprocess.run([KUBECTL, "--kubeconfig", self.kubeconfig] + list(args),
-                           input=input, capture_output=True, text=True, timeout=60 * MULT,
+                           input=input, capture_output=True, text=True, timeout=180 * MULT,
                            env=dict(os.environ, KUBECACHEDIR=os.path.join(self.dir, "cache"),
                                     HOME=self.dir))
         if check and p.returncode != 0:
