@@ -76,6 +76,33 @@ static const char usage[] =
 static struct cp cp;
 static uv_signal_t sigterm, sigint;
 static uv_timer_t cert_timer;
+static uint64_t expiry_warned_ms; /* wall clock of the last expiry warning, 0: none yet */
+
+#define EXPIRY_WARN_S   (14 * 24 * 3600LL) /* warn this long before the certificate expires */
+#define EXPIRY_REPEAT_S (24 * 3600LL)      /* and again every day until it is replaced */
+
+/* A certificate close to its end (or past it) is worth a line in the log, once a day: by then
+ * whatever renews it (cert-manager, a person) should have replaced the files. */
+static void check_expiry(void)
+{
+    const struct cl_tls_cert_info *ci = cl_tls_ctx_cert_info(cp.tls);
+    uint64_t now_ms = cl_wall_ms();
+    int64_t left = ci->not_after - (int64_t)(now_ms / 1000);
+
+    if (!ci->have || left > EXPIRY_WARN_S)
+        return;
+    if (expiry_warned_ms != 0 && now_ms - expiry_warned_ms < (uint64_t)EXPIRY_REPEAT_S * 1000)
+        return;
+    expiry_warned_ms = now_ms;
+    if (left <= 0)
+        CL_ERROR("cp",
+                 "the certificate (%s) expired %lld h ago: peers refuse it; replace the "
+                 "files",
+                 ci->sha256, (long long)(-left / 3600));
+    else
+        CL_WARN("cp", "the certificate (%s) expires in %lld h: replace the files before then",
+                ci->sha256, (long long)(left / 3600));
+}
 
 /* Picks up replaced --cert/--key/--ca files: the peer health connections, made with the old
  * ones, are replaced at their next probe. A set of files that cannot be used is reported once
@@ -97,8 +124,10 @@ static void on_cert_timer(uv_timer_t *t)
     } else if (rc == 1) {
         CL_INFO("cp", "certificate files reloaded: peer connections are made anew with them");
         cp.cert_error[0] = '\0';
+        expiry_warned_ms = 0; /* a new certificate: judged afresh */
         cp_peers_retire(cp.peers);
     }
+    check_expiry();
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -360,6 +389,7 @@ int main(int argc, char **argv)
     }
     signal(SIGPIPE, SIG_IGN);
     cp.tls = tls;
+    check_expiry();
     uv_timer_init(cp.loop, &cert_timer);
     if (cert_check_ms > 0)
         uv_timer_start(&cert_timer, on_cert_timer, (uint64_t)cert_check_ms,

@@ -133,6 +133,18 @@ def linked(a, b, echo):
     return port
 
 
+def same_ca_cert(workdir, fabric, name, peer, days):
+    """A new certificate and key for `peer` from `fabric`'s CA, valid `days`: its directory."""
+    d = os.path.join(workdir, name)
+    os.makedirs(d)
+    for f in ("ca.pem", "ca.key"):
+        with open(os.path.join(fabric.dir, f), "rb") as src, \
+                open(os.path.join(d, f), "wb") as dst:
+            dst.write(src.read())
+    h.run([h.GWCTL, "create", "peer-cert", "--name", peer, "--fabric", d, "--days", str(days)])
+    return os.path.join(d, peer)
+
+
 @pytest.fixture
 def rotating(workdir):
     """Two gateways on SecretDirs holding fabric f1's material; yields (a, b, f1, f2, dirs)."""
@@ -244,19 +256,13 @@ def test_renewed_own_certificate_redials_peers(rotating, workdir, echo):
     port = linked(a, b, echo)
     h.wait_for(lambda: reachable(a, "gw-b") is True, 10, "gw-b reachable")
     before = conns_to(b)
-    renewed = os.path.join(workdir, "f1-renewed")
-    os.makedirs(renewed)
-    for name in ("ca.pem", "ca.key"):
-        with open(os.path.join(f1.dir, name), "rb") as f, \
-                open(os.path.join(renewed, name), "wb") as g:
-            g.write(f.read())
-    h.run([h.GWCTL, "create", "peer-cert", "--name", "gw-a", "--fabric", renewed])
-    secrets["gw-a"].publish(os.path.join(renewed, "gw-a"), [f1.ca])
+    renewed = same_ca_cert(workdir, f1, "f1-renewed", "gw-a", 365)
+    secrets["gw-a"].publish(renewed, [f1.ca])
     wait_reloads((a,), 1)
     assert handshake(a, f1.ca, f1.peer("gw-b") + "/gwctl") == \
-        der(os.path.join(renewed, "gw-a", "cert.pem"))
+        der(os.path.join(renewed, "cert.pem"))
     st = cert_status(a)
-    assert st["sha256"] == sha256_of(os.path.join(renewed, "gw-a", "cert.pem"))
+    assert st["sha256"] == sha256_of(os.path.join(renewed, "cert.pem"))
     nb, na = (datetime.datetime.strptime(st[k], "%Y-%m-%dT%H:%M:%SZ") for k in
               ("notBefore", "notAfter"))
     assert na - nb == datetime.timedelta(days=365, hours=1), st  # peer-cert: 365 d, 1 h back
@@ -265,3 +271,28 @@ def test_renewed_own_certificate_redials_peers(rotating, workdir, echo):
     assert reachable(a, "gw-b") is True
     after = conns_to(b)
     assert after and not (after & before), (before, after)
+
+
+def test_expiring_certificate_is_logged_once_a_day(rotating, workdir):
+    a, b, f1, f2, secrets = rotating
+
+    def warned():
+        """Expiry warnings about the short certificates (1 day, backdated an hour: "expires in
+        24 h" or 23)."""
+        return sum(log_count(b.cp, "the certificate (%s) expires in " % sha) for sha in shas)
+    shas = []
+    short = same_ca_cert(workdir, f1, "short1", "gw-b", 1)
+    shas.append(sha256_of(short + "/cert.pem"))
+    secrets["gw-b"].publish(short, [f1.ca])
+    wait_reloads((b,), 1)
+    h.wait_for(lambda: warned() == 1, 10, "expiry warning")
+    time.sleep(1.0)  # five more checks: the next warning is a day away
+    assert warned() == 1, b.cp.tail()
+    # a year-long certificate: nothing to say; another short one is judged afresh
+    secrets["gw-b"].publish(f1.peer("gw-b"), [f1.ca])
+    wait_reloads((b,), 2)
+    short = same_ca_cert(workdir, f1, "short2", "gw-b", 1)
+    shas.append(sha256_of(short + "/cert.pem"))
+    secrets["gw-b"].publish(short, [f1.ca])
+    wait_reloads((b,), 3)
+    h.wait_for(lambda: warned() == 2, 10, "second expiry warning")
