@@ -28,6 +28,7 @@ import selection  # noqa: E402
 
 SVC_PATH = "/api/v1/namespaces/default/services"
 POD_PATH = "/api/v1/namespaces/default/pods"
+CM_PATH = "/api/v1/namespaces/default/configmaps"
 
 
 def service(name="web", port=80, target=8080, **spec):
@@ -57,6 +58,11 @@ def pod(name, ip, labels=None, sa="default"):
             "spec": {"serviceAccountName": sa,
                      "containers": [{"name": "c", "image": "busybox:1.36"}]},
             "status": {"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}]}}
+
+
+def configmap(name, data=None, **meta):
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": dict(meta, name=name),
+            "data": data or {"k": "v"}}
 
 
 @pytest.fixture
@@ -467,7 +473,9 @@ def test_field_validation_modes(srv):
     bad = service("e")
     bad["spec"]["ports"][0]["port"] = "eighty"
     code, _, st = srv.request("POST", SVC_PATH + "?fieldValidation=Ignore", body=bad)
-    assert code == 400 and "spec.ports[0].port: expected integer, got string" in st["message"]
+    assert code == 400 and st["message"] == (
+        'Service in version "v1" cannot be handled as a Service: json: cannot unmarshal string '
+        'into Go struct field ServicePort.spec.ports.port of type int32'), st
 
 
 def test_update_conflicts_and_noop(srv):
@@ -592,7 +600,7 @@ def test_leases_as_leader_election_uses_them(srv, workdir):
                               body=lease("u", holderId="x"))
     assert code == 400 and 'unknown field "spec.holderId"' in st["message"], st
     code, _, st = srv.request("POST", LEASE_PATH, body=lease("w", renewTime="yesterday"))
-    assert code >= 400 and "spec.renewTime" in st["message"], st
+    assert code == 400 and st["reason"] == "BadRequest", st  # test_time_decoding has more
     # and with kubectl: apply (create, unchanged, configured), get
     path = dump(workdir, "lease.yaml", [lease("kc", holder="pod-1_ab")])
     assert "lease.coordination.k8s.io/kc created" in srv.kubectl("apply", "-f", path).stdout
@@ -604,6 +612,142 @@ def test_leases_as_leader_election_uses_them(srv, workdir):
     names = srv.kubectl("get", "leases.coordination.k8s.io", "-o", "name").stdout.split()
     assert names == ["lease.coordination.k8s.io/" + n for n in ("gw", "kc", "ok")], names
     assert "kc" in srv.kubectl("get", "lease").stdout
+
+
+MICRO_LAYOUT = '"2006-01-02T15:04:05.000000Z07:00"'
+
+
+def test_time_and_quantity_decoding(srv, workdir):
+    """Times and quantities are decoded as the real server's Go types do: a value that does not
+    parse is a decoding error (400 BadRequest with Go's words, nothing stored) on POST and PUT,
+    and a 422 on the field "patch" when a patch produces it; what parses is stored the way Go
+    writes it back (UTC; metav1.Time to the second, MicroTime with six fraction digits)."""
+    prefix = 'Lease in version "v1" cannot be handled as a Lease: '
+    for value, detail in [
+            ("yesterday", 'cannot parse "yesterday" as "2006"'),
+            # a MicroTime is RFC3339Micro: exactly six fraction digits
+            ("2026-01-02T03:04:05Z", 'cannot parse "Z" as ".000000"'),
+            ("2026-01-02T03:04:05.123Z", 'cannot parse ".123Z" as ".000000"'),
+            ("2026-01-02T03:04:05.1234567Z", 'cannot parse "7Z" as "Z07:00"'),
+            ("2026-01-02t03:04:05.123456Z", 'cannot parse "t03:04:05.123456Z" as "T"'),
+            ("2026-01-02T03:04:05.123456z", 'cannot parse "z" as "Z07:00"')]:
+        code, _, st = srv.request("POST", LEASE_PATH, body=lease("w", renewTime=value))
+        assert code == 400 and st["reason"] == "BadRequest", (value, st)
+        assert st["message"] == '%sparsing time "%s" as %s: %s' % (
+            prefix, value, MICRO_LAYOUT, detail), st
+    for value, detail in [("2026-02-30T03:04:05.123456Z", "day out of range"),
+                          ("2026-13-02T03:04:05.123456Z", "month out of range"),
+                          ("2026-01-02T24:04:05.123456Z", "hour out of range"),
+                          ("2026-01-02T03:04:05.123456Zjunk", 'extra text: "junk"')]:
+        code, _, st = srv.request("POST", LEASE_PATH, body=lease("w", acquireTime=value))
+        assert code == 400 and st["message"] == '%sparsing time "%s": %s' % (
+            prefix, value, detail), st
+    code, _, st = srv.request("POST", LEASE_PATH, body=lease("w", renewTime=5))
+    assert code == 400 and st["message"] == \
+        prefix + "json: cannot unmarshal number into Go value of type string", st
+    # a time's own decoding error ends decoding: it wins over an earlier type mismatch, which
+    # is otherwise the one reported (the first in the document)
+    code, _, st = srv.request("POST", LEASE_PATH, body=lease(
+        "w", holderIdentity=7, leaseDurationSeconds="x", renewTime="soon"))
+    assert code == 400 and st["message"].startswith(prefix + 'parsing time "soon"'), st
+    code, _, st = srv.request("POST", LEASE_PATH, body=lease(
+        "w", holderIdentity=7, leaseDurationSeconds="x"))
+    assert code == 400 and st["message"] == prefix + (
+        "json: cannot unmarshal number into Go struct field LeaseSpec.spec.holderIdentity of "
+        "type string"), st
+    assert srv.request("GET", LEASE_PATH + "/w")[0] == 404  # none of these was stored
+
+    # metav1.Time is RFC3339: any fraction, dropped once stored; offsets become UTC
+    code, _, st = srv.request("POST", CM_PATH, body=configmap("t", creationTimestamp="never"))
+    assert code == 400 and st["message"] == (
+        'ConfigMap in version "v1" cannot be handled as a ConfigMap: parsing time "never" as '
+        '"2006-01-02T15:04:05Z07:00": cannot parse "never" as "2006"'), st
+    p = pod("p", "10.1.0.5")
+    p["status"]["startTime"] = "2026-01-02T05:04:05.75+02:00"
+    code, _, got = srv.request("POST", POD_PATH, body=p)
+    assert code == 201 and got["status"]["startTime"] == "2026-01-02T03:04:05Z", got
+    code, _, got = srv.request("POST", LEASE_PATH, body=lease(
+        "n", renewTime="2026-01-02T05:04:05.123456+02:00"))
+    assert code == 201 and got["spec"]["renewTime"] == "2026-01-02T03:04:05.123456Z", got
+    assert got["spec"]["acquireTime"] == "2026-01-02T03:04:05.123456Z"
+    # the same instant written another way is no change: nothing is written
+    same = copy.deepcopy(got)
+    same["spec"]["renewTime"] = "2026-01-02T04:04:05.123456+01:00"
+    code, _, put = srv.request("PUT", LEASE_PATH + "/n", body=same)
+    assert code == 200 and put["metadata"]["resourceVersion"] == \
+        got["metadata"]["resourceVersion"], put
+    rv = got["metadata"]["resourceVersion"]
+    bad = copy.deepcopy(got)
+    bad["spec"]["renewTime"] = "2026-01-02T03:04:05Z"
+    code, _, st = srv.request("PUT", LEASE_PATH + "/n", body=bad)
+    assert code == 400 and st["message"] == '%sparsing time "2026-01-02T03:04:05Z" as %s: ' \
+        'cannot parse "Z" as ".000000"' % (prefix, MICRO_LAYOUT), st
+
+    # a patch that makes a bad time: 422 Invalid on "patch", no kind, no name
+    for ctype, body, shown in [
+            ("application/merge-patch+json", {"spec": {"renewTime": "yesterday"}}, "{"),
+            ("application/strategic-merge-patch+json", {"spec": {"renewTime": "yesterday"}},
+             "map[spec:map[renewTime:yesterday]]"),
+            ("application/json-patch+json",
+             [{"op": "replace", "path": "/spec/renewTime", "value": "yesterday"}], "{")]:
+        code, _, st = srv.request("PATCH", LEASE_PATH + "/n", body=json.dumps(body),
+                                  headers={"Content-Type": ctype})
+        assert code == 422 and st["reason"] == "Invalid", (ctype, st)
+        assert st["message"].startswith(' "" is invalid: patch: Invalid value: "' + shown.replace(
+            '"', '\\"')), st
+        assert st["message"].endswith(': parsing time "yesterday" as %s: cannot parse '
+                                      '"yesterday" as "2006"' % MICRO_LAYOUT), st
+        cause, = st["details"]["causes"]
+        assert cause["field"] == "patch" and cause["reason"] == "FieldValueInvalid"
+        assert "kind" not in st["details"] and "name" not in st["details"], st
+    # the merge patch's value is the patched object, as Go writes it (keys sorted)
+    code, _, st = srv.request("PATCH", LEASE_PATH + "/n", body=json.dumps(
+        {"spec": {"renewTime": "yesterday"}}),
+        headers={"Content-Type": "application/merge-patch+json"})
+    shown = json.loads(json.loads(st["message"][len(' "" is invalid: patch: Invalid value: '):]
+                                  .rsplit(": parsing time", 1)[0]))
+    assert shown["spec"]["renewTime"] == "yesterday" and shown["kind"] == "Lease", shown
+    # the converter behind strategic merge patches has its own words for a wrong type
+    code, _, st = srv.request("PATCH", LEASE_PATH + "/n", body=json.dumps(
+        {"spec": {"leaseDurationSeconds": "x"}}),
+        headers={"Content-Type": "application/strategic-merge-patch+json"})
+    assert code == 422 and st["message"].endswith(
+        '"map[spec:map[leaseDurationSeconds:x]]": unrecognized type: int32'), st
+    code, _, st = srv.request("PATCH", LEASE_PATH + "/n", body=json.dumps(
+        {"spec": {"leaseDurationSeconds": "x"}}),
+        headers={"Content-Type": "application/merge-patch+json"})
+    assert code == 422 and st["message"].endswith(
+        ": json: cannot unmarshal string into Go struct field LeaseSpec.spec.leaseDurationSeconds"
+        " of type int32"), st
+    # strict decoding errors of a patched object are 422 too (400 for a body)
+    code, _, st = srv.request("PATCH", LEASE_PATH + "/n?fieldValidation=Strict", body=json.dumps(
+        {"spec": {"holder": "x"}}), headers={"Content-Type": "application/merge-patch+json"})
+    assert code == 422 and st["message"].endswith(
+        ': strict decoding error: unknown field "spec.holder"'), st
+    assert srv.request("GET", LEASE_PATH + "/n")[2]["metadata"]["resourceVersion"] == rv
+
+    # quantities: ParseQuantity's errors, 400 as well
+    for value, detail in [("1Gb", "quantities must match the regular expression "
+                           "'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"),
+                          ("1GG", "unable to parse quantity's suffix")]:
+        d = deployment("q")
+        d["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"] = value
+        code, _, st = srv.request("POST", "/apis/apps/v1/namespaces/default/deployments", body=d)
+        assert code == 400 and st["message"] == \
+            'Deployment in version "v1" cannot be handled as a Deployment: ' + detail, st
+    # what the real server validates after decoding stays 422
+    code, _, st = srv.request("POST", LEASE_PATH, body=lease("z", leaseDurationSeconds=0))
+    assert code == 422 and st["reason"] == "Invalid", st
+
+    # kubectl shows the real server's answers
+    path = dump(workdir, "badtime.yaml", [lease("kc", renewTime="2026-01-02T03:04:05Z")])
+    p = srv.kubectl("apply", "-f", path, check=False)
+    assert p.returncode != 0 and "Error from server (BadRequest)" in p.stderr and \
+        'cannot parse "Z" as ".000000"' in p.stderr, p.stderr
+    p = srv.kubectl("patch", "lease", "n", "--type=merge", "-p",
+                    '{"spec":{"renewTime":"yesterday"}}', check=False)
+    assert p.returncode != 0 and "The request is invalid: patch: Invalid value:" in p.stderr \
+        and 'cannot parse "yesterday" as "2006"' in p.stderr, p.stderr
 
 
 def test_node_ports_and_cluster_ips(srv):

@@ -50,6 +50,7 @@ import uuid
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
+import godecode  # noqa: E402
 import openapi  # noqa: E402
 import patches  # noqa: E402
 import selection  # noqa: E402
@@ -169,6 +170,24 @@ def invalid(r, name, errs):
 
 def bad_request(message):
     return ApiError(400, message, "BadRequest")
+
+
+def decode_error(types):
+    """What the real server's JSON decoder reports for these TYPE problems (document order):
+    the first failure of a type's own UnmarshalJSON (a time, a quantity, an int-or-string),
+    which ends decoding, else the first type mismatch."""
+    aborts = [p for p in types if p.aborts]
+    return (aborts or types)[0].go
+
+
+def patch_invalid(value, detail):
+    """A patched object that does not decode: 422 Invalid on the field "patch" with no kind or
+    name, as the real server answers (value: the patched object for JSON and merge patches, the
+    patch itself for strategic merge patches)."""
+    msg = "Invalid value: %s: %s" % (godecode.go_quote(value), detail)
+    return ApiError(422, ' "" is invalid: patch: ' + msg, "Invalid",
+                    {"causes": [{"reason": "FieldValueInvalid", "message": msg,
+                                 "field": "patch"}]})
 
 
 def strip_path(p):
@@ -1114,16 +1133,28 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 raise bad_request('dryRun: Unsupported value: "%s": supported values: "All"' % v)
         return bool(d)
 
-    def decode(self, r, obj, dups, kind_for=None):
+    def decode(self, r, obj, dups, kind_for=None, patch=None):
         """Schema checks of an incoming object for resource r (or its subresource kind): fills a
-        missing apiVersion/kind, answers 400 for type errors and (Strict) unknown or duplicate
-        fields, drops unknown fields otherwise (Warn adds Warning headers), and returns
-        (object, schema problems that are semantic: required/invalid)."""
+        missing apiVersion/kind, refuses what the real server's decoder refuses (wrong JSON
+        types, bad times and quantities; unknown or duplicate fields with Strict), drops unknown
+        fields otherwise (Warn adds Warning headers), writes times as the real server stores
+        them, and returns (object, schema problems that are semantic: required/invalid).
+
+        A body (POST, PUT) that does not decode is a 400 with the decoder's words; a patched
+        object that does not is a 422 on the field "patch" (patch: (value, converter) with the
+        value shown in the message and whether the object came through the unstructured
+        converter, as a strategic merge patch does)."""
         kind = kind_for or r.kind
         gv = gv_string(r.group, r.version)
         if not isinstance(obj, dict):
-            raise bad_request("%s in version \"%s\" cannot be handled as a %s: expected a JSON "
-                              "object" % (kind, r.version, kind))
+            # what the decoder's first pass (reading apiVersion and kind) says
+            detail = ("couldn't get version/kind; json parse error: json: cannot unmarshal %s "
+                      "into Go value of type struct { APIVersion string \"json:\\\"apiVersion,"
+                      "omitempty\\\"\"; Kind string \"json:\\\"kind,omitempty\\\"\" }"
+                      % openapi.json_kind(obj))
+            if patch is not None:
+                raise patch_invalid(patch[0], detail)
+            raise bad_request(detail)
         obj.setdefault("apiVersion", gv)
         obj.setdefault("kind", kind)
         if obj["apiVersion"] != gv:
@@ -1138,18 +1169,25 @@ class Handler(http.server.BaseHTTPRequestHandler):
         prefix = "%s in version \"%s\" cannot be handled as a %s: " % (kind, r.version, kind)
         types = [p for p in problems if p.category == openapi.TYPE]
         if types:
-            raise bad_request(prefix + "; ".join("%s: %s" % (strip_path(p.path), p.message)
-                                                 for p in types))
+            if patch is not None:
+                first = types[0]
+                raise patch_invalid(patch[0], (first.conv or first.go) if patch[1] else
+                                    decode_error(types))
+            raise bad_request(prefix + decode_error(types))
         unknown = ['unknown field "%s"' % strip_path(p.path) for p in problems
                    if p.category == openapi.UNKNOWN]
-        unknown += ['json: duplicate field "%s"' % d for d in dups]
+        unknown = ['json: duplicate field "%s"' % d for d in dups] + unknown
         fv = self.field_validation()
         if unknown:
             if fv == "Strict":
-                raise bad_request(prefix + "strict decoding error: " + ", ".join(unknown))
+                detail = "strict decoding error: " + ", ".join(unknown)
+                if patch is not None:
+                    raise patch_invalid(patch[0], detail)
+                raise bad_request(prefix + detail)
             if fv == "Warn":
                 self.warnings.extend(unknown)
             obj = openapi.prune_unknown(obj, defname)
+        openapi.normalize_times(obj, defname)
         errs = semantics.FieldErrors()
         for p in problems:
             if p.category == openapi.REQUIRED:
@@ -1262,7 +1300,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             except patches.PatchConflict as e:
                 raise ApiError(422, "the server rejected our request due to an error in our "
                                "request: %s" % e, "Invalid")
-            obj, errs = self.decode(r, res, dups, kind if sub else None)
+            smp = ctype == "application/strategic-merge-patch+json"
+            shown = godecode.go_format_v(doc) if smp else godecode.go_json(res)
+            obj, errs = self.decode(r, res, dups, kind if sub else None, patch=(shown, smp))
             out, code = self.apply_update(r, ns, name, obj, errs, cur, sub)
         self.send(code, out, headers=self.warning_headers())
 
