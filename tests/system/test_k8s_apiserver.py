@@ -11,9 +11,11 @@ import gzip
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 import yaml
@@ -395,6 +397,230 @@ def test_kubectl_refusals(srv, workdir):
     d["spec"]["template"]["metadata"]["labels"] = {"app": "other"}
     p = srv.kubectl("apply", "-f", dump(workdir, "d.yaml", [d]), check=False)
     assert p.returncode != 0 and "`selector` does not match template `labels`" in p.stderr
+
+
+TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io"
+KUBECTL_ACCEPT = TABLE + ",application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json"
+
+
+def kubectl_table(srv, *args):
+    """`kubectl get ARGS` as (header, rows), cells split on runs of 2+ spaces."""
+    lines = [ln for ln in srv.kubectl("get", *args).stdout.splitlines() if ln.strip()]
+    rows = [re.split(r"\s{2,}", ln.strip()) for ln in lines]
+    return rows[0], rows[1:]
+
+
+def server_table(srv, path, accept=TABLE):
+    code, _, t = srv.request("GET", path, headers={"Accept": accept})
+    assert code == 200 and t["kind"] == "Table", (code, t)
+    return t
+
+
+def cells(table, name):
+    rows = [r["cells"] for r in table["rows"] if r["cells"][0] == name]
+    assert len(rows) == 1, (name, table["rows"])
+    return rows[0]
+
+
+AGE = re.compile(r"^\d+s$")
+
+
+def test_kubectl_get_prints_the_server_table(srv, workdir):
+    """`kubectl get` asks for a meta.k8s.io Table and prints the server's columns: those of
+    upstream's printers for the kinds the project uses (Leases: NAME HOLDER AGE, Services, Pods,
+    Namespaces, Deployments, ...), NAME CREATED AT for kinds without one (Roles)."""
+    objs = [lease("gw", holder="pod-1_ab"),
+            service(), service("np", type="NodePort"), service("lb", type="LoadBalancer"),
+            {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "ext"},
+             "spec": {"type": "ExternalName", "externalName": "db.example.com"}},
+            service("headless", clusterIP="None"),
+            deployment(replicas=3), configmap("cm", {"a": "1", "b": "2"}),
+            {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"},
+             "stringData": {"k": "v"}},
+            {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "cl"}},
+            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+             "metadata": {"name": "r"},
+             "rules": [{"apiGroups": [""], "resources": ["services"], "verbs": ["get"]}]},
+            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+             "metadata": {"name": "rb"},
+             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "r"},
+             "subjects": [{"kind": "ServiceAccount", "name": "cl", "namespace": "default"},
+                          {"kind": "User", "name": "alice",
+                           "apiGroup": "rbac.authorization.k8s.io"}]},
+            {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data"},
+             "spec": {"accessModes": ["ReadWriteOnce"],
+                      "resources": {"requests": {"storage": "1Gi"}}}},
+            {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+             "metadata": {"name": "pdb"},
+             "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "web"}}}}]
+    srv.kubectl("apply", "-f", dump(workdir, "all.yaml", objs))
+    three_h_ago = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 3 * 3600))
+    running = pod("run", "10.1.0.7", labels={"app": "web"})
+    running["spec"]["nodeName"] = "node-1"
+    running["status"].update(containerStatuses=[{
+        "name": "c", "image": "busybox:1.36", "imageID": "", "ready": True, "restartCount": 2,
+        "state": {"running": {"startedAt": three_h_ago}},
+        "lastState": {"terminated": {"exitCode": 1, "finishedAt": three_h_ago}}}])
+    waiting = pod("wait", "10.1.0.8")
+    waiting["status"] = {"phase": "Pending", "containerStatuses": [{
+        "name": "c", "image": "busybox:1.36", "imageID": "", "ready": False, "restartCount": 0,
+        "state": {"waiting": {"reason": "ImagePullBackOff"}}}]}
+    done = pod("done", "10.1.0.9")
+    done["status"] = {"phase": "Succeeded", "containerStatuses": [{
+        "name": "c", "image": "busybox:1.36", "imageID": "", "ready": False, "restartCount": 0,
+        "state": {"terminated": {"exitCode": 0, "reason": "Completed"}}}]}
+    for p in (running, waiting, done):
+        assert srv.request("POST", POD_PATH, body=p)[0] == 201
+
+    head, rows = kubectl_table(srv, "lease")
+    assert head == ["NAME", "HOLDER", "AGE"] and rows[0][:2] == ["gw", "pod-1_ab"], rows
+    assert AGE.match(rows[0][2]), rows
+
+    head, rows = kubectl_table(srv, "svc")
+    assert head == ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"], head
+    by = {r[0]: r[1:5] for r in rows}
+    svcs = {s["metadata"]["name"]: s for s in srv.request("GET", SVC_PATH)[2]["items"]}
+    assert by["web"] == ["ClusterIP", svcs["web"]["spec"]["clusterIP"], "<none>", "80/TCP"]
+    assert by["np"] == ["NodePort", svcs["np"]["spec"]["clusterIP"], "<none>",
+                        "80:%d/TCP" % svcs["np"]["spec"]["ports"][0]["nodePort"]]
+    assert by["lb"][2] == "<pending>" and by["lb"][0] == "LoadBalancer"
+    assert by["ext"] == ["ExternalName", "<none>", "db.example.com", "<none>"]
+    assert by["headless"][:2] == ["ClusterIP", "None"]
+    assert by["kubernetes"] == ["ClusterIP", "10.96.0.1", "<none>", "443/TCP"]
+    head, rows = kubectl_table(srv, "svc", "web", "-o", "wide")
+    assert head[-1] == "SELECTOR" and rows[0][-1] == "app=web", (head, rows)
+
+    head, rows = kubectl_table(srv, "pods", "-o", "wide")
+    assert head == ["NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE",
+                    "NOMINATED NODE", "READINESS GATES"], head
+    by = {r[0]: r for r in rows}
+    assert by["run"][1:4] == ["1/1", "Running", "2 (3h ago)"], by["run"]
+    assert by["run"][5:] == ["10.1.0.7", "node-1", "<none>", "<none>"], by["run"]
+    assert by["wait"][1:4] == ["0/1", "ImagePullBackOff", "0"], by["wait"]
+    assert by["done"][1:4] == ["0/1", "Completed", "0"], by["done"]
+    t = server_table(srv, POD_PATH)
+    done_row = [r for r in t["rows"] if r["cells"][0] == "done"][0]
+    assert done_row["conditions"] == [{"type": "Completed", "status": "True",
+                                       "reason": "Succeeded",
+                                       "message": "The pod has completed successfully."}]
+
+    head, rows = kubectl_table(srv, "ns")
+    assert head == ["NAME", "STATUS", "AGE"] and ["default", "Active"] == rows[0][:2], rows
+    head, rows = kubectl_table(srv, "deploy", "-o", "wide")
+    assert head == ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE", "CONTAINERS", "IMAGES",
+                    "SELECTOR"], head
+    assert rows[0][:4] == ["web", "0/3", "0", "0"] and rows[0][5:] == [
+        "main", "nginx:1.27", "app=web"], rows
+    assert kubectl_table(srv, "cm", "cm")[1][0][:2] == ["cm", "2"]
+    head, rows = kubectl_table(srv, "secret", "s")
+    assert head == ["NAME", "TYPE", "DATA", "AGE"] and rows[0][:3] == ["s", "Opaque", "1"]
+    head, rows = kubectl_table(srv, "sa", "cl")
+    assert head == ["NAME", "SECRETS", "AGE"] and rows[0][:2] == ["cl", "0"]
+    head, rows = kubectl_table(srv, "pdb")
+    assert head == ["NAME", "MIN AVAILABLE", "MAX UNAVAILABLE", "ALLOWED DISRUPTIONS", "AGE"]
+    assert rows[0][:4] == ["pdb", "1", "N/A", "0"], rows
+    head, rows = kubectl_table(srv, "pvc")
+    assert head == ["NAME", "STATUS", "VOLUME", "CAPACITY", "ACCESS MODES", "STORAGECLASS",
+                    "VOLUMEATTRIBUTESCLASS", "AGE"], head
+    assert cells(server_table(srv, "/api/v1/namespaces/default/persistentvolumeclaims"),
+                 "data")[:7] == ["data", "Pending", "", "", "", "", "<unset>"]
+    head, rows = kubectl_table(srv, "rolebinding", "-o", "wide")
+    assert head == ["NAME", "ROLE", "AGE", "USERS", "GROUPS", "SERVICEACCOUNTS"], head
+    assert cells(server_table(srv, "/apis/rbac.authorization.k8s.io/v1/namespaces/default/"
+                                   "rolebindings"), "rb")[3:] == ["alice", "", "default/cl"]
+    # no printer upstream: the default table, the creation time as RFC 3339
+    head, rows = kubectl_table(srv, "role")
+    created = srv.request("GET", "/apis/rbac.authorization.k8s.io/v1/namespaces/default/"
+                                 "roles/r")[2]["metadata"]["creationTimestamp"]
+    assert head == ["NAME", "CREATED AT"] and rows == [["r", created]], rows
+    # kinds together, as `kubectl get all` asks for them
+    out = srv.kubectl("get", "all").stdout
+    assert "deployment.apps/web" in out and "pod/run" in out and "service/np" in out, out
+
+    # the Table itself: column definitions, the row object, ListMeta
+    t = server_table(srv, LEASE_PATH, accept=KUBECTL_ACCEPT)
+    assert t["apiVersion"] == "meta.k8s.io/v1" and [
+        (c["name"], c["type"], c["format"], c["priority"]) for c in t["columnDefinitions"]] == [
+        ("Name", "string", "name", 0), ("Holder", "string", "", 0), ("Age", "string", "", 0)]
+    assert t["columnDefinitions"][1]["description"].startswith("holderIdentity")
+    row, = t["rows"]
+    assert row["object"]["kind"] == "PartialObjectMetadata" and \
+        row["object"]["apiVersion"] == "meta.k8s.io/v1beta1" and \
+        row["object"]["metadata"]["name"] == "gw" and "spec" not in row["object"]
+    assert t["metadata"]["resourceVersion"]
+    full = server_table(srv, LEASE_PATH + "?includeObject=Object")["rows"][0]["object"]
+    assert full["kind"] == "Lease" and full["spec"]["holderIdentity"] == "pod-1_ab"
+    assert "object" not in server_table(srv, LEASE_PATH + "?includeObject=None")["rows"][0]
+    code, _, st = srv.request("GET", LEASE_PATH + "?includeObject=All",
+                              headers={"Accept": TABLE})
+    assert code == 400 and st["message"] == 'unrecognized includeObject value: "All"', st
+    page = server_table(srv, POD_PATH + "?limit=2")
+    assert len(page["rows"]) == 2 and page["metadata"]["continue"] and \
+        page["metadata"]["remainingItemCount"] == 1, page["metadata"]
+    one = server_table(srv, LEASE_PATH + "/gw", accept=TABLE.replace("v=v1", "v=v1beta1"))
+    assert one["apiVersion"] == "meta.k8s.io/v1beta1" and cells(one, "gw")[1] == "pod-1_ab"
+    # a Table of another version is not served; what else the client accepts is
+    code, _, st = srv.request("GET", LEASE_PATH, headers={
+        "Accept": "application/json;as=Table;v=v2;g=meta.k8s.io"})
+    assert code == 406 and st["reason"] == "NotAcceptable", st
+    code, _, lst = srv.request("GET", LEASE_PATH, headers={
+        "Accept": "application/json;as=Table;v=v2;g=meta.k8s.io,application/json"})
+    assert code == 200 and lst["kind"] == "LeaseList", lst
+    # metadata only, as client-go's metadata client asks for it
+    meta_list = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+    code, _, pl = srv.request("GET", LEASE_PATH, headers={"Accept": meta_list})
+    assert code == 200 and pl["kind"] == "PartialObjectMetadataList" and \
+        [(i["kind"], i["metadata"]["name"]) for i in pl["items"]] == [
+            ("PartialObjectMetadata", "gw")] and "spec" not in pl["items"][0], pl
+    code, _, po = srv.request("GET", LEASE_PATH + "/gw", headers={
+        "Accept": meta_list.replace("MetadataList", "Metadata")})
+    assert code == 200 and po["kind"] == "PartialObjectMetadata" and "spec" not in po, po
+    code, _, st = srv.request("GET", LEASE_PATH + "/gw", headers={"Accept": meta_list})
+    assert code == 406 and "is not a list" in st["message"], st
+
+
+def test_kubectl_get_watch_prints_table_rows(srv, workdir):
+    """`kubectl get -w` watches as a Table too: each event a Table of one row, the column
+    definitions in the first event only."""
+    code, _, first = srv.request("POST", LEASE_PATH, body=lease("gw", holder="a_1"))
+    assert code == 201
+    out_path = os.path.join(workdir, "watch.out")
+    cmd, env = srv.kubectl_cmd("get", "leases", "--watch", "--request-timeout=60s")
+    with open(out_path, "w") as out:
+        p = subprocess.Popen(cmd, stdout=out, stderr=subprocess.PIPE, env=env, text=True)
+    try:
+        k8sharness_wait(lambda: any(r["verb"] == "watch" for r in srv.requests()),
+                        "watch opened")
+        got = copy.deepcopy(first)
+        got["spec"]["holderIdentity"] = "b_2"
+        assert srv.request("PUT", LEASE_PATH + "/gw", body=got)[0] == 200
+        k8sharness_wait(lambda: "b_2" in open(out_path).read(), "the new holder printed")
+        srv.expire_watches()
+        p.wait(timeout=30 * k8sharness.MULT)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    lines = [re.split(r"\s{2,}", ln.strip()) for ln in open(out_path) if ln.strip()]
+    assert lines[0] == ["NAME", "HOLDER", "AGE"], lines
+    assert [ln[:2] for ln in lines[1:]] == [["gw", "a_1"], ["gw", "b_2"]], lines
+
+    # the stream itself (resumed from a list's resourceVersion: the one above was compacted)
+    rv = srv.request("GET", LEASE_PATH)[2]["metadata"]["resourceVersion"]
+    got = srv.request("GET", LEASE_PATH + "/gw")[2]
+    got["spec"]["holderIdentity"] = "c_3"
+    assert srv.request("PUT", LEASE_PATH + "/gw", body=got)[0] == 200
+    evs = srv.watch(LEASE_PATH + "?watch=1&resourceVersion=%s&timeoutSeconds=3" % rv,
+                    timeout=10, accept=TABLE)
+    ev = next(evs)
+    assert ev["type"] == "MODIFIED" and ev["object"]["kind"] == "Table" and \
+        [c["name"] for c in ev["object"]["columnDefinitions"]] == ["Name", "Holder", "Age"]
+    assert ev["object"]["rows"][0]["cells"][:2] == ["gw", "c_3"]
+    assert srv.request("DELETE", LEASE_PATH + "/gw")[0] == 200
+    ev = next(evs)
+    assert ev["type"] == "DELETED" and ev["object"]["columnDefinitions"] is None and \
+        ev["object"]["rows"][0]["cells"][:2] == ["gw", "c_3"], ev
+    assert list(evs) == []
 
 
 def test_kubectl_discovery_and_explain(srv):

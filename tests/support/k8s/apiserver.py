@@ -53,6 +53,7 @@ sys.path.insert(0, HERE)
 import godecode  # noqa: E402
 import openapi  # noqa: E402
 import patches  # noqa: E402
+import printers  # noqa: E402
 import selection  # noqa: E402
 import semantics  # noqa: E402
 
@@ -569,6 +570,74 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return True
         return False
 
+    def negotiate(self):
+        """The representation a resource request asks for, as the real server negotiates it
+        (clauses by q, most specific first; a clause with parameters it does not know is
+        skipped): ("json", None), ("Table" | "PartialObjectMetadata" |
+        "PartialObjectMetadataList", "v1" | "v1beta1"), or a 406."""
+        clauses = []
+        for i, part in enumerate((self.headers.get("Accept") or "*/*").split(",")):
+            fields = [x.strip() for x in part.split(";")]
+            if not fields[0]:
+                continue
+            params = dict(f.split("=", 1) for f in fields[1:] if "=" in f)
+            try:
+                q = float(params.pop("q", "1"))
+            except ValueError:
+                q = 0.0
+            t, _, sub = fields[0].lower().partition("/")
+            clauses.append((-q, t == "*", sub == "*", i, t, sub, params))
+        for _, _, _, _, t, sub, params in sorted(clauses):
+            if t not in ("application", "*") or sub not in ("json", "*"):
+                continue
+            params.pop("pretty", None)
+            if set(params) - {"as", "g", "v"}:
+                continue
+            if not params:
+                return "json", None
+            if params.get("g") == "meta.k8s.io" and params.get("v") in ("v1", "v1beta1") and \
+                    params.get("as") in ("Table", "PartialObjectMetadata",
+                                         "PartialObjectMetadataList"):
+                return params["as"], params["v"]
+        raise ApiError(406, "only application/json (also as=Table, PartialObjectMetadata and "
+                       "PartialObjectMetadataList of meta.k8s.io/v1 or v1beta1) is served by "
+                       "the test API server", "NotAcceptable")
+
+    def table_options(self):
+        inc = self.query.get("includeObject", ["Metadata"])[0] or "Metadata"
+        if inc not in printers.INCLUDE_OBJECT:
+            raise bad_request('unrecognized includeObject value: "%s"' % inc)
+        return inc
+
+    def not_acceptable_shape(self, r, what, is_list):
+        t = "*%s.%s%s" % (r.group.split(".")[0] if r.group else "core", r.kind,
+                          "List" if is_list else "")
+        if is_list:
+            msg = "you requested %s, but the requested object is a list (%s)" % (what, t)
+        else:
+            msg = "you requested %s, but the requested object is not a list (%s)" % (what, t)
+        return ApiError(406, msg, "NotAcceptable")
+
+    def render_object(self, r, obj, as_, version, headers=True):
+        """One object in the negotiated form (a Table of one row, its metadata, or itself)."""
+        if as_ == "Table":
+            return printers.table(r.group, r.version, r.kind, [obj],
+                                  include=self.table_options(), headers=headers,
+                                  table_version=version)
+        if as_ == "PartialObjectMetadata":
+            return {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/" + version,
+                    "metadata": obj.get("metadata") or {}}
+        if as_ == "PartialObjectMetadataList":
+            raise self.not_acceptable_shape(r, as_, False)
+        return obj
+
+    def send_object(self, code, r, obj, headers=None):
+        """A resource request's answer (an object, not a Status) in the negotiated form."""
+        as_, version = self.negotiate()
+        if obj.get("kind") != "Status":
+            obj = self.render_object(r, obj, as_, version)
+        self.send(code, obj, headers=headers)
+
     def accepts_aggregated(self):
         acc = self.headers.get("Accept") or ""
         for part in acc.split(","):
@@ -741,9 +810,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             raise ApiError(415, "the body of the request was in an unknown format - accepted "
                            "media types include: application/json (the test API server speaks "
                            "JSON only)", "UnsupportedMediaType")
-        if not self.accepts("application/json"):
-            raise ApiError(406, "only application/json is served by the test API server",
-                           "NotAcceptable")
+        self.negotiate()
         ns = info["namespace"] or ""
         name = info["name"]
         if verb == "watch":
@@ -936,7 +1003,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def get(self, r, ns, name):
         with self.server.store.cond:
             o = copy.deepcopy(self.stored(r, ns, name))
-        self.send(200, o)
+        self.send_object(200, r, o)
 
     def selectors(self, r):
         try:
@@ -1001,17 +1068,55 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 o.pop("kind", None)
                 o.pop("apiVersion", None)
                 out.append(o)
-        self.send(200, {"kind": r.kind + "List", "apiVersion": gv_string(r.group, r.version),
-                        "metadata": meta, "items": out})
+        self.send(200, self.render_list(r, out, meta))
+
+    def render_list(self, r, items, meta):
+        """A list in the negotiated form: the kind's List, a Table, or a
+        PartialObjectMetadataList."""
+        as_, version = self.negotiate()
+        if as_ == "Table":
+            return printers.table(r.group, r.version, r.kind, items, list_meta=meta,
+                                  include=self.table_options(), table_version=version)
+        if as_ == "PartialObjectMetadataList":
+            gv = "meta.k8s.io/" + version
+            return {"kind": "PartialObjectMetadataList", "apiVersion": gv, "metadata": meta,
+                    "items": [{"kind": "PartialObjectMetadata", "apiVersion": gv,
+                               "metadata": o.get("metadata") or {}} for o in items]}
+        if as_ == "PartialObjectMetadata":
+            raise self.not_acceptable_shape(r, as_, True)
+        return {"kind": r.kind + "List", "apiVersion": gv_string(r.group, r.version),
+                "metadata": meta, "items": items}
 
     # ---- watch --
 
     def chunk(self, data):
         self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
 
-    def event(self, typ, obj):
+    def event(self, typ, obj, render=None):
+        if render is not None and obj.get("kind") != "Status":
+            obj = render(obj)
         self.chunk((json.dumps({"type": typ, "object": obj}, separators=(",", ":")) + "\n")
                    .encode())
+
+    def watch_renderer(self, r):
+        """How watch events' objects are written for the negotiated form (None: as they are).
+        A Table gives each event a Table of one row, with column definitions only in the first
+        one, as the real server does; PartialObjectMetadataList cannot be made of one object,
+        and the real server then writes the object as it is."""
+        as_, version = self.negotiate()
+        if as_ == "Table":
+            include = self.table_options()
+            first = [True]
+
+            def table(o):
+                t = printers.table(r.group, r.version, r.kind, [o], include=include,
+                                   headers=first[0], table_version=version)
+                first[0] = False
+                return t
+            return table
+        if as_ == "PartialObjectMetadata":
+            return lambda o: self.render_object(r, o, as_, version)
+        return None
 
     def client_gone(self):
         try:
@@ -1050,6 +1155,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 raise bad_request('resourceVersion: Invalid value: "%s": must be a number' % rv_s)
         else:
             start_rv = None
+        render = self.watch_renderer(r)
         deadline = time.monotonic() + max(timeout, 0)
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -1085,7 +1191,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                                 "k8s.io/initial-events-end": "true"}}}))
         try:
             for typ, o in pending:
-                self.event(typ, o)
+                self.event(typ, o, render)
             while last is not None:
                 with st.cond:
                     evs = st.events_after(last)
@@ -1110,7 +1216,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                         elif before:
                             out.append(("DELETED", e.obj))
                 for typ, o in out:
-                    self.event(typ, o)
+                    self.event(typ, o, render)
                 if time.monotonic() >= deadline or self.client_gone():
                     break
             self.wfile.write(b"0\r\n\r\n")
@@ -1257,7 +1363,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             else:
                 self.server.finish_create(r, ns, obj)
             out = copy.deepcopy(obj)
-        self.send(201, out, headers=self.warning_headers())
+        self.send_object(201, r, out, headers=self.warning_headers())
 
     def update(self, r, ns, name, body, sub):
         self.warnings = []
@@ -1268,7 +1374,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         with st.cond:
             cur = self.stored(r, ns, name)
             out, code = self.apply_update(r, ns, name, obj, errs, cur, sub)
-        self.send(code, out, headers=self.warning_headers())
+        self.send_object(code, r, out, headers=self.warning_headers())
 
     def patch(self, r, ns, name, body, sub):
         self.warnings = []
@@ -1304,7 +1410,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             shown = godecode.go_format_v(doc) if smp else godecode.go_json(res)
             obj, errs = self.decode(r, res, dups, kind if sub else None, patch=(shown, smp))
             out, code = self.apply_update(r, ns, name, obj, errs, cur, sub)
-        self.send(code, out, headers=self.warning_headers())
+        self.send_object(code, r, out, headers=self.warning_headers())
 
     def apply_update(self, r, ns, name, obj, errs, cur, sub):
         """Update cur with obj (store lock held). Returns (object, HTTP code)."""
@@ -1410,10 +1516,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
                                "%s, ResourceVersion in object meta: %s"
                                % (pre["resourceVersion"], cmeta["resourceVersion"]))
             if dry:
-                return self.send(200, copy.deepcopy(cur))
+                return self.send_object(200, r, copy.deepcopy(cur))
             out, code = self.delete_locked(r, ns, name, cur)
         if (r.group, r.plural) in RETURNS_DELETED or code == 202:
-            return self.send(code, out)
+            return self.send_object(code, r, out)
         self.send(code, status_obj(200, "", "", _details(r, name, uid=cmeta["uid"]),
                                    status="Success"))
 
@@ -1471,8 +1577,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         for o in items:
             o.pop("kind", None)
             o.pop("apiVersion", None)
-        self.send(200, {"kind": r.kind + "List", "apiVersion": gv_string(r.group, r.version),
-                        "metadata": {"resourceVersion": str(rv)}, "items": items})
+        self.send(200, self.render_list(r, items, {"resourceVersion": str(rv)}))
 
 
 def invalid_watch_list():

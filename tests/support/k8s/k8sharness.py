@@ -155,11 +155,11 @@ class ApiServer:
         finally:
             c.close()
 
-    def watch(self, path, timeout=10, token=True):
+    def watch(self, path, timeout=10, token=True, accept="application/json"):
         """Yields watch events ({"type", "object"}) until the server ends the stream or
         timeout passes (then raises TimeoutError)."""
         c = self.connect(timeout)
-        h = {"Accept": "application/json"}
+        h = {"Accept": accept}
         if token:
             h["Authorization"] = "Bearer " + self.token
         c.request("GET", path, headers=h)
