@@ -425,6 +425,32 @@ def cells(table, name):
 AGE = re.compile(r"^\d+s$")
 
 
+def test_printers_cover_every_served_kind():
+    """Every kind served gets a Table, from a bare object (what a watch bookmark carries) and
+    from one with common fields, with as many cells as columns (but IPAddress, whose upstream
+    printer fills one more cell than it defines columns)."""
+    import printers
+    now = time.time()
+    ts = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - 90))
+    for r in openapi.resources():
+        for o in ({"metadata": {"resourceVersion": "7"}},
+                  {"metadata": {"name": "x", "creationTimestamp": ts, "labels": {"a": "b"}},
+                   "spec": {"selector": {"matchLabels": {"a": "b"}}, "replicas": 2},
+                   "status": {"conditions": [{"type": "Ready", "status": "True"}]}}):
+            t = printers.table(r.group, r.version, r.kind, [o], now=now)
+            assert t["kind"] == "Table" and len(t["rows"]) == 1, (r, t)
+            extra = 1 if r.kind == "IPAddress" else 0
+            assert len(t["rows"][0]["cells"]) == len(t["columnDefinitions"]) + extra, (r, t)
+            if "name" in o["metadata"]:
+                assert t["rows"][0]["cells"][0 if r.kind != "Event" else 9] == "x", (r, t)
+    assert printers.human_duration(90) == "90s" and printers.human_duration(150) == "2m30s"
+    assert printers.human_duration(3 * 3600 + 60) == "3h1m"
+    assert printers.human_duration(50 * 3600) == "2d2h"
+    assert printers.human_duration(400 * 86400) == "400d"
+    assert printers.human_duration(3 * 365 * 86400 + 86400) == "3y1d"
+    assert printers.human_duration(-0.5) == "0s" and printers.human_duration(-5) == "<invalid>"
+
+
 def test_kubectl_get_prints_the_server_table(srv, workdir):
     """`kubectl get` asks for a meta.k8s.io Table and prints the server's columns: those of
     upstream's printers for the kinds the project uses (Leases: NAME HOLDER AGE, Services, Pods,
