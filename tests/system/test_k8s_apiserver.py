@@ -1114,6 +1114,9 @@ def test_watch_resume_transitions_and_expiry(srv):
                          "&timeoutSeconds=1" % rv0))
     assert [(e["type"], e["object"]["metadata"]["name"]) for e in evs] == [
         ("ADDED", "b"), ("DELETED", "b")]
+    # the DELETED of one leaving is what it was (it matched), at the change's resourceVersion
+    assert evs[1]["object"]["metadata"]["labels"]["w"] == "1" and \
+        evs[1]["object"]["metadata"]["resourceVersion"] == str(rvs[3])
     # no resourceVersion: the current state as ADDED, then live events
     w = srv.watch(SVC_PATH + "?watch=1&timeoutSeconds=5")
     first = [next(w), next(w)]
@@ -1145,6 +1148,50 @@ def test_watch_resume_transitions_and_expiry(srv):
     code, _, st = srv.request("GET", SVC_PATH + "?limit=1&continue=" +
                               page["metadata"]["continue"])
     assert code == 410 and st["reason"] == "Expired"
+
+
+def test_watch_bookmarks_and_end(srv):
+    """allowWatchBookmarks=true gets BOOKMARKs as from the real server: about every minute
+    (--watch-bookmark-seconds) and 2 s before the timeout, an empty object of the kind at the
+    current resourceVersion; none without it. /_test/end-watches ends watches as a timeout
+    does: they resume from where they were."""
+    code, _, lst = srv.request("GET", LEASE_PATH)
+    rv = lst["metadata"]["resourceVersion"]
+    w = srv.watch(LEASE_PATH + "?watch=1&allowWatchBookmarks=true&timeoutSeconds=3"
+                  "&resourceVersion=" + rv)
+    assert srv.request("POST", LEASE_PATH, body=lease("a"))[0] == 201
+    code, _, cm = srv.request("POST", CM_PATH, body=configmap("elsewhere"))
+    evs = list(w)
+    assert [e["type"] for e in evs] == ["ADDED", "BOOKMARK"], evs
+    assert evs[1]["object"] == {"kind": "Lease", "apiVersion": "coordination.k8s.io/v1",
+                                "metadata": {"resourceVersion": cm["metadata"][
+                                    "resourceVersion"]}}, evs
+    evs = list(srv.watch(LEASE_PATH + "?watch=1&timeoutSeconds=3&resourceVersion=" + rv))
+    assert [e["type"] for e in evs] == ["ADDED"], evs
+    # a timeout of 2 s or less leaves no time for one
+    evs = list(srv.watch(LEASE_PATH + "?watch=1&allowWatchBookmarks=true&timeoutSeconds=2"
+                         "&resourceVersion=" + rv))
+    assert [e["type"] for e in evs] == ["ADDED"], evs
+    # ended, not expired: resuming from the last resourceVersion seen gets what came since
+    w = srv.watch(LEASE_PATH + "?watch=1&timeoutSeconds=30&resourceVersion=" + rv)
+    first = next(w)
+    srv.end_watches()
+    assert list(w) == []
+    assert srv.request("POST", LEASE_PATH, body=lease("b"))[0] == 201
+    evs = list(srv.watch(LEASE_PATH + "?watch=1&timeoutSeconds=1&resourceVersion=" +
+                         first["object"]["metadata"]["resourceVersion"]))
+    assert [(e["type"], e["object"]["metadata"]["name"]) for e in evs] == [("ADDED", "b")], evs
+
+
+def test_watch_bookmarks_every_interval(workdir):
+    s = k8sharness.ApiServer(workdir, args=["--watch-bookmark-seconds", "1"]).start()
+    try:
+        evs = list(s.watch(LEASE_PATH + "?watch=1&allowWatchBookmarks=true&timeoutSeconds=5",
+                           timeout=15))
+        # at 1 s, 2 s and 3 s (2 s before the end); nothing else to see
+        assert [e["type"] for e in evs] == ["BOOKMARK"] * 3, evs
+    finally:
+        assert s.stop() == 0, s.tail()
 
 
 def test_faults_and_request_log(srv):

@@ -19,6 +19,8 @@ Test control endpoints (no token needed, loopback clients only):
   GET  /_test/faults          the rules still pending
   POST /_test/expire-watches  closes every open watch and compacts history: resuming from any
                                older resourceVersion gets 410 Gone
+  POST /_test/end-watches     closes every open watch (clean end of stream, as a server-side
+                               timeout); the history stays, so they resume
   GET  /_test/requests        [{method, path, query, code, verb, resource, subresource,
                                 namespace, name, token}] served so far (token: the bearer token
                                 sent, so tests can tell clients apart; null without one)
@@ -864,6 +866,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     srv.store.expire()
                     rv = srv.store.rv
                 return self.send(200, {"resourceVersion": str(rv)})
+            if method == "POST" and path == "/_test/end-watches":
+                with srv.store.cond:
+                    srv.store.epoch += 1  # ends open watches; the history stays
+                    srv.store.cond.notify_all()
+                    rv = srv.store.rv
+                return self.send(200, {"resourceVersion": str(rv)})
             if method == "GET" and path == "/_test/requests":
                 with srv.log_lock:
                     return self.send(200, list(srv.request_log))
@@ -1098,6 +1106,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.chunk((json.dumps({"type": typ, "object": obj}, separators=(",", ":")) + "\n")
                    .encode())
 
+    def next_bookmark(self, allowed, now, deadline):
+        """When the next BOOKMARK is due (monotonic time), or None: every
+        --watch-bookmark-seconds, and 2 s before the watch's timeout, as the real server's
+        watch cache sends them to a watch that allows them."""
+        if not allowed:
+            return None
+        t = min(now + self.server.args.watch_bookmark_seconds, deadline - 2)
+        return t if t > now else None
+
     def watch_renderer(self, r):
         """How watch events' objects are written for the negotiated form (None: as they are).
         A Table gives each event a Table of one row, with column definitions only in the first
@@ -1192,11 +1209,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
         try:
             for typ, o in pending:
                 self.event(typ, o, render)
+            gv = gv_string(r.group, r.version)
+            bookmark_at = self.next_bookmark(bookmarks, time.monotonic(), deadline)
             while last is not None:
                 with st.cond:
                     evs = st.events_after(last)
                     if not evs and not st.closing and st.epoch == epoch:
-                        st.cond.wait(min(0.5, max(deadline - time.monotonic(), 0)))
+                        wake = min(deadline, bookmark_at or deadline)
+                        st.cond.wait(min(0.5, max(wake - time.monotonic(), 0)))
                         evs = st.events_after(last)
                     if st.closing or st.epoch != epoch:
                         break
@@ -1205,19 +1225,32 @@ class Handler(http.server.BaseHTTPRequestHandler):
                         last = e.rv
                         if e.gvr != (r.group, r.version, r.plural):
                             continue
-                        now, before = match(e.obj), match(e.old)
-                        if e.type == "DELETED":
-                            if now or before:
-                                out.append(("DELETED", e.obj))
-                        elif now and (before or e.type == "ADDED"):
-                            out.append((e.type, e.obj))
-                        elif now:
-                            out.append(("ADDED", e.obj))
-                        elif before:
+                        # as the real server's watch cache: a deletion is seen by those who saw
+                        # the object; one leaving the selection is a DELETED of what it was
+                        # (with the new resourceVersion), one entering it an ADDED
+                        now = e.type != "DELETED" and match(e.obj)
+                        before = match(e.old)
+                        if now:
+                            out.append(("MODIFIED" if before else "ADDED", e.obj))
+                        elif before and e.type == "DELETED":
                             out.append(("DELETED", e.obj))
+                        elif before:
+                            was = copy.deepcopy(e.old)
+                            was["metadata"]["resourceVersion"] = e.obj["metadata"][
+                                "resourceVersion"]
+                            out.append(("DELETED", was))
+                    bookmark_rv = st.rv
                 for typ, o in out:
                     self.event(typ, o, render)
-                if time.monotonic() >= deadline or self.client_gone():
+                t = time.monotonic()
+                if bookmark_at is not None and t >= bookmark_at:
+                    # what the real server sends when asked to: an empty object of the kind
+                    # at the current resourceVersion, about every minute and 2 s before the
+                    # timeout
+                    self.event("BOOKMARK", {"kind": r.kind, "apiVersion": gv, "metadata": {
+                        "resourceVersion": str(bookmark_rv)}}, render)
+                    bookmark_at = self.next_bookmark(bookmarks, t, deadline)
+                if t >= deadline or self.client_gone():
                     break
             self.wfile.write(b"0\r\n\r\n")
         except (ConnectionError, ssl.SSLError, socket.timeout, TimeoutError, OSError):
@@ -1597,6 +1630,9 @@ def parse_args(argv):
     ap.add_argument("--node-port-range", default="30000-32767")
     ap.add_argument("--watch-history", type=int, default=10000,
                     help="events kept for watch resumption")
+    ap.add_argument("--watch-bookmark-seconds", type=float, default=60,
+                    help="how often a watch with allowWatchBookmarks=true gets a BOOKMARK "
+                    "(the real server: about a minute)")
     ap.add_argument("--verbose", action="store_true", help="log every request to stderr")
     return ap.parse_args(argv)
 
