@@ -1194,6 +1194,29 @@ def test_watch_bookmarks_every_interval(workdir):
         assert s.stop() == 0, s.tail()
 
 
+def test_answers_framed_as_go_does(srv):
+    """The real server sets no Content-Length: Go's net/http gives small answers one and
+    sends bigger ones chunked (HTTP/1.1), gzip from 128 KiB when the client accepts it."""
+    code, h, obj = srv.request("GET", SVC_PATH + "/kubernetes")
+    assert code == 200 and h.get("Content-Length") and not h.get("Transfer-Encoding")
+    for i in range(8):
+        assert srv.request("POST", CM_PATH, body=configmap("c%d" % i, {"k": "v" * 300}))[0] == 201
+    code, h, lst = srv.request("GET", CM_PATH)
+    assert code == 200 and h.get("Transfer-Encoding") == "chunked" and \
+        not h.get("Content-Length") and len(lst["items"]) == 8, h
+    big = configmap("big", {"k": "x" * (140 * 1024)})
+    assert srv.request("POST", CM_PATH, body=big)[0] == 201
+    code, h, data = srv.request("GET", CM_PATH + "/big", raw=True,
+                                headers={"Accept-Encoding": "gzip"})
+    assert code == 200 and h.get("Content-Encoding") == "gzip", h
+    assert json.loads(gzip.decompress(data))["data"]["k"] == big["data"]["k"]
+    code, h, data = srv.request("GET", CM_PATH + "/big", raw=True)
+    assert code == 200 and not h.get("Content-Encoding") and json.loads(data)["data"] == \
+        big["data"]
+    # kubectl reads both
+    assert len(srv.kubectl("get", "cm", "-o", "name").stdout.split()) == 9
+
+
 def test_faults_and_request_log(srv):
     srv.request("POST", SVC_PATH, body=service())
     srv.reset()

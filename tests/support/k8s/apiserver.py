@@ -33,6 +33,7 @@ import base64
 import bisect
 import copy
 import datetime
+import gzip
 import hashlib
 import http.server
 import ipaddress
@@ -101,6 +102,9 @@ EXTRA_FIELDS = {
 RETURNS_DELETED = {("", "services"), ("", "pods"), ("", "namespaces")}
 INITIAL_NAMESPACES = ["default", "kube-system", "kube-public", "kube-node-lease"]
 FIELD_VALIDATION = ("Strict", "Warn", "Ignore")
+# Framing of answers, as Go's net/http and the real server's response writer do it.
+CHUNKED_ABOVE = 2048  # net/http's buffer before it chunks (no Content-Length set)
+GZIP_FROM = 128 * 1024  # the apiserver compresses answers this big (APIResponseCompression)
 REASONS = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound",
            405: "MethodNotAllowed", 406: "NotAcceptable", 409: "Conflict", 410: "Expired",
            415: "UnsupportedMediaType", 422: "Invalid", 429: "TooManyRequests",
@@ -540,10 +544,29 @@ class Handler(http.server.BaseHTTPRequestHandler):
         return self.rfile.read(n) if n else b""
 
     def send(self, code, obj, headers=None, content_type="application/json", raw=None):
-        body = raw if raw is not None else (json.dumps(obj, separators=(",", ":")) + "\n").encode()
+        """An answer. An object (raw=None) is framed as Go's net/http frames the real server's
+        (which sets no Content-Length): a Content-Length up to 2048 bytes, chunked above that on
+        HTTP/1.1, gzip from 128 KiB when the client accepts it. raw bytes (discovery
+        documents) always get a Content-Length."""
+        if raw is not None:
+            body, chunked, gz = raw, False, False
+        else:
+            body = (json.dumps(obj, separators=(",", ":")) + "\n").encode()
+            accept = [t.split(";")[0].strip().lower()
+                      for t in (self.headers.get("Accept-Encoding") or "").split(",")]
+            gz = "gzip" in accept and len(body) >= GZIP_FROM
+            if gz:
+                body = gzip.compress(body, compresslevel=1, mtime=0)
+            chunked = len(body) > CHUNKED_ABOVE and self.request_version == "HTTP/1.1"
         self.send_response(code)
         self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
+        if gz:
+            self.send_header("Content-Encoding", "gzip")
+            self.send_header("Vary", "Accept-Encoding")
+        if chunked:
+            self.send_header("Transfer-Encoding", "chunked")
+        else:
+            self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-cache, private")
         for k, v in (headers or {}).items():
             if isinstance(v, list):
@@ -552,7 +575,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             else:
                 self.send_header(k, v)
         self.end_headers()
-        self.wfile.write(body)
+        if chunked:
+            self.wfile.write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body))
+        else:
+            self.wfile.write(body)
         self.code = code
 
     def send_error_status(self, e):
