@@ -719,7 +719,15 @@ def test_field_validation_modes(srv):
           b'"spec":{"ports":[{"port":1}]}}'
     code, _, st = srv.request("POST", SVC_PATH + "?fieldValidation=Strict", body=dup,
                               headers={"Content-Type": "application/json"})
-    assert code == 400 and 'duplicate field "name"' in st["message"]
+    assert code == 400 and st["message"] == 'Service in version "v1" cannot be handled as a ' \
+        'Service: strict decoding error: duplicate field "metadata.name"', st
+    nested = b'{"apiVersion":"v1","kind":"Service","metadata":{"name":"c"},' \
+             b'"spec":{"ports":[{"port":1,"port":2}]}}'
+    code, h, obj = srv.request("POST", SVC_PATH, body=nested,
+                               headers={"Content-Type": "application/json"})
+    assert code == 201 and obj["spec"]["ports"][0]["port"] == 2  # the last one, warned
+    assert h.get_all("Warning") == ['299 - "duplicate field \\"spec.ports[0].port\\""'], \
+        h.get_all("Warning")
     code, _, st = srv.request("POST", SVC_PATH + "?fieldValidation=Bogus", body=service("d"))
     assert code == 400
     bad = service("e")

@@ -201,28 +201,43 @@ def strip_path(p):
     return p[2:] if p.startswith("$.") else ("" if p == "$" else p)
 
 
-def _dup_check_hook(dups):
-    def hook(pairs):
-        seen = set()
-        for k, _ in pairs:
-            if k in seen:
-                dups.append(k)
-            seen.add(k)
-        return dict(pairs)
-    return hook
-
-
 def parse_json(raw):
-    """(value, duplicate field names) or ApiError 400."""
-    dups = []
+    """(value, the paths of duplicate fields in document order, as the real server's strict
+    decoder names them: "metadata.name", "spec.ports[0].port") or ApiError 400."""
+    with_dups = []  # (dict, its repeated keys); holding the dicts keeps their ids unique
+
+    def hook(pairs):
+        d, dups = {}, []
+        for k, v in pairs:
+            if k in d:
+                dups.append(k)
+            d[k] = v
+        if dups:
+            with_dups.append((d, dups))
+        return d
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise bad_request("couldn't get version/kind; json parse error: invalid UTF-8")
     try:
-        return json.loads(text, object_pairs_hook=_dup_check_hook(dups)), dups
+        value = json.loads(text, object_pairs_hook=hook)
     except ValueError as e:
         raise bad_request("couldn't get version/kind; json parse error: %s" % e)
+    paths = []
+    if with_dups:
+        repeated = {id(d): dups for d, dups in with_dups}
+
+        def walk(v, path):
+            if isinstance(v, dict):
+                for k in repeated.get(id(v), ()):
+                    paths.append(path + "." + k if path else k)
+                for k, x in v.items():
+                    walk(x, path + "." + k if path else k)
+            elif isinstance(v, list):
+                for i, x in enumerate(v):
+                    walk(x, "%s[%d]" % (path, i))
+        walk(value, "")
+    return value, paths
 
 
 # ---- storage -----------------------------------------------------------------------------------
@@ -491,7 +506,7 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "cl-test-apiserver/1"
-    timeout = 600
+    timeout = 90  # the real server's IdleTimeout: an idle keep-alive connection is closed
 
     # ---- plumbing --
 
@@ -1341,7 +1356,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             raise bad_request(prefix + decode_error(types))
         unknown = ['unknown field "%s"' % strip_path(p.path) for p in problems
                    if p.category == openapi.UNKNOWN]
-        unknown = ['json: duplicate field "%s"' % d for d in dups] + unknown
+        unknown = ['duplicate field "%s"' % d for d in dups] + unknown
         fv = self.field_validation()
         if unknown:
             if fv == "Strict":
