@@ -605,6 +605,26 @@ def test_kubectl_get_prints_the_server_table(srv, workdir):
     assert code == 406 and "is not a list" in st["message"], st
 
 
+def test_create_drops_the_status_controllers_own(srv):
+    """As the real registry does on create: a Service's or Deployment's status from the client
+    is dropped (its defaults follow); the status subresource is how it is set. Pods keep
+    theirs here (README)."""
+    lb = service("lb", type="LoadBalancer")
+    lb["status"] = {"loadBalancer": {"ingress": [{"ip": "192.0.2.7"}]}}
+    code, _, got = srv.request("POST", SVC_PATH, body=lb)
+    assert code == 201 and got["status"] == {"loadBalancer": {}}, got
+    d = deployment("d")
+    d["status"] = {"replicas": 5, "readyReplicas": 5}
+    code, _, got = srv.request("POST", "/apis/apps/v1/namespaces/default/deployments", body=d)
+    assert code == 201 and "status" not in got, got
+    code, _, got = srv.request("POST", POD_PATH, body=pod("p", "10.1.0.5"))
+    assert code == 201 and got["status"]["podIP"] == "10.1.0.5"
+    code, _, got = srv.request("PATCH", SVC_PATH + "/lb/status", body=json.dumps(
+        {"status": lb["status"]}), headers={"Content-Type": "application/merge-patch+json"})
+    assert code == 200 and got["status"] == lb["status"], got
+    assert cells(server_table(srv, SVC_PATH), "lb")[3] == "192.0.2.7"
+
+
 def test_kubectl_get_watch_prints_table_rows(srv, workdir):
     """`kubectl get -w` watches as a Table too: each event a Table of one row, the column
     definitions in the first event only."""

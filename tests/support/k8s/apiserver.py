@@ -100,6 +100,16 @@ EXTRA_FIELDS = {
 # DELETE answers with the deleted object for these (the real server's ReturnDeletedObject and
 # graceful deletion); the others answer with a Status.
 RETURNS_DELETED = {("", "services"), ("", "pods"), ("", "namespaces")}
+# Kinds whose real create (the registry strategy's PrepareForCreate) drops the status the
+# client sent. Pods are left out on purpose: here they keep theirs (README), and Nodes keep theirs
+# on the real server too.
+STATUS_RESET_ON_CREATE = {
+    ("", "services"), ("", "namespaces"), ("", "persistentvolumeclaims"),
+    ("", "persistentvolumes"), ("", "replicationcontrollers"), ("", "resourcequotas"),
+    ("apps", "deployments"), ("apps", "replicasets"), ("apps", "statefulsets"),
+    ("apps", "daemonsets"), ("batch", "jobs"), ("batch", "cronjobs"),
+    ("autoscaling", "horizontalpodautoscalers"), ("policy", "poddisruptionbudgets"),
+    ("networking.k8s.io", "ingresses"), ("certificates.k8s.io", "certificatesigningrequests")}
 INITIAL_NAMESPACES = ["default", "kube-system", "kube-public", "kube-node-lease"]
 FIELD_VALIDATION = ("Strict", "Warn", "Ignore")
 # Framing of answers, as Go's net/http and the real server's response writer do it.
@@ -1404,6 +1414,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             meta["name"] = gn + "".join(self.server.sem.rng.choice("bcdfghjklmnpqrstvwxz2456789")
                                         for _ in range(5))
         self.check_meta(r, ns, obj, errs)
+        if (r.group, r.plural) in STATUS_RESET_ON_CREATE:
+            obj.pop("status", None)  # the status is the controllers' (defaults follow)
         name = meta.get("name") or ""
         if meta.get("resourceVersion"):
             raise ApiError(500, "resourceVersion should not be set on objects to be created",

@@ -632,6 +632,10 @@ class Semantics:
                     errs.forbidden("spec", "spec is immutable after creation except "
                                    "resources.requests and volumeAttributesClassName for bound "
                                    "claims")
+        elif group == "" and plural == "persistentvolumes" and old is None:
+            st = obj.setdefault("status", {})
+            if isinstance(st, dict):
+                st.setdefault("phase", "Pending")
         elif group == "" and plural in ("configmaps", "secrets"):
             self._config(plural, obj, old, errs)
         elif group == RBAC:
