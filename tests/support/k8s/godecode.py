@@ -3,7 +3,8 @@ metav1.Time / MicroTime parsing (Go's time.Parse with the layouts the Go types u
 canonical form once stored, resource.Quantity parsing, and the wording of Go's decode errors
 (encoding/json's UnmarshalTypeError, runtime.DefaultUnstructuredConverter, time.ParseError).
 
-    parse_time("yesterday", MICRO) -> (None, 'parsing time "yesterday" as "2006-01-02T15:04:05.000000Z07:00": cannot parse "yesterday" as "2006"')
+    parse_time("yesterday", MICRO) -> (None, 'parsing time "yesterday" as
+        "2006-01-02T15:04:05.000000Z07:00": cannot parse "yesterday" as "2006"')
     parse_time("2026-01-02T03:04:05Z", RFC3339) -> ((2026, 1, 2, 3, 4, 5, 0, 0), None)
     canonical_time(value, layout) -> the string the real server answers with (UTC; Time to the
                                      second, MicroTime to the microsecond), or None (a zero time)

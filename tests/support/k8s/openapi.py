@@ -177,11 +177,12 @@ _BASE64 = re.compile(r"[A-Za-z0-9+/=\r\n]")
 
 # ---- Go decoding: what the real server's decoder says ------------------------------------------
 # The real server decodes a body into Go structs: a wrong JSON type is encoding/json's
-# UnmarshalTypeError ("json: cannot unmarshal string into Go struct field ServicePort.spec.ports.port
-# of type int32"; the first one is reported and decoding goes on), a bad time, quantity or
-# int-or-string fails inside the type's own UnmarshalJSON and ends decoding at once. A strategic
-# merge patch is instead converted from a map (runtime.DefaultUnstructuredConverter), with other
-# words ("unrecognized type: int32"). Each TYPE problem carries both wordings.
+# UnmarshalTypeError ("json: cannot unmarshal string into Go struct field
+# ServicePort.spec.ports.port of type int32"; the first one is reported and decoding goes on), a
+# bad time, quantity or int-or-string fails inside the type's own UnmarshalJSON and ends decoding
+# at once. A strategic merge patch is instead converted from a map
+# (runtime.DefaultUnstructuredConverter), with other words ("unrecognized type: int32"). Each
+# TYPE problem carries both wordings.
 
 def _go_name(defname):
     """io.k8s.api.core.v1.ServicePort -> v1.ServicePort (package.Type, as Go prints types)."""

@@ -744,7 +744,8 @@ def _volume_class(o):
 
 
 def _pv_cols():
-    spec, st = "io.k8s.api.core.v1.PersistentVolumeSpec", "io.k8s.api.core.v1.PersistentVolumeStatus"
+    spec = "io.k8s.api.core.v1.PersistentVolumeSpec"
+    st = "io.k8s.api.core.v1.PersistentVolumeStatus"
     return [name_col(), col("Capacity", desc=_doc(spec, "capacity")),
             col("Access Modes", desc=_doc(spec, "accessModes")),
             col("Reclaim Policy", desc=_doc(spec, "persistentVolumeReclaimPolicy")),
