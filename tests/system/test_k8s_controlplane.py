@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 
 import pytest
 
@@ -43,8 +44,8 @@ class ApiServer(k8sharness.ApiServer):
     """The test API server (k8sharness) with a few object helpers, and the list of requests
     this test (not the controlplane) made, so the controlplane's own can be told apart."""
 
-    def __init__(self, workdir):
-        super().__init__(workdir, token=TOKEN)
+    def __init__(self, workdir, args=()):
+        super().__init__(workdir, token=TOKEN, args=args)
         self.start()
         self.mine = []  # (method, path) this test sent
         self.log_from = 0  # the server's request log is read from here on (mark())
@@ -850,6 +851,51 @@ def test_watch_expired_then_resumed(api, kgateways):
     api.delete_service("web")
     h.wait_for(lambda: api.service("web") is not None, 10, "re-created after a second expiry")
     assert len(api.services()) == 1
+
+
+def test_watch_resumes_from_the_last_bookmark(fabric, workdir):
+    """A watch that allows bookmarks gets them from the real server (here every second): the
+    controlplane resumes its next watch from the last bookmark's resourceVersion, not from its
+    last event's, so a quiet watch does not fall behind the history."""
+    api = ApiServer(workdir, args=["--watch-bookmark-seconds", "1"])
+    started = []
+    try:
+        east = h.Gateway(fabric, "east", workdir, extra_cp=k8s_args(api))
+        started.append(east)
+        east.start()
+        create_import(east, "web", 80)
+        wait_state(east, "web", "ready")
+
+        def services(verb):
+            return [r for r in api.controlplane_requests()
+                    if resource_of(r)[0] == "services" and verb_of(r) == verb]
+        lists = len(services("list"))
+        # a change elsewhere: the Services watch sees no event, only the bookmarks after it
+        rv = int(api.ok("POST", "/api/v1/namespaces", {
+            "apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": "elsewhere"}})["metadata"]["resourceVersion"])
+        time.sleep(1.5 * h.MULT)
+        api.end_watches()
+
+        def resumed_from():
+            ws = services("watch")
+            q = urllib.parse.parse_qs(ws[-1]["query"]) if ws else {}
+            return int(q.get("resourceVersion", ["0"])[0] or 0)
+        h.wait_for(lambda: resumed_from() >= rv, 10,
+                   "Services watch resumed from a bookmark (now %d, want >= %d)"
+                   % (resumed_from(), rv))
+        assert len(services("list")) == lists  # resumed, not re-listed
+        # and it still works
+        old = api.service("web")["metadata"]["uid"]
+        api.delete_service("web")
+        h.wait_for(lambda: (api.service("web") or {}).get("metadata", {}).get("uid") not in
+                   (None, old), 10, "Service re-created after resuming")
+    finally:
+        try:
+            stop_all(started)
+            check_rbac(api.controlplane_requests())
+        finally:
+            assert api.stop() in (0, -signal.SIGTERM)
 
 
 def test_fault_bursts_converge(api, kgateways):

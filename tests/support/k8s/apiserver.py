@@ -19,6 +19,8 @@ Test control endpoints (no token needed, loopback clients only):
   GET  /_test/faults          the rules still pending
   POST /_test/expire-watches  closes every open watch and compacts history: resuming from any
                                older resourceVersion gets 410 Gone
+  POST /_test/end-watches     closes every open watch (clean end of stream, as a server-side
+                               timeout); the history stays, so they resume
   GET  /_test/requests        [{method, path, query, code, verb, resource, subresource,
                                 namespace, name, token}] served so far (token: the bearer token
                                 sent, so tests can tell clients apart; null without one)
@@ -31,6 +33,7 @@ import base64
 import bisect
 import copy
 import datetime
+import gzip
 import hashlib
 import http.server
 import ipaddress
@@ -50,8 +53,10 @@ import uuid
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
+import godecode  # noqa: E402
 import openapi  # noqa: E402
 import patches  # noqa: E402
+import printers  # noqa: E402
 import selection  # noqa: E402
 import semantics  # noqa: E402
 
@@ -95,8 +100,21 @@ EXTRA_FIELDS = {
 # DELETE answers with the deleted object for these (the real server's ReturnDeletedObject and
 # graceful deletion); the others answer with a Status.
 RETURNS_DELETED = {("", "services"), ("", "pods"), ("", "namespaces")}
+# Kinds whose real create (the registry strategy's PrepareForCreate) drops the status the
+# client sent. Pods are left out on purpose: here they keep theirs (README), and Nodes keep theirs
+# on the real server too.
+STATUS_RESET_ON_CREATE = {
+    ("", "services"), ("", "namespaces"), ("", "persistentvolumeclaims"),
+    ("", "persistentvolumes"), ("", "replicationcontrollers"), ("", "resourcequotas"),
+    ("apps", "deployments"), ("apps", "replicasets"), ("apps", "statefulsets"),
+    ("apps", "daemonsets"), ("batch", "jobs"), ("batch", "cronjobs"),
+    ("autoscaling", "horizontalpodautoscalers"), ("policy", "poddisruptionbudgets"),
+    ("networking.k8s.io", "ingresses"), ("certificates.k8s.io", "certificatesigningrequests")}
 INITIAL_NAMESPACES = ["default", "kube-system", "kube-public", "kube-node-lease"]
 FIELD_VALIDATION = ("Strict", "Warn", "Ignore")
+# Framing of answers, as Go's net/http and the real server's response writer do it.
+CHUNKED_ABOVE = 2048  # net/http's buffer before it chunks (no Content-Length set)
+GZIP_FROM = 128 * 1024  # the apiserver compresses answers this big (APIResponseCompression)
 REASONS = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound",
            405: "MethodNotAllowed", 406: "NotAcceptable", 409: "Conflict", 410: "Expired",
            415: "UnsupportedMediaType", 422: "Invalid", 429: "TooManyRequests",
@@ -171,32 +189,65 @@ def bad_request(message):
     return ApiError(400, message, "BadRequest")
 
 
+def decode_error(types):
+    """What the real server's JSON decoder reports for these TYPE problems (document order):
+    the first failure of a type's own UnmarshalJSON (a time, a quantity, an int-or-string),
+    which ends decoding, else the first type mismatch."""
+    aborts = [p for p in types if p.aborts]
+    return (aborts or types)[0].go
+
+
+def patch_invalid(value, detail):
+    """A patched object that does not decode: 422 Invalid on the field "patch" with no kind or
+    name, as the real server answers (value: the patched object for JSON and merge patches, the
+    patch itself for strategic merge patches)."""
+    msg = "Invalid value: %s: %s" % (godecode.go_quote(value), detail)
+    return ApiError(422, ' "" is invalid: patch: ' + msg, "Invalid",
+                    {"causes": [{"reason": "FieldValueInvalid", "message": msg,
+                                 "field": "patch"}]})
+
+
 def strip_path(p):
     return p[2:] if p.startswith("$.") else ("" if p == "$" else p)
 
 
-def _dup_check_hook(dups):
-    def hook(pairs):
-        seen = set()
-        for k, _ in pairs:
-            if k in seen:
-                dups.append(k)
-            seen.add(k)
-        return dict(pairs)
-    return hook
-
-
 def parse_json(raw):
-    """(value, duplicate field names) or ApiError 400."""
-    dups = []
+    """(value, the paths of duplicate fields in document order, as the real server's strict
+    decoder names them: "metadata.name", "spec.ports[0].port") or ApiError 400."""
+    with_dups = []  # (dict, its repeated keys); holding the dicts keeps their ids unique
+
+    def hook(pairs):
+        d, dups = {}, []
+        for k, v in pairs:
+            if k in d:
+                dups.append(k)
+            d[k] = v
+        if dups:
+            with_dups.append((d, dups))
+        return d
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise bad_request("couldn't get version/kind; json parse error: invalid UTF-8")
     try:
-        return json.loads(text, object_pairs_hook=_dup_check_hook(dups)), dups
+        value = json.loads(text, object_pairs_hook=hook)
     except ValueError as e:
         raise bad_request("couldn't get version/kind; json parse error: %s" % e)
+    paths = []
+    if with_dups:
+        repeated = {id(d): dups for d, dups in with_dups}
+
+        def walk(v, path):
+            if isinstance(v, dict):
+                for k in repeated.get(id(v), ()):
+                    paths.append(path + "." + k if path else k)
+                for k, x in v.items():
+                    walk(x, path + "." + k if path else k)
+            elif isinstance(v, list):
+                for i, x in enumerate(v):
+                    walk(x, "%s[%d]" % (path, i))
+        walk(value, "")
+    return value, paths
 
 
 # ---- storage -----------------------------------------------------------------------------------
@@ -465,7 +516,7 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "cl-test-apiserver/1"
-    timeout = 600
+    timeout = 90  # the real server's IdleTimeout: an idle keep-alive connection is closed
 
     # ---- plumbing --
 
@@ -518,10 +569,29 @@ class Handler(http.server.BaseHTTPRequestHandler):
         return self.rfile.read(n) if n else b""
 
     def send(self, code, obj, headers=None, content_type="application/json", raw=None):
-        body = raw if raw is not None else (json.dumps(obj, separators=(",", ":")) + "\n").encode()
+        """An answer. An object (raw=None) is framed as Go's net/http frames the real server's
+        (which sets no Content-Length): a Content-Length up to 2048 bytes, chunked above that on
+        HTTP/1.1, gzip from 128 KiB when the client accepts it. raw bytes (discovery
+        documents) always get a Content-Length."""
+        if raw is not None:
+            body, chunked, gz = raw, False, False
+        else:
+            body = (json.dumps(obj, separators=(",", ":")) + "\n").encode()
+            accept = [t.split(";")[0].strip().lower()
+                      for t in (self.headers.get("Accept-Encoding") or "").split(",")]
+            gz = "gzip" in accept and len(body) >= GZIP_FROM
+            if gz:
+                body = gzip.compress(body, compresslevel=1, mtime=0)
+            chunked = len(body) > CHUNKED_ABOVE and self.request_version == "HTTP/1.1"
         self.send_response(code)
         self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
+        if gz:
+            self.send_header("Content-Encoding", "gzip")
+            self.send_header("Vary", "Accept-Encoding")
+        if chunked:
+            self.send_header("Transfer-Encoding", "chunked")
+        else:
+            self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-cache, private")
         for k, v in (headers or {}).items():
             if isinstance(v, list):
@@ -530,7 +600,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             else:
                 self.send_header(k, v)
         self.end_headers()
-        self.wfile.write(body)
+        if chunked:
+            self.wfile.write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body))
+        else:
+            self.wfile.write(body)
         self.code = code
 
     def send_error_status(self, e):
@@ -549,6 +622,74 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if t in ("*/*", media) or (t.endswith("/*") and media.startswith(t[:-1])):
                 return True
         return False
+
+    def negotiate(self):
+        """The representation a resource request asks for, as the real server negotiates it
+        (clauses by q, most specific first; a clause with parameters it does not know is
+        skipped): ("json", None), ("Table" | "PartialObjectMetadata" |
+        "PartialObjectMetadataList", "v1" | "v1beta1"), or a 406."""
+        clauses = []
+        for i, part in enumerate((self.headers.get("Accept") or "*/*").split(",")):
+            fields = [x.strip() for x in part.split(";")]
+            if not fields[0]:
+                continue
+            params = dict(f.split("=", 1) for f in fields[1:] if "=" in f)
+            try:
+                q = float(params.pop("q", "1"))
+            except ValueError:
+                q = 0.0
+            t, _, sub = fields[0].lower().partition("/")
+            clauses.append((-q, t == "*", sub == "*", i, t, sub, params))
+        for _, _, _, _, t, sub, params in sorted(clauses):
+            if t not in ("application", "*") or sub not in ("json", "*"):
+                continue
+            params.pop("pretty", None)
+            if set(params) - {"as", "g", "v"}:
+                continue
+            if not params:
+                return "json", None
+            if params.get("g") == "meta.k8s.io" and params.get("v") in ("v1", "v1beta1") and \
+                    params.get("as") in ("Table", "PartialObjectMetadata",
+                                         "PartialObjectMetadataList"):
+                return params["as"], params["v"]
+        raise ApiError(406, "only application/json (also as=Table, PartialObjectMetadata and "
+                       "PartialObjectMetadataList of meta.k8s.io/v1 or v1beta1) is served by "
+                       "the test API server", "NotAcceptable")
+
+    def table_options(self):
+        inc = self.query.get("includeObject", ["Metadata"])[0] or "Metadata"
+        if inc not in printers.INCLUDE_OBJECT:
+            raise bad_request('unrecognized includeObject value: "%s"' % inc)
+        return inc
+
+    def not_acceptable_shape(self, r, what, is_list):
+        t = "*%s.%s%s" % (r.group.split(".")[0] if r.group else "core", r.kind,
+                          "List" if is_list else "")
+        if is_list:
+            msg = "you requested %s, but the requested object is a list (%s)" % (what, t)
+        else:
+            msg = "you requested %s, but the requested object is not a list (%s)" % (what, t)
+        return ApiError(406, msg, "NotAcceptable")
+
+    def render_object(self, r, obj, as_, version, headers=True):
+        """One object in the negotiated form (a Table of one row, its metadata, or itself)."""
+        if as_ == "Table":
+            return printers.table(r.group, r.version, r.kind, [obj],
+                                  include=self.table_options(), headers=headers,
+                                  table_version=version)
+        if as_ == "PartialObjectMetadata":
+            return {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/" + version,
+                    "metadata": obj.get("metadata") or {}}
+        if as_ == "PartialObjectMetadataList":
+            raise self.not_acceptable_shape(r, as_, False)
+        return obj
+
+    def send_object(self, code, r, obj, headers=None):
+        """A resource request's answer (an object, not a Status) in the negotiated form."""
+        as_, version = self.negotiate()
+        if obj.get("kind") != "Status":
+            obj = self.render_object(r, obj, as_, version)
+        self.send(code, obj, headers=headers)
 
     def accepts_aggregated(self):
         acc = self.headers.get("Accept") or ""
@@ -722,9 +863,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             raise ApiError(415, "the body of the request was in an unknown format - accepted "
                            "media types include: application/json (the test API server speaks "
                            "JSON only)", "UnsupportedMediaType")
-        if not self.accepts("application/json"):
-            raise ApiError(406, "only application/json is served by the test API server",
-                           "NotAcceptable")
+        self.negotiate()
         ns = info["namespace"] or ""
         name = info["name"]
         if verb == "watch":
@@ -776,6 +915,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if method == "POST" and path == "/_test/expire-watches":
                 with srv.store.cond:
                     srv.store.expire()
+                    rv = srv.store.rv
+                return self.send(200, {"resourceVersion": str(rv)})
+            if method == "POST" and path == "/_test/end-watches":
+                with srv.store.cond:
+                    srv.store.epoch += 1  # ends open watches; the history stays
+                    srv.store.cond.notify_all()
                     rv = srv.store.rv
                 return self.send(200, {"resourceVersion": str(rv)})
             if method == "GET" and path == "/_test/requests":
@@ -917,7 +1062,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def get(self, r, ns, name):
         with self.server.store.cond:
             o = copy.deepcopy(self.stored(r, ns, name))
-        self.send(200, o)
+        self.send_object(200, r, o)
 
     def selectors(self, r):
         try:
@@ -982,17 +1127,64 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 o.pop("kind", None)
                 o.pop("apiVersion", None)
                 out.append(o)
-        self.send(200, {"kind": r.kind + "List", "apiVersion": gv_string(r.group, r.version),
-                        "metadata": meta, "items": out})
+        self.send(200, self.render_list(r, out, meta))
+
+    def render_list(self, r, items, meta):
+        """A list in the negotiated form: the kind's List, a Table, or a
+        PartialObjectMetadataList."""
+        as_, version = self.negotiate()
+        if as_ == "Table":
+            return printers.table(r.group, r.version, r.kind, items, list_meta=meta,
+                                  include=self.table_options(), table_version=version)
+        if as_ == "PartialObjectMetadataList":
+            gv = "meta.k8s.io/" + version
+            return {"kind": "PartialObjectMetadataList", "apiVersion": gv, "metadata": meta,
+                    "items": [{"kind": "PartialObjectMetadata", "apiVersion": gv,
+                               "metadata": o.get("metadata") or {}} for o in items]}
+        if as_ == "PartialObjectMetadata":
+            raise self.not_acceptable_shape(r, as_, True)
+        return {"kind": r.kind + "List", "apiVersion": gv_string(r.group, r.version),
+                "metadata": meta, "items": items}
 
     # ---- watch --
 
     def chunk(self, data):
         self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
 
-    def event(self, typ, obj):
+    def event(self, typ, obj, render=None):
+        if render is not None and obj.get("kind") != "Status":
+            obj = render(obj)
         self.chunk((json.dumps({"type": typ, "object": obj}, separators=(",", ":")) + "\n")
                    .encode())
+
+    def next_bookmark(self, allowed, now, deadline):
+        """When the next BOOKMARK is due (monotonic time), or None: every
+        --watch-bookmark-seconds, and 2 s before the watch's timeout, as the real server's
+        watch cache sends them to a watch that allows them."""
+        if not allowed:
+            return None
+        t = min(now + self.server.args.watch_bookmark_seconds, deadline - 2)
+        return t if t > now else None
+
+    def watch_renderer(self, r):
+        """How watch events' objects are written for the negotiated form (None: as they are).
+        A Table gives each event a Table of one row, with column definitions only in the first
+        one, as the real server does; PartialObjectMetadataList cannot be made of one object,
+        and the real server then writes the object as it is."""
+        as_, version = self.negotiate()
+        if as_ == "Table":
+            include = self.table_options()
+            first = [True]
+
+            def table(o):
+                t = printers.table(r.group, r.version, r.kind, [o], include=include,
+                                   headers=first[0], table_version=version)
+                first[0] = False
+                return t
+            return table
+        if as_ == "PartialObjectMetadata":
+            return lambda o: self.render_object(r, o, as_, version)
+        return None
 
     def client_gone(self):
         try:
@@ -1031,6 +1223,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 raise bad_request('resourceVersion: Invalid value: "%s": must be a number' % rv_s)
         else:
             start_rv = None
+        render = self.watch_renderer(r)
         deadline = time.monotonic() + max(timeout, 0)
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -1066,12 +1259,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
                                 "k8s.io/initial-events-end": "true"}}}))
         try:
             for typ, o in pending:
-                self.event(typ, o)
+                self.event(typ, o, render)
+            gv = gv_string(r.group, r.version)
+            bookmark_at = self.next_bookmark(bookmarks, time.monotonic(), deadline)
             while last is not None:
                 with st.cond:
                     evs = st.events_after(last)
                     if not evs and not st.closing and st.epoch == epoch:
-                        st.cond.wait(min(0.5, max(deadline - time.monotonic(), 0)))
+                        wake = min(deadline, bookmark_at or deadline)
+                        st.cond.wait(min(0.5, max(wake - time.monotonic(), 0)))
                         evs = st.events_after(last)
                     if st.closing or st.epoch != epoch:
                         break
@@ -1080,19 +1276,32 @@ class Handler(http.server.BaseHTTPRequestHandler):
                         last = e.rv
                         if e.gvr != (r.group, r.version, r.plural):
                             continue
-                        now, before = match(e.obj), match(e.old)
-                        if e.type == "DELETED":
-                            if now or before:
-                                out.append(("DELETED", e.obj))
-                        elif now and (before or e.type == "ADDED"):
-                            out.append((e.type, e.obj))
-                        elif now:
-                            out.append(("ADDED", e.obj))
-                        elif before:
+                        # as the real server's watch cache: a deletion is seen by those who saw
+                        # the object; one leaving the selection is a DELETED of what it was
+                        # (with the new resourceVersion), one entering it an ADDED
+                        now = e.type != "DELETED" and match(e.obj)
+                        before = match(e.old)
+                        if now:
+                            out.append(("MODIFIED" if before else "ADDED", e.obj))
+                        elif before and e.type == "DELETED":
                             out.append(("DELETED", e.obj))
+                        elif before:
+                            was = copy.deepcopy(e.old)
+                            was["metadata"]["resourceVersion"] = e.obj["metadata"][
+                                "resourceVersion"]
+                            out.append(("DELETED", was))
+                    bookmark_rv = st.rv
                 for typ, o in out:
-                    self.event(typ, o)
-                if time.monotonic() >= deadline or self.client_gone():
+                    self.event(typ, o, render)
+                t = time.monotonic()
+                if bookmark_at is not None and t >= bookmark_at:
+                    # what the real server sends when asked to: an empty object of the kind
+                    # at the current resourceVersion, about every minute and 2 s before the
+                    # timeout
+                    self.event("BOOKMARK", {"kind": r.kind, "apiVersion": gv, "metadata": {
+                        "resourceVersion": str(bookmark_rv)}}, render)
+                    bookmark_at = self.next_bookmark(bookmarks, t, deadline)
+                if t >= deadline or self.client_gone():
                     break
             self.wfile.write(b"0\r\n\r\n")
         except (ConnectionError, ssl.SSLError, socket.timeout, TimeoutError, OSError):
@@ -1114,16 +1323,28 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 raise bad_request('dryRun: Unsupported value: "%s": supported values: "All"' % v)
         return bool(d)
 
-    def decode(self, r, obj, dups, kind_for=None):
+    def decode(self, r, obj, dups, kind_for=None, patch=None):
         """Schema checks of an incoming object for resource r (or its subresource kind): fills a
-        missing apiVersion/kind, answers 400 for type errors and (Strict) unknown or duplicate
-        fields, drops unknown fields otherwise (Warn adds Warning headers), and returns
-        (object, schema problems that are semantic: required/invalid)."""
+        missing apiVersion/kind, refuses what the real server's decoder refuses (wrong JSON
+        types, bad times and quantities; unknown or duplicate fields with Strict), drops unknown
+        fields otherwise (Warn adds Warning headers), writes times as the real server stores
+        them, and returns (object, schema problems that are semantic: required/invalid).
+
+        A body (POST, PUT) that does not decode is a 400 with the decoder's words; a patched
+        object that does not is a 422 on the field "patch" (patch: (value, converter) with the
+        value shown in the message and whether the object came through the unstructured
+        converter, as a strategic merge patch does)."""
         kind = kind_for or r.kind
         gv = gv_string(r.group, r.version)
         if not isinstance(obj, dict):
-            raise bad_request("%s in version \"%s\" cannot be handled as a %s: expected a JSON "
-                              "object" % (kind, r.version, kind))
+            # what the decoder's first pass (reading apiVersion and kind) says
+            detail = ("couldn't get version/kind; json parse error: json: cannot unmarshal %s "
+                      "into Go value of type struct { APIVersion string \"json:\\\"apiVersion,"
+                      "omitempty\\\"\"; Kind string \"json:\\\"kind,omitempty\\\"\" }"
+                      % openapi.json_kind(obj))
+            if patch is not None:
+                raise patch_invalid(patch[0], detail)
+            raise bad_request(detail)
         obj.setdefault("apiVersion", gv)
         obj.setdefault("kind", kind)
         if obj["apiVersion"] != gv:
@@ -1138,18 +1359,25 @@ class Handler(http.server.BaseHTTPRequestHandler):
         prefix = "%s in version \"%s\" cannot be handled as a %s: " % (kind, r.version, kind)
         types = [p for p in problems if p.category == openapi.TYPE]
         if types:
-            raise bad_request(prefix + "; ".join("%s: %s" % (strip_path(p.path), p.message)
-                                                 for p in types))
+            if patch is not None:
+                first = types[0]
+                raise patch_invalid(patch[0], (first.conv or first.go) if patch[1] else
+                                    decode_error(types))
+            raise bad_request(prefix + decode_error(types))
         unknown = ['unknown field "%s"' % strip_path(p.path) for p in problems
                    if p.category == openapi.UNKNOWN]
-        unknown += ['json: duplicate field "%s"' % d for d in dups]
+        unknown = ['duplicate field "%s"' % d for d in dups] + unknown
         fv = self.field_validation()
         if unknown:
             if fv == "Strict":
-                raise bad_request(prefix + "strict decoding error: " + ", ".join(unknown))
+                detail = "strict decoding error: " + ", ".join(unknown)
+                if patch is not None:
+                    raise patch_invalid(patch[0], detail)
+                raise bad_request(prefix + detail)
             if fv == "Warn":
                 self.warnings.extend(unknown)
             obj = openapi.prune_unknown(obj, defname)
+        openapi.normalize_times(obj, defname)
         errs = semantics.FieldErrors()
         for p in problems:
             if p.category == openapi.REQUIRED:
@@ -1186,6 +1414,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             meta["name"] = gn + "".join(self.server.sem.rng.choice("bcdfghjklmnpqrstvwxz2456789")
                                         for _ in range(5))
         self.check_meta(r, ns, obj, errs)
+        if (r.group, r.plural) in STATUS_RESET_ON_CREATE:
+            obj.pop("status", None)  # the status is the controllers' (defaults follow)
         name = meta.get("name") or ""
         if meta.get("resourceVersion"):
             raise ApiError(500, "resourceVersion should not be set on objects to be created",
@@ -1219,7 +1449,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             else:
                 self.server.finish_create(r, ns, obj)
             out = copy.deepcopy(obj)
-        self.send(201, out, headers=self.warning_headers())
+        self.send_object(201, r, out, headers=self.warning_headers())
 
     def update(self, r, ns, name, body, sub):
         self.warnings = []
@@ -1230,7 +1460,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         with st.cond:
             cur = self.stored(r, ns, name)
             out, code = self.apply_update(r, ns, name, obj, errs, cur, sub)
-        self.send(code, out, headers=self.warning_headers())
+        self.send_object(code, r, out, headers=self.warning_headers())
 
     def patch(self, r, ns, name, body, sub):
         self.warnings = []
@@ -1262,9 +1492,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
             except patches.PatchConflict as e:
                 raise ApiError(422, "the server rejected our request due to an error in our "
                                "request: %s" % e, "Invalid")
-            obj, errs = self.decode(r, res, dups, kind if sub else None)
+            smp = ctype == "application/strategic-merge-patch+json"
+            shown = godecode.go_format_v(doc) if smp else godecode.go_json(res)
+            obj, errs = self.decode(r, res, dups, kind if sub else None, patch=(shown, smp))
             out, code = self.apply_update(r, ns, name, obj, errs, cur, sub)
-        self.send(code, out, headers=self.warning_headers())
+        self.send_object(code, r, out, headers=self.warning_headers())
 
     def apply_update(self, r, ns, name, obj, errs, cur, sub):
         """Update cur with obj (store lock held). Returns (object, HTTP code)."""
@@ -1370,10 +1602,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
                                "%s, ResourceVersion in object meta: %s"
                                % (pre["resourceVersion"], cmeta["resourceVersion"]))
             if dry:
-                return self.send(200, copy.deepcopy(cur))
+                return self.send_object(200, r, copy.deepcopy(cur))
             out, code = self.delete_locked(r, ns, name, cur)
         if (r.group, r.plural) in RETURNS_DELETED or code == 202:
-            return self.send(code, out)
+            return self.send_object(code, r, out)
         self.send(code, status_obj(200, "", "", _details(r, name, uid=cmeta["uid"]),
                                    status="Success"))
 
@@ -1431,8 +1663,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         for o in items:
             o.pop("kind", None)
             o.pop("apiVersion", None)
-        self.send(200, {"kind": r.kind + "List", "apiVersion": gv_string(r.group, r.version),
-                        "metadata": {"resourceVersion": str(rv)}, "items": items})
+        self.send(200, self.render_list(r, items, {"resourceVersion": str(rv)}))
 
 
 def invalid_watch_list():
@@ -1452,6 +1683,9 @@ def parse_args(argv):
     ap.add_argument("--node-port-range", default="30000-32767")
     ap.add_argument("--watch-history", type=int, default=10000,
                     help="events kept for watch resumption")
+    ap.add_argument("--watch-bookmark-seconds", type=float, default=60,
+                    help="how often a watch with allowWatchBookmarks=true gets a BOOKMARK "
+                    "(the real server: about a minute)")
     ap.add_argument("--verbose", action="store_true", help="log every request to stderr")
     return ap.parse_args(argv)
 

@@ -5,7 +5,7 @@
     code, headers, obj = srv.request("GET", "/api/v1/namespaces/default/services")
     for ev in srv.watch("/api/v1/pods?watch=1&resourceVersion=5", timeout=5): ...
     srv.faults({"method": "PUT", "resource": "services", "codes": [409, 500]})
-    srv.expire_watches(); srv.requests(); srv.reset()
+    srv.expire_watches(); srv.end_watches(); srv.requests(); srv.reset()
     srv.kubectl("apply", "-f", path)        # the repo's .tools/bin/kubectl against this server
     srv.stop()                              # SIGTERM; returns the exit code (0 expected)
 """
@@ -155,11 +155,11 @@ class ApiServer:
         finally:
             c.close()
 
-    def watch(self, path, timeout=10, token=True):
+    def watch(self, path, timeout=10, token=True, accept="application/json"):
         """Yields watch events ({"type", "object"}) until the server ends the stream or
         timeout passes (then raises TimeoutError)."""
         c = self.connect(timeout)
-        h = {"Accept": "application/json"}
+        h = {"Accept": accept}
         if token:
             h["Authorization"] = "Bearer " + self.token
         c.request("GET", path, headers=h)
@@ -190,6 +190,9 @@ class ApiServer:
 
     def expire_watches(self):
         return self.control("POST", "expire-watches")
+
+    def end_watches(self):
+        return self.control("POST", "end-watches")
 
     def requests(self):
         return self.control("GET", "requests")

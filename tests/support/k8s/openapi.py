@@ -8,6 +8,7 @@ sha256). Plain python3 stdlib (+ python3-yaml for the manifest helpers); run wit
     check(obj) -> list[Problem]       the same, with a category per error (the test API server
                                       maps categories to HTTP codes like the real one does)
     prune_unknown(obj) -> obj         a copy without the fields the schema does not define
+    normalize_times(obj, defname)     times in the form the real server stores them
     resources() -> list[Resource]     every REST resource the spec's paths define
     groups() -> {group: [versions]}   served groups, versions in preference order
 
@@ -17,7 +18,9 @@ Strictness (what the real API server's strict decoding and schema checks do, and
   - a schema with `additionalProperties` is a map: every value is checked against it;
   - types: string, integer (bool is not an integer), number, boolean, array, object;
     int32/int64 ranges; `format: int-or-string` = integer or string; Quantity = a number or a
-    string in Kubernetes quantity syntax; date-time strings must be RFC 3339;
+    string in Kubernetes quantity syntax (apimachinery's ParseQuantity); metav1.Time and
+    MicroTime strings as Go's time.Parse reads them with RFC3339 and RFC3339Micro (a MicroTime
+    needs exactly six fraction digits, uppercase T and Z): see godecode.py;
   - `required` properties must be present and not null;
   - lists with `x-kubernetes-list-type: map` must not repeat a key, `set` must not repeat a value.
   - JSON null is accepted for any optional field (the real server treats it as unset).
@@ -28,6 +31,10 @@ import json
 import os
 import re
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import godecode  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SPEC_GZ = os.path.join(HERE, "kubernetes-openapi-v2.json.gz")
@@ -44,7 +51,11 @@ REQUIRED = "required"    # required field missing (semantic validation error)
 INVALID = "invalid"      # bad format / duplicate list key (semantic validation error)
 KIND = "kind"            # apiVersion/kind missing or unknown
 
-Problem = collections.namedtuple("Problem", "category path message")
+# go: what the real server's JSON decoder says about a TYPE problem; conv: what its
+# unstructured converter (strategic merge patch) says; aborts: the decoder stops there (a
+# custom UnmarshalJSON failed) instead of reporting the first of its type errors.
+Problem = collections.namedtuple("Problem", "category path message go conv aborts",
+                                 defaults=(None, None, False))
 
 _spec = None
 _spec_raw = None
@@ -160,104 +171,232 @@ def _is_num(v):
     return (isinstance(v, (int, float))) and not isinstance(v, bool)
 
 
-_QUANTITY_RE = re.compile(
-    r"^[+-]?(\d+(\.\d*)?|\.\d+)(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]|[eE][+-]?\d+)?$")
-_RFC3339_RE = re.compile(
-    r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 _INT_RANGES = {"int32": (-2 ** 31, 2 ** 31 - 1), "int64": (-2 ** 63, 2 ** 63 - 1)}
+_BASE64 = re.compile(r"[A-Za-z0-9+/=\r\n]")
+
+
+# ---- Go decoding: what the real server's decoder says ------------------------------------------
+# The real server decodes a body into Go structs: a wrong JSON type is encoding/json's
+# UnmarshalTypeError ("json: cannot unmarshal string into Go struct field
+# ServicePort.spec.ports.port of type int32"; the first one is reported and decoding goes on), a
+# bad time, quantity or int-or-string fails inside the type's own UnmarshalJSON and ends decoding
+# at once. A strategic merge patch is instead converted from a map
+# (runtime.DefaultUnstructuredConverter), with other words ("unrecognized type: int32"). Each
+# TYPE problem carries both wordings.
+
+def _go_name(defname):
+    """io.k8s.api.core.v1.ServicePort -> v1.ServicePort (package.Type, as Go prints types)."""
+    parts = defname.split(".")
+    return parts[-1] if len(parts) < 2 else "%s.%s" % (parts[-2], parts[-1])
+
+
+def _go_type(schema):
+    """The Go type a schema decodes into, as reflect prints it ([]v1.ServicePort,
+    map[string]string, int32, ...). Named string types (v1.Protocol, ...) are not in the spec:
+    they show as string."""
+    if isinstance(schema, dict) and "$ref" in schema:
+        return _go_name(schema["$ref"][len(DEF_PREFIX):])
+    schema = schema or {}
+    typ, fmt = schema.get("type"), schema.get("format")
+    if typ == "string":
+        return "[]uint8" if fmt == "byte" else "string"
+    if typ == "integer":
+        return fmt if fmt in _INT_RANGES else "int64"
+    if typ == "number":
+        return "float64"
+    if typ == "boolean":
+        return "bool"
+    if typ == "array":
+        return "[]" + _go_type(schema.get("items", {}))
+    if isinstance(schema.get("additionalProperties"), dict):
+        return "map[string]" + _go_type(schema["additionalProperties"])
+    return "map[string]interface {}" if typ == "object" else "interface {}"
+
+
+def json_kind(v):
+    """encoding/json's word for a JSON value in UnmarshalTypeError."""
+    if isinstance(v, bool):
+        return "bool"
+    if isinstance(v, (int, float)):
+        return "number"
+    return {str: "string", list: "array", dict: "object"}.get(type(v), "null")
+
+
+def _go_kind(v):
+    """reflect.Kind of a value decoded into interface{} (the unstructured form)."""
+    if isinstance(v, bool):
+        return "bool"
+    if isinstance(v, int):
+        return "int64"
+    if isinstance(v, float):
+        return "float64"
+    return {str: "string", list: "slice", dict: "map"}.get(type(v), "invalid")
+
+
+def _unmarshal_type_error(what, gotype, ctx):
+    if ctx and ctx[1]:
+        return "json: cannot unmarshal %s into Go struct field %s.%s of type %s" % (
+            what, ctx[0], ".".join(ctx[1]), gotype)
+    return "json: cannot unmarshal %s into Go value of type %s" % (what, gotype)
+
+
+def _convert_error(v, gotype):
+    """DefaultUnstructuredConverter's error putting an unstructured value into a Go scalar
+    (None when it converts: ints into floats, integral floats into ints, ...)."""
+    k = _go_kind(v)
+    if k in ("map", "slice"):
+        return "unrecognized type: %s" % gotype
+    if k == gotype:
+        return None
+    if k == "int64" and gotype in ("int32", "float64"):
+        return None
+    if k == "int64" and gotype == "string":
+        return "cannot convert int64 to string"
+    if k == "float64" and gotype in ("int32", "int64"):
+        return None if v == int(v) else "cannot convert float64 to %s" % gotype
+    return "unrecognized type: %s" % gotype
+
+
+def _base64_error(s):
+    """base64.StdEncoding's complaint about s (\\r and \\n are skipped), or None."""
+    for i, ch in enumerate(s):
+        if not _BASE64.match(ch):
+            return "illegal base64 data at input byte %d" % i
+    data = s.replace("\r", "").replace("\n", "")
+    pad = data.find("=")
+    if pad >= 0 and (data[pad:].strip("=") or len(data) % 4 or len(data) - pad > 2):
+        return "illegal base64 data at input byte %d" % pad
+    if len(data) % 4:
+        return "illegal base64 data at input byte %d" % (len(data) - len(data) % 4)
+    return None
+
+
+def _type_problem(out, path, message, go, conv=None, aborts=False):
+    out.append(Problem(TYPE, path, message, go, go if conv is None else conv, aborts))
+
+
+def _mismatch(out, path, value, schema, message, ctx, conv):
+    """A value of the wrong JSON type for a schema: the decoder's and the converter's words."""
+    _type_problem(out, path, message,
+                  _unmarshal_type_error(json_kind(value), _go_type(schema), ctx), conv)
 
 
 # ---- the checker -------------------------------------------------------------------------------
 
-def _check(value, schema, path, out, defname=None):
+def _check(value, schema, path, out, defname=None, ctx=None):
+    """ctx: (Go struct name, JSON field names from the root) of the field being checked, for
+    the decoder's "Go struct field" wording."""
+    unresolved = schema
     name, schema = resolve(schema)
     if name is not None:
         defname = name
     if value is None:
         return  # null = unset; `required` is checked by the parent
+    if name in godecode.TIME_LAYOUTS:
+        if not isinstance(value, str):
+            go = _unmarshal_type_error(json_kind(value), "string", None)
+            _type_problem(out, path, "expected a date-time string, got %s" % _type_name(value),
+                          go, aborts=True)
+            return
+        _, e = godecode.parse_time(value, godecode.TIME_LAYOUTS[name])
+        if e is not None:
+            _type_problem(out, path, e, e, aborts=True)
+        return
     if defname == QUANTITY:
-        if _is_num(value):
-            return
-        if isinstance(value, str):
-            if not _QUANTITY_RE.match(value):
-                out.append(Problem(INVALID, path, "quantities must match the regular expression "
-                                   "'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$', got %s"
-                                   % json.dumps(value)))
-            return
-        out.append(Problem(TYPE, path, "expected a quantity (string or number), got %s"
-                           % _type_name(value)))
+        e = godecode.quantity_error(value)
+        if e is not None:
+            _type_problem(out, path, e, e, aborts=True)
         return
     if not schema:  # {}: anything (apiextensions JSON and friends)
         return
     fmt = schema.get("format")
     if fmt == "int-or-string":
-        if not (_is_int(value) or isinstance(value, str)):
-            out.append(Problem(TYPE, path, "expected integer or string, got %s"
-                               % _type_name(value)))
-        elif _is_int(value) and not (-2 ** 31 <= value < 2 ** 31):
-            out.append(Problem(TYPE, path, "integer %d out of int32 range" % value))
+        if isinstance(value, str):
+            return
+        if not _is_int(value) or not (-2 ** 31 <= value < 2 ** 31):
+            what = json_kind(value)
+            if _is_num(value):
+                what += " " + json.dumps(value)
+            go = _unmarshal_type_error(what, "int32", None)
+            msg = ("integer %d out of int32 range" % value if _is_int(value)
+                   else "expected integer or string, got %s" % _type_name(value))
+            _type_problem(out, path, msg, go, aborts=True)
         return
     typ = schema.get("type")
     if typ == "object" or (typ is None and ("properties" in schema
                                              or "additionalProperties" in schema)):
         if not isinstance(value, dict):
-            out.append(Problem(TYPE, path, "expected object, got %s" % _type_name(value)))
+            conv = ("cannot restore map from %s" if "properties" not in schema
+                    else "cannot restore struct from: %s") % _go_kind(value)
+            _mismatch(out, path, value, unresolved,
+                      "expected object, got %s" % _type_name(value), ctx, conv)
             return
-        _check_object(value, schema, path, out)
+        _check_object(value, schema, path, out, defname, ctx)
     elif typ == "array":
         if not isinstance(value, list):
-            out.append(Problem(TYPE, path, "expected array, got %s" % _type_name(value)))
+            _mismatch(out, path, value, unresolved,
+                      "expected array, got %s" % _type_name(value), ctx,
+                      "cannot restore slice from %s" % _go_kind(value))
             return
         items = schema.get("items", {})
         for i, item in enumerate(value):
-            _check(item, items, join_path(path, i), out)
+            _check(item, items, join_path(path, i), out, None, ctx)
         _check_list_uniqueness(value, schema, items, path, out)
     elif typ == "string":
         if not isinstance(value, str):
-            out.append(Problem(TYPE, path, "expected string, got %s" % _type_name(value)))
+            if fmt == "byte":
+                conv = "cannot restore slice from %s" % _go_kind(value)
+            else:
+                conv = _convert_error(value, "string")
+            _mismatch(out, path, value, unresolved,
+                      "expected string, got %s" % _type_name(value), ctx, conv)
             return
-        if fmt == "date-time" and not _RFC3339_RE.match(value):
-            out.append(Problem(INVALID, path, "expected an RFC 3339 date-time, got %s"
-                               % json.dumps(value)))
-        elif fmt == "byte":
-            import base64
-            import binascii
-            try:
-                base64.b64decode(value, validate=True)
-            except (binascii.Error, ValueError):
-                out.append(Problem(TYPE, path, "expected base64 data"))
+        if fmt == "byte":
+            e = _base64_error(value)
+            if e is not None:
+                _type_problem(out, path, "expected base64 data (%s)" % e, e)
     elif typ == "integer":
-        if not _is_int(value):
-            out.append(Problem(TYPE, path, "expected integer, got %s" % _type_name(value)))
-            return
-        lo, hi = _INT_RANGES.get(fmt, _INT_RANGES["int64"])
-        if not lo <= value <= hi:
-            out.append(Problem(TYPE, path, "integer %d out of %s range" % (value, fmt or "int64")))
+        gotype = fmt if fmt in _INT_RANGES else "int64"
+        lo, hi = _INT_RANGES[gotype]
+        if not _is_int(value) or not lo <= value <= hi:
+            what = json_kind(value)
+            if _is_num(value):
+                what += " " + json.dumps(value)  # a fraction or out of range
+            msg = ("integer %d out of %s range" % (value, fmt or "int64") if _is_int(value)
+                   else "expected integer, got %s" % _type_name(value))
+            _type_problem(out, path, msg, _unmarshal_type_error(what, gotype, ctx),
+                          _convert_error(value, gotype))
     elif typ == "number":
         if not _is_num(value):
-            out.append(Problem(TYPE, path, "expected number, got %s" % _type_name(value)))
+            _mismatch(out, path, value, unresolved,
+                      "expected number, got %s" % _type_name(value), ctx,
+                      _convert_error(value, "float64"))
     elif typ == "boolean":
         if not isinstance(value, bool):
-            out.append(Problem(TYPE, path, "expected boolean, got %s" % _type_name(value)))
+            _mismatch(out, path, value, unresolved,
+                      "expected boolean, got %s" % _type_name(value), ctx,
+                      _convert_error(value, "bool"))
     elif typ is None:
         return
     else:
         raise ValueError("unsupported schema type %r at %s" % (typ, path))
 
 
-def _check_object(value, schema, path, out):
+def _check_object(value, schema, path, out, defname=None, ctx=None):
     props = schema.get("properties")
     addl = schema.get("additionalProperties")
     preserve = schema.get("x-kubernetes-preserve-unknown-fields", False)
     for req in schema.get("required", []):
         if value.get(req) is None:
             out.append(Problem(REQUIRED, join_path(path, req), "required field is missing"))
+    struct = defname.rsplit(".", 1)[-1] if defname else ""
+    stack = ctx[1] if ctx else ()
     for k, v in value.items():
         sub = join_path(path, k)
         if props is not None and k in props:
-            _check(v, props[k], sub, out)
+            _check(v, props[k], sub, out, None, (struct, stack + (k,)))
         elif isinstance(addl, dict):
-            _check(v, addl, sub, out)
+            _check(v, addl, sub, out, None, ctx)
         elif props is not None and not preserve and addl is not True:
             out.append(Problem(UNKNOWN, sub, "unknown field %s" % json.dumps(k)))
         # No properties and no additionalProperties: a free-form object (RawExtension, FieldsV1).
@@ -373,6 +512,34 @@ def _prune(value, schema):
     if isinstance(value, list) and schema.get("type") == "array":
         return [_prune(v, schema.get("items", {})) for v in value]
     return json.loads(json.dumps(value))
+
+
+def normalize_times(obj, defname):
+    """obj (changed in place and returned) with every metav1.Time and MicroTime written as the
+    real server stores it once parsed: UTC, Time to the second, MicroTime with six fraction
+    digits (2026-01-02T05:04:05.5+02:00 -> 2026-01-02T03:04:05Z as a Time). Call it on objects
+    that passed check()."""
+    return _times(obj, {"$ref": DEF_PREFIX + defname})
+
+
+def _times(value, schema):
+    name, schema = resolve(schema)
+    if name in godecode.TIME_LAYOUTS:
+        if isinstance(value, str):
+            return godecode.canonical_time(value, godecode.TIME_LAYOUTS[name])
+        return value
+    if isinstance(value, dict) and schema:
+        props = schema.get("properties") or {}
+        addl = schema.get("additionalProperties")
+        for k, v in value.items():
+            if k in props:
+                value[k] = _times(v, props[k])
+            elif isinstance(addl, dict):
+                value[k] = _times(v, addl)
+    elif isinstance(value, list) and schema and schema.get("type") == "array":
+        for i, v in enumerate(value):
+            value[i] = _times(v, schema.get("items", {}))
+    return value
 
 
 def field_schema(defname, fields):

@@ -617,6 +617,10 @@ class Semantics:
             elif (quantity(storage) or 0) <= 0:
                 errs.invalid("spec.resources[storage]", storage, "must be greater than zero")
             spec.setdefault("volumeMode", "Filesystem")
+            if old is None:  # defaulted as the real server does (the status is its own)
+                st = obj.setdefault("status", {})
+                if isinstance(st, dict):
+                    st.setdefault("phase", "Pending")
             if old is not None:
                 a, b = dict(spec), dict(old.get("spec") or {})
                 for d in (a, b):
@@ -628,6 +632,10 @@ class Semantics:
                     errs.forbidden("spec", "spec is immutable after creation except "
                                    "resources.requests and volumeAttributesClassName for bound "
                                    "claims")
+        elif group == "" and plural == "persistentvolumes" and old is None:
+            st = obj.setdefault("status", {})
+            if isinstance(st, dict):
+                st.setdefault("phase", "Pending")
         elif group == "" and plural in ("configmaps", "secrets"):
             self._config(plural, obj, old, errs)
         elif group == RBAC:
