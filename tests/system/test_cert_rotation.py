@@ -2,8 +2,10 @@
 
 The files sit in a directory laid out the way Kubernetes mounts a Secret: cert.pem, key.pem,
 ca.pem and gwctl/ are links through `..data` to a version directory, and a new version replaces
-`..data` with one rename. The test rotates the whole fabric to a new CA, step by step, while a
-tunnel stays open, and checks each step with real handshakes.
+`..data` with one rename. The tests rotate the whole fabric to a new CA step by step while a
+tunnel stays open, renew one gateway's certificate alone, publish files that do not go together,
+and let short-lived certificates near their end; each step is checked with real handshakes,
+`gwctl status` and the sockets that remain.
 """
 import datetime
 import hashlib
