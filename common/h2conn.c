@@ -775,6 +775,13 @@ static void process_input(struct cl_h2conn *c)
             c->cbs.on_ready(c, c->ud);
         if (c->state == ST_CLOSING)
             return;
+        /* made before the certificate files were reloaded, and done after: the owner retired
+         * its connections at the reload, before this one was ready to be, so it retires now
+         * (GOAWAY: the streams already open finish, new ones go on a new connection) */
+        if (cl_tls_is_stale(c->tls)) {
+            CL_DEBUG("h2", "handshake done with certificate files since replaced: GOAWAY");
+            cl_h2conn_shutdown(c);
+        }
     }
     for (;;) {
         ssize_t n = cl_tls_read(c->tls, c->rbuf, READ_PLAIN);

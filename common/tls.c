@@ -59,10 +59,12 @@ struct cl_tls_ctx {
     struct file_stamp files[3];   /* cert, key, ca */
     bool have_failed;             /* files[].failed hold a refused set, reported once */
     struct cl_tls_cert_info cert; /* of the material in use; have = false without one */
+    unsigned gen;                 /* successful reloads so far */
 };
 
 struct cl_tls {
     struct cl_tls_ctx *ctx;
+    unsigned ctx_gen; /* ctx->gen when ssl was made from it */
     WOLFSSL *ssl;
     struct cl_bufq in;
     struct cl_bufq out;
@@ -429,6 +431,7 @@ int cl_tls_ctx_reload(struct cl_tls_ctx *c, char *err, size_t errlen)
     for (int i = 0; i < 3; i++)
         c->files[i].in_use = now[i];
     c->have_failed = false;
+    c->gen++;
     describe_cert(&o, &c->cert);
     return 1;
 }
@@ -450,6 +453,7 @@ struct cl_tls *cl_tls_new(struct cl_tls_ctx *ctx, const char *server_name)
     if (t == NULL)
         return NULL;
     t->ctx = ctx;
+    t->ctx_gen = ctx->gen;
     t->server = ctx->server;
     /* big chunks: one socket read and one uv_write buffer per 64 KiB of ciphertext */
     cl_bufq_init(&t->in, CL_BUFQ_BIG_CHUNK, IN_CHUNKS);
@@ -691,6 +695,11 @@ int cl_tls_handshake(struct cl_tls *t)
 bool cl_tls_is_established(const struct cl_tls *t)
 {
     return t->established;
+}
+
+bool cl_tls_is_stale(const struct cl_tls *t)
+{
+    return t->ctx_gen != t->ctx->gen;
 }
 
 ssize_t cl_tls_read(struct cl_tls *t, void *buf, size_t len)

@@ -342,7 +342,8 @@ static void ipc_connect(void)
  * take no new streams (GOAWAY, both the pool and the public port's): the tunnels they carry
  * finish, and what comes next is dialled and verified with the new files, so a CA taken out of
  * the bundle stops admitting anything new at once (a connection still in its handshake at that
- * moment finishes it with the old files and lives on). A set of files that cannot be used (a
+ * moment finishes it with the old files, then cl_h2conn retires it as soon as it is ready,
+ * see cl_tls_is_stale). A set of files that cannot be used (a
  * certificate without its matching key, mid-rotation) is reported once and the old material
  * keeps serving; the next change is tried again.
  */

@@ -126,6 +126,9 @@ int cl_tls_feed(struct cl_tls *t, const void *data, size_t len);
  */
 int cl_tls_handshake(struct cl_tls *t);
 bool cl_tls_is_established(const struct cl_tls *t);
+/* True when the context was reloaded after this connection was made from it: its handshake
+ * used (or uses) the material from before. */
+bool cl_tls_is_stale(const struct cl_tls *t);
 
 /*
  * Plaintext out. Returns bytes (> 0), CL_EAGAIN (need more ciphertext), CL_EOF (close_notify

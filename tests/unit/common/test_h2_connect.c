@@ -3,6 +3,7 @@
  * side writes are queued and fed to the other by the test loop, so every code path but the
  * socket runs.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,6 +13,7 @@
 #include "cl/mem.h"
 #include "cm.h"
 #include "pki.h"
+#include "testutil.h"
 
 static struct cl_test_pki pki;
 static uv_loop_t loop;
@@ -231,19 +233,16 @@ static const struct cl_h2conn_cbs srv_cbs = {
 static const struct cl_h2conn_cbs cli_cbs = {
     .on_ready = cli_on_ready, .on_close = cli_on_close, .on_goaway = cli_on_goaway};
 
-static int setup(void **state)
+/* Both connections, from these contexts' options; with `until_ready`, pumped until the client
+ * is ready. */
+static int make_pair(const struct cl_tls_ctx_opts *so, const struct cl_tls_ctx_opts *co,
+                     bool until_ready)
 {
-    struct cl_tls_ctx_opts so = {
-        .server = true, .cert_pem = pki.srv.cert, .key_pem = pki.srv.key, .ca_pem = pki.ca};
-    struct cl_tls_ctx_opts co = {
-        .server = false, .cert_pem = pki.cli.cert, .key_pem = pki.cli.key, .ca_pem = pki.ca};
-    (void)state;
-
     uv_loop_init(&loop);
     cl_buf_init(&to_srv, 64u << 20);
     cl_buf_init(&to_cli, 64u << 20);
-    assert_int_equal(cl_tls_ctx_new(&so, &sctx, NULL, 0), 0);
-    assert_int_equal(cl_tls_ctx_new(&co, &cctx, NULL, 0), 0);
+    assert_int_equal(cl_tls_ctx_new(so, &sctx, NULL, 0), 0);
+    assert_int_equal(cl_tls_ctx_new(co, &cctx, NULL, 0), 0);
     struct cl_h2conn_opts s = {
         .server = true, .tls = sctx, .idle_timeout_ms = srv_idle_ms, .cbs = &srv_cbs};
     struct cl_h2conn_opts c = {.server = false,
@@ -260,8 +259,57 @@ static int setup(void **state)
     hold_next = false;
     assert_int_equal(cl_h2conn_new_mem(&loop, &s, on_write, &to_cli, &srv), 0);
     assert_int_equal(cl_h2conn_new_mem(&loop, &c, on_write, &to_srv, &cli), 0);
-    PUMP_UNTIL(cli_ready);
+    if (until_ready)
+        PUMP_UNTIL(cli_ready);
     return 0;
+}
+
+static int setup(void **state)
+{
+    struct cl_tls_ctx_opts so = {
+        .server = true, .cert_pem = pki.srv.cert, .key_pem = pki.srv.key, .ca_pem = pki.ca};
+    struct cl_tls_ctx_opts co = {
+        .server = false, .cert_pem = pki.cli.cert, .key_pem = pki.cli.key, .ca_pem = pki.ca};
+    (void)state;
+
+    return make_pair(&so, &co, true);
+}
+
+/* setup_files: where the certificate files are (srv-*.pem, cli-*.pem, ca.pem) */
+static char *fdir;
+
+/* Puts a new version of fdir/name in place, by rename (a new inode: a reload sees it). */
+static void put_file(const char *name, const char *text)
+{
+    char path[600], tmp[620];
+
+    snprintf(path, sizeof(path), "%s/%s", fdir, name);
+    snprintf(tmp, sizeof(tmp), "%s.new", path);
+    assert_int_equal(cl_test_write_file(tmp, text, strlen(text)), 0);
+    assert_int_equal(rename(tmp, path), 0);
+}
+
+/* Contexts from files, so they can be reloaded; the handshake is left to the test. */
+static int setup_files(void **state)
+{
+    static char f[5][620];
+    (void)state;
+
+    fdir = cl_test_mkdtemp("h2reload");
+    assert_non_null(fdir);
+    put_file("srv-cert.pem", pki.srv.cert);
+    put_file("srv-key.pem", pki.srv.key);
+    put_file("cli-cert.pem", pki.cli.cert);
+    put_file("cli-key.pem", pki.cli.key);
+    put_file("ca.pem", pki.ca);
+    const char *names[5] = {"srv-cert.pem", "srv-key.pem", "cli-cert.pem", "cli-key.pem", "ca.pem"};
+    for (int i = 0; i < 5; i++)
+        snprintf(f[i], sizeof(f[i]), "%s/%s", fdir, names[i]);
+    struct cl_tls_ctx_opts so = {
+        .server = true, .cert_file = f[0], .key_file = f[1], .ca_file = f[4]};
+    struct cl_tls_ctx_opts co = {
+        .server = false, .cert_file = f[2], .key_file = f[3], .ca_file = f[4]};
+    return make_pair(&so, &co, false);
 }
 
 static int teardown(void **state)
@@ -284,6 +332,15 @@ static int teardown(void **state)
     cl_buf_deinit(&to_cli);
     assert_int_equal(uv_loop_close(&loop), 0); /* no leaked handles */
     return 0;
+}
+
+static int teardown_files(void **state)
+{
+    int rc = teardown(state);
+
+    cl_test_rmtree(fdir);
+    cl_free(&fdir);
+    return rc;
 }
 
 /* ---- tests ---- */
@@ -646,6 +703,72 @@ static int setup_cli_idle(void **state)
     return setup(state);
 }
 
+/* Reloads ctx, which must take the new files. */
+static void reload(struct cl_tls_ctx *ctx)
+{
+    char err[256];
+
+    assert_int_equal(cl_tls_ctx_reload(ctx, err, sizeof(err)), 1);
+}
+
+/* Connections made from contexts that are not reloaded meanwhile stay open for new streams. */
+static void handshake_without_reload_stays_open(void **state)
+{
+    (void)state;
+    PUMP_UNTIL(cli_ready);
+    pump();
+    assert_true(cl_h2conn_can_open(cli));
+    assert_string_equal(events, "");
+}
+
+/*
+ * The client's files are replaced after its connection was made, before the handshake is done:
+ * the connection was made with the old material, so once ready it retires (GOAWAY) instead of
+ * taking new streams; the request already queued on it is answered, then it closes.
+ */
+static void client_handshake_across_reload_retires(void **state)
+{
+    struct fetched f = {0};
+    (void)state;
+
+    assert_int_equal(cl_h2_fetch(cli, "GET", "srv", "/api/v1/status", NULL, 0, NULL, 0, 4096, 5000,
+                                 on_fetch, &f),
+                     0);
+    put_file("cli-cert.pem", pki.srv.cert); /* another valid pair from the same CA */
+    put_file("cli-key.pem", pki.srv.key);
+    reload(cctx);
+    PUMP_UNTIL(cli_ready && f.done);
+    assert_int_equal(f.err, 0);
+    assert_int_equal(f.status, 200);
+    assert_true(cli == NULL || !cl_h2conn_can_open(cli)); /* NULL: already closed */
+    PUMP_UNTIL(strchr(events, 'g') != NULL);              /* the server heard it */
+    WAIT_UNTIL(cli_closed, 3000);                         /* and, with no stream left, it ends */
+    assert_true(cli_closed);
+    assert_int_equal(cli_err, 0);
+}
+
+/*
+ * The same on the server: its handshake, begun with the old files, ends after the reload, and
+ * it says GOAWAY at once with no stream processed. The client's request, sent right behind its
+ * handshake, is refused unprocessed (a dataplane retries such a stream on a new connection).
+ */
+static void server_handshake_across_reload_retires(void **state)
+{
+    struct fetched f = {0};
+    (void)state;
+
+    assert_int_equal(cl_h2_fetch(cli, "GET", "srv", "/api/v1/status", NULL, 0, NULL, 0, 4096, 5000,
+                                 on_fetch, &f),
+                     0);
+    put_file("ca.pem", pki.ca); /* the same bytes, a new file: a new version all the same */
+    reload(sctx);
+    PUMP_UNTIL(cli_ready && f.done);
+    assert_int_not_equal(f.err, 0);
+    assert_int_equal(nsstreams, 0); /* the server never took it */
+    assert_non_null(strchr(events, 'G'));
+    assert_true(cli == NULL || !cl_h2conn_can_open(cli));
+}
+
 /* A server connection with no stream for its idle timeout says GOAWAY (the client sees it and
  * opens nothing more), then closes cleanly; the client then sees the end of the stream. */
 static void server_idle_goaway_then_close(void **state)
@@ -794,6 +917,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(client_idle_goaway_then_close, setup_cli_idle, teardown),
         cmocka_unit_test_setup_teardown(no_idle_timeout_no_close, setup, teardown),
         cmocka_unit_test_setup_teardown(early_stream_keeps_handshake_deadline, setup, teardown),
+        cmocka_unit_test_setup_teardown(handshake_without_reload_stays_open, setup_files,
+                                        teardown_files),
+        cmocka_unit_test_setup_teardown(client_handshake_across_reload_retires, setup_files,
+                                        teardown_files),
+        cmocka_unit_test_setup_teardown(server_handshake_across_reload_retires, setup_files,
+                                        teardown_files),
     };
     int rc;
 
