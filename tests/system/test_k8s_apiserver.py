@@ -6,6 +6,7 @@ and with a small Python client for what kubectl does not show (409 on a stale re
 410 on an expired watch, injected faults, the request log). Every test starts its own server on
 port 0 and stops it by PID; it must exit 0.
 """
+import contextlib
 import copy
 import gzip
 import hashlib
@@ -306,28 +307,36 @@ def test_kubectl_apply_update_get_delete(srv, workdir):
     assert not any(r["path"] == "/openapi/v2" for r in log)
 
 
-def test_kubectl_watch_sees_events(srv, workdir):
-    srv.kubectl("apply", "-f", dump(workdir, "a.yaml", [service("first")]))
-    out_path = os.path.join(workdir, "watch.out")
-    cmd, env = srv.kubectl_cmd("get", "services", "--watch", "--output-watch-events",
-                               "--request-timeout=60s", "-o",
-                               "jsonpath={.type} {.object.metadata.name}{\"\\n\"}")
+@contextlib.contextmanager
+def kubectl_watching(srv, out_path, *args):
+    """Runs `kubectl <args>` (a --watch) with its output in out_path. The body runs once the
+    server has the watch; after it the server ends the stream, which must end kubectl."""
+    cmd, env = srv.kubectl_cmd(*args)
     with open(out_path, "w") as out:
         p = subprocess.Popen(cmd, stdout=out, stderr=subprocess.PIPE, env=env, text=True)
     try:
         k8sharness_wait(lambda: any(r["verb"] == "watch" for r in srv.requests()),
                         "watch opened")
-        srv.kubectl("apply", "-f", dump(workdir, "b.yaml", [service("second")]))
-        srv.kubectl("label", "service", "second", "tier=x")
-        srv.kubectl("delete", "service", "second")
-        k8sharness_wait(lambda: "DELETED second" in open(out_path).read(), "DELETED printed")
-        # the server ending the stream ends `kubectl get --watch`
+        yield
         srv.expire_watches()
         p.wait(timeout=30 * k8sharness.MULT)
     finally:
         if p.poll() is None:
             p.kill()
             p.wait()
+
+
+def test_kubectl_watch_sees_events(srv, workdir):
+    srv.kubectl("apply", "-f", dump(workdir, "a.yaml", [service("first")]))
+    out_path = os.path.join(workdir, "watch.out")
+    # the server ending the stream ends `kubectl get --watch`
+    with kubectl_watching(srv, out_path, "get", "services", "--watch", "--output-watch-events",
+                          "--request-timeout=60s", "-o",
+                          "jsonpath={.type} {.object.metadata.name}{\"\\n\"}"):
+        srv.kubectl("apply", "-f", dump(workdir, "b.yaml", [service("second")]))
+        srv.kubectl("label", "service", "second", "tier=x")
+        srv.kubectl("delete", "service", "second")
+        k8sharness_wait(lambda: "DELETED second" in open(out_path).read(), "DELETED printed")
     lines = open(out_path).read().split("\n")
     assert "ADDED first" in lines and "ADDED kubernetes" in lines
     i = lines.index("ADDED second")
@@ -631,22 +640,11 @@ def test_kubectl_get_watch_prints_table_rows(srv, workdir):
     code, _, first = srv.request("POST", LEASE_PATH, body=lease("gw", holder="a_1"))
     assert code == 201
     out_path = os.path.join(workdir, "watch.out")
-    cmd, env = srv.kubectl_cmd("get", "leases", "--watch", "--request-timeout=60s")
-    with open(out_path, "w") as out:
-        p = subprocess.Popen(cmd, stdout=out, stderr=subprocess.PIPE, env=env, text=True)
-    try:
-        k8sharness_wait(lambda: any(r["verb"] == "watch" for r in srv.requests()),
-                        "watch opened")
+    with kubectl_watching(srv, out_path, "get", "leases", "--watch", "--request-timeout=60s"):
         got = copy.deepcopy(first)
         got["spec"]["holderIdentity"] = "b_2"
         assert srv.request("PUT", LEASE_PATH + "/gw", body=got)[0] == 200
         k8sharness_wait(lambda: "b_2" in open(out_path).read(), "the new holder printed")
-        srv.expire_watches()
-        p.wait(timeout=30 * k8sharness.MULT)
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
     lines = [re.split(r"\s{2,}", ln.strip()) for ln in open(out_path) if ln.strip()]
     assert lines[0] == ["NAME", "HOLDER", "AGE"], lines
     assert [ln[:2] for ln in lines[1:]] == [["gw", "a_1"], ["gw", "b_2"]], lines
