@@ -360,11 +360,15 @@ def _rc_cols():
         _doc("io.k8s.api.core.v1.ReplicationControllerSpec", "selector"))
 
 
-def _rc_row(o, ctx):
-    names, images = layout_containers(_pod_template(o))
-    return [_meta(o).get("name", ""), _int(_get(o, "spec", "replicas", default=1)),
-            _int(_get(o, "status", "replicas")), _int(_get(o, "status", "readyReplicas")),
-            ctx.age(o), names, images, format_labels(_get(o, "spec", "selector"))]
+def _replicas_row(format_selector):
+    """The row of a ReplicationController or a ReplicaSet: the same cells, but a map selector
+    for the one and a LabelSelector for the other."""
+    def row(o, ctx):
+        names, images = layout_containers(_pod_template(o))
+        return [_meta(o).get("name", ""), _int(_get(o, "spec", "replicas", default=1)),
+                _int(_get(o, "status", "replicas")), _int(_get(o, "status", "readyReplicas")),
+                ctx.age(o), names, images, format_selector(_get(o, "spec", "selector"))]
+    return row
 
 
 def _rs_cols():
@@ -373,13 +377,6 @@ def _rs_cols():
         col("Current", "integer", _doc("io.k8s.api.apps.v1.ReplicaSetStatus", "replicas")),
         col("Ready", "integer", _doc("io.k8s.api.apps.v1.ReplicaSetStatus", "readyReplicas"))],
         _doc("io.k8s.api.apps.v1.ReplicaSetSpec", "selector"))
-
-
-def _rs_row(o, ctx):
-    names, images = layout_containers(_pod_template(o))
-    return [_meta(o).get("name", ""), _int(_get(o, "spec", "replicas", default=1)),
-            _int(_get(o, "status", "replicas")), _int(_get(o, "status", "readyReplicas")),
-            ctx.age(o), names, images, format_label_selector(_get(o, "spec", "selector"))]
 
 
 def _ds_cols():
@@ -1223,8 +1220,8 @@ def _printers():
             lambda o: [int_or_string(_or(_get(o, "spec", "minAvailable"), "N/A")),
                        int_or_string(_or(_get(o, "spec", "maxUnavailable"), "N/A")),
                        _int(_get(o, "status", "disruptionsAllowed"))]),
-        ("", "ReplicationController"): (_rc_cols(), _rc_row),
-        ("apps", "ReplicaSet"): (_rs_cols(), _rs_row),
+        ("", "ReplicationController"): (_rc_cols(), _replicas_row(format_labels)),
+        ("apps", "ReplicaSet"): (_rs_cols(), _replicas_row(format_label_selector)),
         ("apps", "DaemonSet"): (_ds_cols(), _ds_row),
         ("apps", "StatefulSet"): (_sts_cols(), _sts_row),
         ("apps", "Deployment"): (_deployment_cols(), _deployment_row),
