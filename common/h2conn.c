@@ -1174,6 +1174,11 @@ bool cl_h2conn_is_ready(const struct cl_h2conn *c)
     return c->state == ST_READY;
 }
 
+bool cl_h2conn_is_stale(const struct cl_h2conn *c)
+{
+    return cl_tls_is_stale(c->tls);
+}
+
 bool cl_h2conn_can_open(const struct cl_h2conn *c)
 {
     return c->state != ST_CLOSING && !c->shutting_down && !c->goaway_rcvd && !c->eof_rcvd &&

@@ -53,9 +53,6 @@ void cp_peers_sync(struct cp_peers *pp);
  * (cb follows), CL_ENOTFOUND (no such peer) or CL_ENOPEER (no connection up). */
 int cp_peers_fetch(struct cp_peers *pp, const char *peer, const char *path, uint64_t timeout_ms,
                    cl_h2_fetch_cb cb, void *ud);
-/* The certificate files were reloaded: each health connection is replaced at its next probe
- * (one in the middle of a probe after it), so new handshakes use the new material. */
-void cp_peers_retire(struct cp_peers *pp);
 /* A worker saw this peer fail: probe at once. */
 void cp_peers_evidence(struct cp_peers *pp, const char *peer, const char *gateway,
                        const char *error);

@@ -32,7 +32,6 @@ struct gw {
     bool resolving;
     bool probing;
     bool dead;   /* removed: free when the last async operation returns */
-    bool stale;  /* c was made with certificate files since replaced */
     int dropped; /* connections replaced whose on_close is still to come (they point at g) */
     int known;   /* -1 unknown, 0 down, 1 up */
     int fails, oks;
@@ -220,9 +219,9 @@ static void probe(struct gw *g)
 
     if (g->dead || g->probing || g->resolving)
         return;
-    if (g->c != NULL && g->stale)
+    /* made with certificate files since replaced: the next handshake uses the new ones */
+    if (g->c != NULL && cl_h2conn_is_stale(g->c))
         gw_drop_conn(g); /* no probe is on it now */
-    g->stale = false;
     if (g->c != NULL && cl_h2conn_can_open(g->c)) {
         send_probe(g);
         return;
@@ -440,23 +439,6 @@ void cp_peers_evidence(struct cp_peers *pp, const char *peer, const char *gatewa
         if (!p->quick_armed) {
             uv_timer_start(&p->quick, on_quick, QUICK_RETRY_MS, 0);
             p->quick_armed = true;
-        }
-    }
-}
-
-void cp_peers_retire(struct cp_peers *pp)
-{
-    struct cl_list *pos, *tmp, *gp, *gt;
-
-    if (pp == NULL)
-        return;
-    cl_list_foreach_safe(pos, tmp, &pp->peers)
-    {
-        struct ppeer *p = CL_CONTAINER_OF(pos, struct ppeer, link);
-        cl_list_foreach_safe(gp, gt, &p->gws)
-        {
-            struct gw *g = CL_CONTAINER_OF(gp, struct gw, link);
-            g->stale = g->c != NULL;
         }
     }
 }

@@ -125,7 +125,6 @@ static void on_cert_timer(uv_timer_t *t)
         CL_INFO("cp", "certificate files reloaded: peer connections are made anew with them");
         cp.cert_error[0] = '\0';
         expiry_warned_ms = 0; /* a new certificate: judged afresh */
-        cp_peers_retire(cp.peers);
     }
     check_expiry();
 }

@@ -154,6 +154,9 @@ void cl_h2conn_close(struct cl_h2conn *c, int err);
 bool cl_h2conn_is_ready(const struct cl_h2conn *c);
 /* True while new streams may be opened (not going away, not closing). */
 bool cl_h2conn_can_open(const struct cl_h2conn *c);
+/* True when its TLS context was reloaded after the connection was made (cl_tls_is_stale): it
+ * runs on certificate material since replaced. */
+bool cl_h2conn_is_stale(const struct cl_h2conn *c);
 size_t cl_h2conn_nstreams(const struct cl_h2conn *c);
 const struct cl_tls_peer *cl_h2conn_peer(const struct cl_h2conn *c);
 const char *cl_h2conn_error_detail(const struct cl_h2conn *c);
