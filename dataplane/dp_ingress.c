@@ -524,27 +524,27 @@ void dp_ingress_on_accept(uv_stream_t *server, int status)
     }
 }
 
-void dp_ingress_shutdown(void)
-{
-    struct cl_list *pos, *tmp;
-
-    json_decref(decisions);
-    decisions = NULL;
-
-    cl_list_foreach_safe(pos, tmp, &dp_w->servers)
-    {
-        cl_h2conn_shutdown(CL_CONTAINER_OF(pos, struct dp_sconn, link)->c);
-    }
-}
-
-void dp_ingress_retire(void)
+/* GOAWAY on the accepted connections: all of them, or only those past their handshake. */
+static void goaway_servers(bool ready_only)
 {
     struct cl_list *pos, *tmp;
 
     cl_list_foreach_safe(pos, tmp, &dp_w->servers)
     {
         struct cl_h2conn *c = CL_CONTAINER_OF(pos, struct dp_sconn, link)->c;
-        if (cl_h2conn_is_ready(c))
+        if (!ready_only || cl_h2conn_is_ready(c))
             cl_h2conn_shutdown(c);
     }
+}
+
+void dp_ingress_shutdown(void)
+{
+    json_decref(decisions);
+    decisions = NULL;
+    goaway_servers(false);
+}
+
+void dp_ingress_retire(void)
+{
+    goaway_servers(true);
 }
