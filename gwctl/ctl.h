@@ -139,8 +139,10 @@ int ctl_main(struct ctl *ctl, int argc, char **argv);
 int ctl_fail(struct ctl *ctl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /*
- * Sends one request on the command's gateway connection (opened on first use). Returns 0 with
- * r filled, or 1 after printing the reason (cannot reach the gateway, certificate problem).
+ * Sends one request on the command's gateway connection (opened on first use). A request the
+ * gateway refused without processing it (CL_EH2_REFUSED, CL_EH2_GOAWAY) is sent again on a new
+ * connection, up to 3 tries in all. Returns 0 with r filled, or 1 after printing the reason
+ * (cannot reach the gateway, certificate problem).
  */
 int ctl_request(struct ctl *ctl, const char *method, const char *path, const char *body,
                 struct ctl_resp *r);

@@ -115,6 +115,9 @@ int ctl_fail(struct ctl *ctl, const char *fmt, ...)
     return 1;
 }
 
+/* Tries of a request the gateway refused unprocessed, each on a new connection. */
+#define CTL_ATTEMPTS 3
+
 int ctl_request(struct ctl *ctl, const char *method, const char *path, const char *body,
                 struct ctl_resp *r)
 {
@@ -123,16 +126,24 @@ int ctl_request(struct ctl *ctl, const char *method, const char *path, const cha
     memset(r, 0, sizeof(*r));
     if (ctl->ctx == NULL)
         return ctl_fail(ctl, "no context selected (run gwctl init)");
-    if (ctl->conn == NULL && ctl->tr->open(ctl->ctx, &ctl->conn, err, sizeof(err)) != 0) {
-        ctl->conn = NULL;
-        return ctl_fail(ctl, "%s", err);
-    }
-    if (ctl->tr->request(ctl->conn, method, path, body, body ? strlen(body) : 0, r, err,
-                         sizeof(err)) != 0) {
+    for (int attempt = 1;; attempt++) {
+        if (ctl->conn == NULL && ctl->tr->open(ctl->ctx, &ctl->conn, err, sizeof(err)) != 0) {
+            ctl->conn = NULL;
+            return ctl_fail(ctl, "%s", err);
+        }
+        int rc = ctl->tr->request(ctl->conn, method, path, body, body ? strlen(body) : 0, r, err,
+                                  sizeof(err));
+        if (rc == 0)
+            return 0;
         cl_free(&r->body);
-        return ctl_fail(ctl, "%s", err);
+        /* Refused unprocessed (REFUSED_STREAM, or a GOAWAY that did not cover it: e.g. a
+         * gateway retiring the connections made before it reloaded its certificate files) is
+         * safe to send again on a new connection, whatever the method (RFC 9113, 8.7). */
+        if ((rc != CL_EH2_REFUSED && rc != CL_EH2_GOAWAY) || attempt == CTL_ATTEMPTS)
+            return ctl_fail(ctl, "%s", err);
+        ctl->tr->close(ctl->conn);
+        ctl->conn = NULL;
     }
-    return 0;
 }
 
 int ctl_expect(struct ctl *ctl, const struct ctl_resp *r, int expect)

@@ -29,9 +29,10 @@ struct fake {
     int status[FAKE_MAX_REQ];
     const char *resp[FAKE_MAX_REQ];
     int nresp;
-    int open_rc;          /* open fails with this when nonzero */
-    const char *open_err; /* and this message */
-    int check_rc;         /* check fails with this when nonzero */
+    int open_rc;              /* open fails with this when nonzero */
+    const char *open_err;     /* and this message */
+    int check_rc;             /* check fails with this when nonzero */
+    int req_rc[FAKE_MAX_REQ]; /* request i fails with this when nonzero (no answer used) */
     /* what happened */
     struct fake_req req[FAKE_MAX_REQ];
     int nreq;
@@ -91,6 +92,11 @@ static int fake_request(void *conn, const char *method, const char *path, const 
         snprintf(q->method, sizeof(q->method), "%s", method);
         snprintf(q->path, sizeof(q->path), "%s", path);
         q->body = body != NULL ? strndup(body, len) : NULL; // libc: not counted by failalloc
+        if (fake.req_rc[fake.nreq] != 0) {
+            int rc = fake.req_rc[fake.nreq++];
+            snprintf(err, errlen, "fake request failed: %s", cl_strerror(rc));
+            return rc;
+        }
         fake.nreq++;
     }
     r->status = i >= 0 ? fake.status[i] : 200;

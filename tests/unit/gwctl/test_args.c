@@ -472,6 +472,33 @@ static void server_errors_are_one_line(void **state)
     assert_int_equal(run_ctl(f->cfg, "status", NULL), 1);
     assert_string_equal(err_buf,
                         "error: cannot reach gateway at 10.0.0.1:443: connection refused\n");
+
+    /* refused unprocessed (a connection the gateway retired): sent again on a new connection,
+     * whatever the method */
+    fake_reset();
+    fake.req_rc[0] = CL_EH2_REFUSED;
+    fake.req_rc[1] = CL_EH2_GOAWAY;
+    fake_answer(201, "");
+    assert_int_equal(
+        run_ctl(f->cfg, "create", "export", "--name", "echo", "--host", "h", "--port", "7", NULL),
+        0);
+    assert_int_equal(fake.nreq, 3);
+    assert_int_equal(fake.nopen, 3);
+    for (int k = 0; k < 3; k++)
+        req_is(k, "POST", "/api/v1/exports",
+               "{\"metadata\":{\"name\":\"echo\"},\"spec\":{\"host\":\"h\",\"port\":7}}");
+    /* three refusals in a row: the last is reported */
+    fake_reset();
+    fake.req_rc[0] = fake.req_rc[1] = fake.req_rc[2] = CL_EH2_REFUSED;
+    assert_int_equal(run_ctl(f->cfg, "status", NULL), 1);
+    assert_int_equal(fake.nreq, 3);
+    assert_string_equal(err_buf, "error: fake request failed: HTTP/2 stream refused\n");
+    /* a reset stream may have been processed: not sent again */
+    fake_reset();
+    fake.req_rc[0] = CL_EH2_RESET;
+    assert_int_equal(run_ctl(f->cfg, "status", NULL), 1);
+    assert_int_equal(fake.nreq, 1);
+    assert_int_equal(fake.nopen, 1);
 }
 
 static void remote_exports(void **state)
