@@ -267,18 +267,53 @@ static void fmt_time(int64_t t, char *out, size_t n)
         snprintf(out, n, "%lld", (long long)t);
 }
 
+/* A certificate's status entry: its validity and fingerprint when known, and why replaced
+ * files were refused ("" when they were not). */
+static json_t *cert_entry(bool have, int64_t not_before, int64_t not_after, const char *sha256,
+                          const char *reload_error)
+{
+    char nb[40], na[40];
+
+    if (!have)
+        return json_pack("{s:s}", "reloadError", reload_error);
+    fmt_time(not_before, nb, sizeof(nb));
+    fmt_time(not_after, na, sizeof(na));
+    return json_pack("{s:s,s:s,s:s,s:s}", "notBefore", nb, "notAfter", na, "sha256", sha256,
+                     "reloadError", reload_error);
+}
+
 /* The certificate the controlplane presents to peers (the same files as the dataplane's). */
 static json_t *certificate_status(struct cp *cp)
 {
     const struct cl_tls_cert_info *ci = cp->tls != NULL ? cl_tls_ctx_cert_info(cp->tls) : NULL;
-    char nb[40], na[40];
 
-    if (ci == NULL || !ci->have)
-        return json_pack("{s:s}", "reloadError", cp->cert_error);
-    fmt_time(ci->not_before, nb, sizeof(nb));
-    fmt_time(ci->not_after, na, sizeof(na));
-    return json_pack("{s:s,s:s,s:s,s:s}", "notBefore", nb, "notAfter", na, "sha256", ci->sha256,
-                     "reloadError", cp->cert_error);
+    if (ci == NULL)
+        return cert_entry(false, 0, 0, "", cp->cert_error);
+    return cert_entry(ci->have, ci->not_before, ci->not_after, ci->sha256, cp->cert_error);
+}
+
+/* Each worker with the certificate its public port presents, from its last STATS (IPC version
+ * 2; a worker of version 1 reports none). */
+static json_t *workers_status(struct cp *cp)
+{
+    json_t *a = cp_ipc_workers(cp->ipc), *w;
+    size_t i;
+
+    json_array_foreach(a, i, w)
+    {
+        char key[32];
+        snprintf(key, sizeof(key), "%lld", (long long)json_integer_value(json_object_get(w, "id")));
+        json_t *c = json_object_get(json_object_get(cp->worker_stats, key), "certificate");
+        if (c == NULL)
+            continue;
+        const char *sha = json_string_value(json_object_get(c, "sha256"));
+        json_object_set_new(
+            w, "certificate",
+            cert_entry(sha != NULL, json_integer_value(json_object_get(c, "notBefore")),
+                       json_integer_value(json_object_get(c, "notAfter")), sha != NULL ? sha : "",
+                       json_string_value(json_object_get(c, "reloadError"))));
+    }
+    return a;
 }
 
 static json_t *status_body(struct cp *cp)
@@ -296,7 +331,7 @@ static json_t *status_body(struct cp *cp)
     json_t *b = json_pack(
         "{s:s,s:s,s:I,s:I,s:o,s:o,s:O,s:{s:i,s:i,s:i,s:i}}", "name", cp->name, "version",
         CL_VERSION, "uptimeSeconds", (json_int_t)((cl_now_ms() - cp->started_ms) / 1000),
-        "revision", (json_int_t)cp->revision, "workers", cp_ipc_workers(cp->ipc), "peers", peers,
+        "revision", (json_int_t)cp->revision, "workers", workers_status(cp), "peers", peers,
         "counters", cp->counters, "objects", "peers", (int)json_object_size(cp->objs[CP_KIND_PEER]),
         "exports", (int)json_object_size(cp->objs[CP_KIND_EXPORT]), "imports",
         (int)json_object_size(cp->objs[CP_KIND_IMPORT]), "policies",

@@ -19,6 +19,7 @@ struct worker {
     long long pid;
     uint64_t acked;
     uint64_t sent; /* revision of the last CONFIG / CONFIG_DELTA sent */
+    int version;   /* IPC version agreed in HELLO / WELCOME */
     bool hello;
 };
 
@@ -162,6 +163,14 @@ static bool remote_exports(struct worker *w, const struct cl_ipc_msg *m)
     return true;
 }
 
+static void forget_certificate(struct cp *cp, long long id)
+{
+    char key[32];
+
+    snprintf(key, sizeof(key), "%lld", id);
+    json_object_del(json_object_get(cp->worker_stats, key), "certificate");
+}
+
 static void on_msg(struct cl_ipc_conn *c, const struct cl_ipc_msg *m, void *ud)
 {
     struct worker *w = ud;
@@ -175,19 +184,25 @@ static void on_msg(struct cl_ipc_conn *c, const struct cl_ipc_msg *m, void *ud)
     }
     switch (m->type) {
     case CL_IPC_HELLO: {
+        /* The worker offers the newest version it speaks; we answer with the newest both
+         * speak. A worker older than we still accept is refused, and a newer worker that
+         * meets an older controlplane retries with a lower version (PROTOCOL.md). */
         json_int_t v = json_integer_value(json_object_get(m->body, "version"));
-        if (v != CL_IPC_VERSION) {
-            CL_WARN("cp.ipc", "worker speaks IPC version %lld, we speak %d", (long long)v,
-                    CL_IPC_VERSION);
+        if (v < CL_IPC_VERSION_MIN) {
+            CL_WARN("cp.ipc", "worker speaks IPC version %lld, we speak %d to %d", (long long)v,
+                    CL_IPC_VERSION_MIN, CL_IPC_VERSION);
             cl_ipc_reply_error(w->conn, m, CL_EVERSION, "unsupported IPC version");
             return;
         }
+        w->version = v < CL_IPC_VERSION ? (int)v : CL_IPC_VERSION;
         w->hello = true;
         w->id = json_integer_value(json_object_get(m->body, "worker"));
         w->pid = json_integer_value(json_object_get(m->body, "pid"));
-        reply = json_pack("{s:i,s:s}", "version", CL_IPC_VERSION, "name", cp->name);
+        forget_certificate(cp, w->id); /* a restarted worker reports its own, if any */
+        reply = json_pack("{s:i,s:s}", "version", w->version, "name", cp->name);
         cl_ipc_reply(w->conn, m, CL_IPC_WELCOME, reply);
-        CL_INFO("cp.ipc", "worker=%lld pid=%lld connected", w->id, w->pid);
+        CL_INFO("cp.ipc", "worker=%lld pid=%lld connected (IPC version %d)", w->id, w->pid,
+                w->version);
         send_config(w);
         break;
     }
@@ -362,9 +377,9 @@ json_t *cp_ipc_workers(struct cp_ipc *ipc)
     {
         struct worker *w = CL_CONTAINER_OF(pos, struct worker, link);
         if (w->hello)
-            json_array_append_new(a,
-                                  json_pack("{s:I,s:I,s:I}", "id", (json_int_t)w->id, "pid",
-                                            (json_int_t)w->pid, "revision", (json_int_t)w->acked));
+            json_array_append_new(a, json_pack("{s:I,s:I,s:I,s:i}", "id", (json_int_t)w->id, "pid",
+                                               (json_int_t)w->pid, "revision", (json_int_t)w->acked,
+                                               "ipcVersion", w->version));
     }
     return a;
 }

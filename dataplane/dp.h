@@ -36,6 +36,8 @@ struct dp_worker {
     struct cl_tls_ctx *cli_tls;
     struct cl_ipc_conn *ipc;
     bool ipc_up;
+    int ipc_version;      /* offered in HELLO, then agreed in WELCOME */
+    char cert_error[320]; /* why replaced certificate files were refused; "" when not */
     uv_timer_t ipc_timer;
     uint64_t ipc_backoff;
     uv_timer_t stats_timer;

@@ -51,6 +51,18 @@ void dp_count(const char *group, const char *name, const char *key, int64_t delt
     dp_counter_add(dp_counter(group, name, key), delta);
 }
 
+/* STATS.certificate: what the public port presents (its peers see the server context). */
+static json_t *certificate_stats(void)
+{
+    const struct cl_tls_cert_info *ci = cl_tls_ctx_cert_info(dp_w->srv_tls);
+
+    if (!ci->have)
+        return json_pack("{s:s}", "reloadError", dp_w->cert_error);
+    return json_pack("{s:s,s:I,s:I,s:s}", "sha256", ci->sha256, "notBefore",
+                     (json_int_t)ci->not_before, "notAfter", (json_int_t)ci->not_after,
+                     "reloadError", dp_w->cert_error);
+}
+
 static void on_stats_timer(uv_timer_t *t)
 {
     json_t *b;
@@ -60,6 +72,8 @@ static void on_stats_timer(uv_timer_t *t)
         return;
     b = json_deep_copy(dp_w->stats);
     json_object_set_new(b, "worker", json_integer(dp_w->o.worker_id));
+    if (dp_w->ipc_version >= 2)
+        json_object_set_new(b, "certificate", certificate_stats());
     cl_ipc_send(dp_w->ipc, CL_IPC_STATS, 0, 0, b);
     json_decref(b);
 }
@@ -267,32 +281,54 @@ static void on_ipc_msg(struct cl_ipc_conn *c, const struct cl_ipc_msg *m, void *
     }
 }
 
+static void send_hello(struct cl_ipc_conn *c);
+
 static void on_welcome(int err, const struct cl_ipc_msg *m, void *ud)
 {
     (void)ud;
-    (void)m;
+    if (err == CL_EVERSION && dp_w->ipc_version > CL_IPC_VERSION_MIN && dp_w->ipc != NULL) {
+        /* an older controlplane (a rolling upgrade): offer the version before */
+        dp_w->ipc_version--;
+        CL_INFO("dp.worker", "controlplane refused IPC version %d, offering %d",
+                dp_w->ipc_version + 1, dp_w->ipc_version);
+        send_hello(dp_w->ipc);
+        return;
+    }
     if (err != 0) {
         CL_WARN("dp.worker", "controlplane refused HELLO: %s", cl_strerror(err));
         if (dp_w->ipc != NULL)
             cl_ipc_conn_close(dp_w->ipc, err);
         return;
     }
+    json_int_t v = json_integer_value(json_object_get(m->body, "version"));
+    if (v < CL_IPC_VERSION_MIN || v > dp_w->ipc_version) {
+        CL_WARN("dp.worker", "controlplane answered HELLO with IPC version %lld, we offered %d",
+                (long long)v, dp_w->ipc_version);
+        cl_ipc_conn_close(dp_w->ipc, CL_EVERSION);
+        return;
+    }
+    dp_w->ipc_version = (int)v;
     dp_w->ipc_up = true;
     dp_w->ipc_backoff = IPC_BACKOFF_MIN;
-    CL_INFO("dp.worker", "connected to the controlplane");
+    CL_INFO("dp.worker", "connected to the controlplane (IPC version %d)", dp_w->ipc_version);
+}
+
+static void send_hello(struct cl_ipc_conn *c)
+{
+    json_t *hello = json_pack("{s:i,s:i,s:i}", "version", dp_w->ipc_version, "worker",
+                              dp_w->o.worker_id, "pid", (int)getpid());
+
+    cl_ipc_request(c, CL_IPC_HELLO, hello, 5000, on_welcome, NULL);
+    json_decref(hello);
 }
 
 static void on_ipc_connect(struct cl_ipc_conn *c, int err, void *ud)
 {
-    json_t *hello;
-
     (void)ud;
     if (err != 0)
-        return; /* on_close follows */
-    hello = json_pack("{s:i,s:i,s:i}", "version", CL_IPC_VERSION, "worker", dp_w->o.worker_id,
-                      "pid", (int)getpid());
-    cl_ipc_request(c, CL_IPC_HELLO, hello, 5000, on_welcome, NULL);
-    json_decref(hello);
+        return;                         /* on_close follows */
+    dp_w->ipc_version = CL_IPC_VERSION; /* each connection starts from the newest */
+    send_hello(c);
 }
 
 static void on_ipc_timer(uv_timer_t *t)
@@ -344,8 +380,9 @@ static void ipc_connect(void)
  * the bundle stops admitting anything new at once (a connection still in its handshake at that
  * moment finishes it with the old files, then cl_h2conn retires it as soon as it is ready,
  * see cl_tls_is_stale). A set of files that cannot be used (a
- * certificate without its matching key, mid-rotation) is reported once and the old material
- * keeps serving; the next change is tried again.
+ * certificate without its matching key, mid-rotation) is reported once in the log, and in
+ * STATS (so `gwctl status`) until files that can be used replace it; the old material keeps
+ * serving; the next change is tried again.
  */
 static void on_cert_timer(uv_timer_t *t)
 {
@@ -357,11 +394,15 @@ static void on_cert_timer(uv_timer_t *t)
         return;
     s = cl_tls_ctx_reload(dp_w->srv_tls, serr, sizeof(serr));
     c = cl_tls_ctx_reload(dp_w->cli_tls, cerr, sizeof(cerr));
-    if (s < 0 || c < 0)
+    if (s < 0 || c < 0) {
         CL_WARN("dp.worker",
                 "certificate files changed but cannot be used, still using the "
                 "previous ones: %s",
                 s < 0 ? serr : cerr);
+        snprintf(dp_w->cert_error, sizeof(dp_w->cert_error), "%s",
+                 s < 0 ? (serr[0] ? serr : cl_strerror(s)) : (cerr[0] ? cerr : cl_strerror(c)));
+    } else if (s == 1 || c == 1)
+        dp_w->cert_error[0] = '\0'; /* files that can be used replace the refused ones */
     if (s == 1 || c == 1) {
         CL_INFO("dp.worker", "certificate files reloaded: new connections use them; older ones "
                              "take no new streams");

@@ -365,6 +365,28 @@ static int status_peer_row(struct ctl_table *t, const json_t *p)
     return ctl_table_add(t, cells);
 }
 
+/* A worker: its id, pid, the configuration revision it applied, and the certificate its public
+ * port presents (the first 16 hex digits of its SHA-256, as the controlplane's `sha256` begins;
+ * "-" from a worker that does not report one) with why replaced files were refused, if so. */
+static int status_worker_row(struct ctl_table *t, const json_t *w)
+{
+    char b[3][32], sha[20] = "-";
+    const json_t *c = json_object_get(w, "certificate");
+    const char *s = json_string_value(json_object_get(c, "sha256"));
+    const char *err = json_string_value(json_object_get(c, "reloadError"));
+
+    if (s != NULL)
+        snprintf(sha, sizeof(sha), "%.16s", s);
+    const char *cells[] = {
+        jtext(json_object_get(w, "id"), b[0], sizeof(b[0])),
+        jtext(json_object_get(w, "pid"), b[1], sizeof(b[1])),
+        jtext(json_object_get(w, "revision"), b[2], sizeof(b[2])),
+        sha,
+        err != NULL && err[0] != '\0' ? err : NULL,
+    };
+    return ctl_table_add(t, cells);
+}
+
 /* counters: {"imports":{name:{open,total,bytesIn,bytesOut,denied,errors,idleClosed}},
  * "exports":..,"peers":..}; a counter the gateway did not send shows as "-" */
 static int print_counters(FILE *out, const json_t *counters)
@@ -447,7 +469,9 @@ static void print_scalars(FILE *out, const char *key, const json_t *v)
 int ctl_out_status(FILE *out, const json_t *st)
 {
     static const char *const phdr[] = {"PEER", "REACHABLE", "SINCE", "LAST ERROR"};
+    static const char *const whdr[] = {"WORKER", "PID", "REVISION", "CERTIFICATE", "RELOAD ERROR"};
     const json_t *peers = json_object_get(st, "peers");
+    const json_t *workers = json_object_get(st, "workers");
     const json_t *counters = json_object_get(st, "counters");
     const char *key;
     const json_t *v;
@@ -477,21 +501,13 @@ int ctl_out_status(FILE *out, const json_t *st)
         }
         fprintf(out, "%-12s %s\n", key, jtext(v, buf, sizeof(buf)));
     }
-    if (json_is_array(peers)) {
-        struct ctl_table t;
-        size_t i;
-        const json_t *p;
-
+    if (json_is_array(workers) && json_is_object(json_array_get(workers, 0))) {
         fprintf(out, "\n");
-        ctl_table_init(&t, 4, phdr);
-        json_array_foreach(peers, i, p)
-        {
-            if ((rc = status_peer_row(&t, p)) != 0)
-                break;
-        }
-        if (rc == 0)
-            ctl_table_print(&t, out);
-        ctl_table_deinit(&t);
+        rc = print_objects(out, workers, 5, whdr, status_worker_row);
+    }
+    if (rc == 0 && json_is_array(peers)) {
+        fprintf(out, "\n");
+        rc = print_objects(out, peers, 4, phdr, status_peer_row);
     }
     if (rc == 0 && json_is_object(counters))
         rc = print_counters(out, counters);

@@ -236,6 +236,23 @@ static int counters(const json_t *b, const char *key, struct cl_jerr *e)
     return 0;
 }
 
+/* STATS.certificate (version 2): what the worker's public port presents, and why replaced
+ * files were refused, if they were. Absent in version 1. */
+static int stats_certificate(const json_t *b, struct cl_jerr *e)
+{
+    json_t *c = NULL;
+    int rc;
+
+    if ((rc = cl_json_get_typed(b, "", "certificate", false, JSON_OBJECT, &c, e)) != 0 || c == NULL)
+        return rc;
+    KEYS(c, "certificate", "sha256", "notBefore", "notAfter", "reloadError");
+    GET_STR(c, "certificate", "sha256", false);
+    GET_INT(c, "certificate", "notBefore", false, INT64_MIN, INT64_MAX);
+    GET_INT(c, "certificate", "notAfter", false, INT64_MIN, INT64_MAX);
+    GET_STR(c, "certificate", "reloadError", true);
+    return 0;
+}
+
 static int request(uint16_t type, const json_t *b, struct cl_jerr *e)
 {
     json_t *a;
@@ -277,12 +294,12 @@ static int request(uint16_t type, const json_t *b, struct cl_jerr *e)
             return rc;
         return 0;
     case CL_IPC_STATS:
-        KEYS(b, "", "worker", "imports", "exports", "peers");
+        KEYS(b, "", "worker", "imports", "exports", "peers", "certificate");
         GET_INT(b, "", "worker", true, 0, 1000000);
         if ((rc = counters(b, "imports", e)) != 0 || (rc = counters(b, "exports", e)) != 0 ||
             (rc = counters(b, "peers", e)) != 0)
             return rc;
-        return 0;
+        return stats_certificate(b, e);
     case CL_IPC_PEER_EVENT:
         KEYS(b, "", "peer", "gateway", "event", "status", "error");
         GET_STR(b, "", "peer", true);

@@ -107,6 +107,17 @@ def cert_status(g):
     return g.ctl_json("status")["certificate"]
 
 
+def worker_certs(g):
+    """The certificate each dataplane worker reports (status, per worker)."""
+    return [w.get("certificate", {}) for w in g.ctl_json("status")["workers"]]
+
+
+def workers_serve(g, sha, n=1):
+    """Until all n workers of g report `sha` and no refusal."""
+    h.wait_for(lambda: [(c.get("sha256"), c.get("reloadError")) for c in worker_certs(g)] ==
+               [(sha, "")] * n, 10, "workers of %s serving %s" % (g.name, sha[:16]))
+
+
 def sha256_of(path):
     return hashlib.sha256(der(path)).hexdigest()
 
@@ -192,6 +203,7 @@ def test_rotation_to_a_new_ca_keeps_open_tunnels(rotating, echo):
     wait_reloads((a, b), 2)
     assert handshake(b, f2.ca, f2.peer("gw-a") + "/gwctl") == der(f2.peer("gw-b") + "/cert.pem")
     assert cert_status(b)["sha256"] == sha256_of(f2.peer("gw-b") + "/cert.pem")
+    workers_serve(b, sha256_of(f2.peer("gw-b") + "/cert.pem"))
     # 3. f1 no longer trusted: its certificates are refused from now on
     for name in ("gw-a", "gw-b"):
         secrets[name].publish(f2.peer(name), [f2.ca])
@@ -239,8 +251,13 @@ def test_unusable_files_are_reported_once_and_the_old_ones_serve(rotating, echo)
     st = cert_status(b)
     assert "does not match" in st["reloadError"], st
     assert st["sha256"] == sha256_of(f1.peer("gw-b") + "/cert.pem")
+    h.wait_for(lambda: all("does not match" in c["reloadError"] for c in worker_certs(b)), 5,
+               "the worker's refusal in status")
+    assert worker_certs(b)[0]["sha256"] == st["sha256"]
     table = b.ctl("status").stdout
     assert "certificate" in table and "does not match" in table, table
+    assert any(line.startswith("0 ") and "does not match" in line
+               for line in table.splitlines()), table  # the worker's row
     # the old material keeps serving: handshakes and new tunnels work
     assert handshake(b, f1.ca, f1.peer("gw-a") + "/gwctl") == der(f1.peer("gw-b") + "/cert.pem")
     assert h.echo_roundtrip(port, b"still") == b"still"
@@ -249,6 +266,40 @@ def test_unusable_files_are_reported_once_and_the_old_ones_serve(rotating, echo)
     wait_reloads((b,), 1)
     assert h.echo_roundtrip(port, b"again") == b"again"
     assert cert_status(b)["reloadError"] == ""
+    workers_serve(b, st["sha256"])
+
+
+def test_refusal_by_the_dataplane_alone_shows_per_worker(workdir):
+    """The dataplane reads its own copy of the files (a deployment may mount them apart): when
+    only that copy goes wrong, only its workers report it; the controlplane's line stays clean."""
+    f1 = h.Fabric(workdir, name="f1")
+    cp_dir = SecretDir(os.path.join(workdir, "secret-cp"))
+    dp_dir = SecretDir(os.path.join(workdir, "secret-dp"))
+    for sd in (cp_dir, dp_dir):
+        sd.publish(f1.peer("gw-b"), [f1.ca])
+    g = h.Gateway(SecretFabric(cp_dir), "gw-b", workdir, workers=2,
+                  extra_cp=["--cert-check-interval", CHECK_MS],
+                  extra_dp=["--cert-check-interval", CHECK_MS,
+                            "--cert", os.path.join(dp_dir.dir, "cert.pem"),
+                            "--key", os.path.join(dp_dir.dir, "key.pem"),
+                            "--ca", os.path.join(dp_dir.dir, "ca.pem")])
+    try:
+        g.start()
+        sha = sha256_of(f1.peer("gw-b") + "/cert.pem")
+        workers_serve(g, sha, 2)
+        dp_dir.publish(f1.peer("gw-b"), [f1.ca], key_dir=f1.peer("gw-a"))
+        h.wait_for(lambda: [("does not match" in c["reloadError"], c["sha256"])
+                            for c in worker_certs(g)] == [(True, sha)] * 2, 10,
+                   "both workers' refusal in status")
+        assert cert_status(g)["reloadError"] == ""
+        rows = [line for line in g.ctl("status").stdout.splitlines()
+                if line[:1] in "01" and "does not match" in line]
+        assert len(rows) == 2, rows
+        dp_dir.publish(f1.peer("gw-b"), [f1.ca])
+        workers_serve(g, sha, 2)
+    finally:
+        rcs = g.stop()
+    assert all(rc == 0 for rc in rcs.values()), rcs
 
 
 def test_renewed_own_certificate_redials_peers(rotating, workdir, echo):

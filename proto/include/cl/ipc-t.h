@@ -6,9 +6,12 @@
 
 /* Controlplane <-> dataplane IPC: types and constants (spec: proto/PROTOCOL.md). */
 
-#define CL_IPC_VERSION   1
-#define CL_IPC_HDR_LEN   12                  /* u32 len | u16 type | u16 flags | u32 req_id */
-#define CL_IPC_MAX_FRAME (16u * 1024 * 1024) /* bytes after the length field */
+/* The newest version this build speaks, and the oldest it still accepts (PROTOCOL.md,
+ * "Versioning"). 2 added STATS.certificate. */
+#define CL_IPC_VERSION     2
+#define CL_IPC_VERSION_MIN 1
+#define CL_IPC_HDR_LEN     12                  /* u32 len | u16 type | u16 flags | u32 req_id */
+#define CL_IPC_MAX_FRAME   (16u * 1024 * 1024) /* bytes after the length field */
 
 enum cl_ipc_type {
     CL_IPC_HELLO = 1,         /* dp -> cp request: version, worker id */

@@ -136,6 +136,7 @@ static void hello_config_and_deltas(void **state)
     assert_int_equal(r.err, 0);
     assert_int_equal(r.type, CL_IPC_WELCOME);
     assert_string_equal(json_string_value(json_object_get(r.body, "name")), "east");
+    assert_int_equal(json_integer_value(json_object_get(r.body, "version")), 1); /* as offered */
     json_decref(r.body);
     bool got = false;
     for (int i = 0; i < 1000 && npushed < 1; i++)
@@ -226,17 +227,87 @@ static void authz_and_rest(void **state)
     json_decref(r.body);
 }
 
-static void version_mismatch_refused(void **state)
+/* GET /api/v1/status as the admin, through the relay: the body, parsed (new). */
+static json_t *status(void)
+{
+    struct reply r;
+    json_t *st;
+
+    request(CL_IPC_HTTP_REQUEST,
+            "{\"method\":\"GET\",\"path\":\"/api/v1/status\",\"identity\":\"gwctl.east\","
+            "\"identities\":[],\"body\":\"\"}",
+            &r);
+    assert_int_equal(json_integer_value(json_object_get(r.body, "status")), 200);
+    st = json_loads(json_string_value(json_object_get(r.body, "body")), 0, NULL);
+    assert_non_null(st);
+    json_decref(r.body);
+    return st;
+}
+
+static void send_stats(const char *json)
+{
+    json_t *b = json_loads(json, 0, NULL);
+
+    assert_non_null(b);
+    assert_int_equal(cl_ipc_send(w, CL_IPC_STATS, 0, 0, b), 0);
+    json_decref(b);
+}
+
+static void version_too_old_refused(void **state)
 {
     struct reply r;
     (void)state;
 
-    request(CL_IPC_HELLO, "{\"version\":9,\"worker\":0,\"pid\":1}", &r);
+    request(CL_IPC_HELLO, "{\"version\":0,\"worker\":0,\"pid\":1}", &r);
     assert_int_equal(r.err, CL_EVERSION);
     json_decref(r.body);
     request(CL_IPC_AUTHZ_EGRESS, "{\"import\":\"web\",\"client\":\"127.0.0.1:5\"}", &r);
     assert_int_equal(r.err, CL_EVERSION); /* HELLO first */
     json_decref(r.body);
+    /* the connection stays: a worker may offer another version */
+    request(CL_IPC_HELLO, "{\"version\":1,\"worker\":0,\"pid\":1}", &r);
+    assert_int_equal(r.err, 0);
+    json_decref(r.body);
+}
+
+/* A newer worker is answered with the newest version both speak, and its certificate (STATS,
+ * version 2) shows per worker in the status. */
+static void newer_worker_gets_ours_and_reports_its_certificate(void **state)
+{
+    struct reply r;
+    json_t *st, *wk;
+    (void)state;
+
+    request(CL_IPC_HELLO, "{\"version\":9,\"worker\":4,\"pid\":1}", &r);
+    assert_int_equal(r.err, 0);
+    assert_int_equal(json_integer_value(json_object_get(r.body, "version")), CL_IPC_VERSION);
+    json_decref(r.body);
+    send_stats("{\"worker\":4,\"imports\":{},\"exports\":{},\"peers\":{},\"certificate\":"
+               "{\"sha256\":\"ab12\",\"notBefore\":0,\"notAfter\":1893456000,"
+               "\"reloadError\":\"key does not match\"}}");
+    st = status(); /* answered after the STATS before it, on this one connection */
+    wk = json_array_get(json_object_get(st, "workers"), 0);
+    assert_int_equal(json_integer_value(json_object_get(wk, "id")), 4);
+    assert_int_equal(json_integer_value(json_object_get(wk, "ipcVersion")), CL_IPC_VERSION);
+    json_t *c = json_object_get(wk, "certificate");
+    assert_string_equal(json_string_value(json_object_get(c, "sha256")), "ab12");
+    assert_string_equal(json_string_value(json_object_get(c, "notBefore")), "1970-01-01T00:00:00Z");
+    assert_string_equal(json_string_value(json_object_get(c, "notAfter")), "2030-01-01T00:00:00Z");
+    assert_string_equal(json_string_value(json_object_get(c, "reloadError")), "key does not match");
+    json_decref(st);
+    /* a version-1 worker (no certificate in its STATS) shows none */
+    send_stats("{\"worker\":4,\"imports\":{},\"exports\":{},\"peers\":{}}");
+    st = status();
+    wk = json_array_get(json_object_get(st, "workers"), 0);
+    assert_null(json_object_get(wk, "certificate"));
+    json_decref(st);
+    /* a malformed certificate is refused whole: the last good STATS stands */
+    send_stats("{\"worker\":4,\"imports\":{},\"exports\":{},\"peers\":{},\"certificate\":"
+               "{\"sha256\":1,\"reloadError\":\"\"}}");
+    st = status();
+    wk = json_array_get(json_object_get(st, "workers"), 0);
+    assert_null(json_object_get(wk, "certificate"));
+    json_decref(st);
 }
 
 int main(void)
@@ -244,7 +315,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(hello_config_and_deltas, setup, teardown),
         cmocka_unit_test_setup_teardown(authz_and_rest, setup, teardown),
-        cmocka_unit_test_setup_teardown(version_mismatch_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(version_too_old_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(newer_worker_gets_ours_and_reports_its_certificate, setup,
+                                        teardown),
     };
     cl_mem_install_jansson();
     cl_log_set_level(CL_LOG_ERROR);

@@ -199,8 +199,25 @@ static void status_view(void **state)
           "             leaseError API server unreachable: connection refused\n"
           "objects      -\n");
     check(ctl_out_status, "{\"name\":\"east\"}", "name         east\n");
-    check(ctl_out_status, "{\"name\":\"e\",\"workers\":[{\"id\":1},{\"id\":2}]}",
-          "name         e\nworkers      2\n");
+    /* workers: a table; the certificate's first 16 hex digits, "-" from a worker that does not
+     * report one (IPC version 1), and why replaced files were refused */
+    check(ctl_out_status,
+          "{\"name\":\"e\",\"workers\":[{\"id\":0,\"pid\":41,\"revision\":7,\"ipcVersion\":2,"
+          "\"certificate\":{\"notBefore\":\"2026-01-01T00:00:00Z\",\"notAfter\":"
+          "\"2027-01-01T00:00:00Z\",\"sha256\":"
+          "\"3fa0c2d1e4b5a6970123456789abcdef3fa0c2d1e4b5a6970123456789abcdef\",\"reloadError\":"
+          "\"\"}},{\"id\":1,\"pid\":42,\"revision\":7,\"ipcVersion\":2,\"certificate\":"
+          "{\"sha256\":\"77aa\",\"reloadError\":\"key does not match the certificate\"}},"
+          "{\"id\":2,\"pid\":43,\"revision\":6,\"ipcVersion\":1}]}",
+          "name         e\n"
+          "workers      3\n"
+          "\n"
+          "WORKER   PID   REVISION   CERTIFICATE        RELOAD ERROR\n"
+          "0        41    7          3fa0c2d1e4b5a697   -\n"
+          "1        42    7          77aa               key does not match the certificate\n"
+          "2        43    6          -                  -\n");
+    /* an older gateway sent a count */
+    check(ctl_out_status, "{\"name\":\"e\",\"workers\":2}", "name         e\nworkers      2\n");
 }
 
 static void json_keeps_order(void **state)

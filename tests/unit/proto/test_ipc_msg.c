@@ -77,6 +77,16 @@ static void valid_bodies(void **state)
           "{\"worker\":1,\"imports\":{},\"exports\":{},\"peers\":{\"w\":{\"open\":1,"
           "\"total\":2,\"bytesIn\":3,\"bytesOut\":4,\"denied\":0,\"errors\":0}}}",
           NULL, NULL);
+    /* version 2: the certificate the worker presents; without it when it could not be read */
+    check(CL_IPC_STATS, 0,
+          "{\"worker\":1,\"imports\":{},\"exports\":{},\"peers\":{},\"certificate\":{"
+          "\"sha256\":\"ab\",\"notBefore\":1,\"notAfter\":2,\"reloadError\":\"\"}}",
+          NULL, NULL);
+    check(CL_IPC_STATS, 0,
+          "{\"worker\":1,\"imports\":{},\"exports\":{},\"peers\":{},\"certificate\":{"
+          "\"reloadError\":\"no such file\"}}",
+          NULL, NULL);
+    check(CL_IPC_HELLO, 0, "{\"version\":2,\"worker\":0,\"pid\":42}", NULL, NULL);
     check(CL_IPC_PEER_EVENT, 0,
           "{\"peer\":\"west\",\"gateway\":\"h:1\",\"event\":\"tls\",\"status\":0,\"error\":\"x\"}",
           NULL, NULL);
@@ -127,6 +137,20 @@ static void defects_are_named(void **state)
           "\"bytesIn\":3,\"bytesOut\":4,\"denied\":0,\"errors\":0,\"idleClosed\":\"1\"}},"
           "\"peers\":{}}",
           "exports.e.idleClosed", "integer");
+    check(CL_IPC_STATS, 0,
+          "{\"worker\":1,\"imports\":{},\"exports\":{},\"peers\":{},\"certificate\":{}}",
+          "certificate.reloadError", "required");
+    check(CL_IPC_STATS, 0,
+          "{\"worker\":1,\"imports\":{},\"exports\":{},\"peers\":{},\"certificate\":{"
+          "\"reloadError\":\"\",\"notAfter\":\"2030\"}}",
+          "certificate.notAfter", "integer");
+    check(CL_IPC_STATS, 0,
+          "{\"worker\":1,\"imports\":{},\"exports\":{},\"peers\":{},\"certificate\":{"
+          "\"reloadError\":\"\",\"issuer\":\"x\"}}",
+          "certificate.issuer", "unknown field");
+    check(CL_IPC_STATS, 0,
+          "{\"worker\":1,\"imports\":{},\"exports\":{},\"peers\":{},\"certificate\":\"x\"}",
+          "certificate", "object");
     check(CL_IPC_WELCOME, 0, "{}", "", "not a request");
     check(CL_IPC_ACK, R, "{}", "", "has no reply");
     check(CL_IPC_ACK, R | CL_IPC_F_ERROR, "{\"code\":5,\"message\":\"m\"}", "code", "between");
