@@ -134,6 +134,7 @@ struct cp_k8s {
     int nhandles;
     bool stopping;
     char last_error[512];
+    char tls_error[320]; /* why replaced API server TLS files were refused; "" when not */
     uint32_t rnd;
 };
 
@@ -1102,16 +1103,37 @@ void cp_k8s_client_attrs(struct cp_k8s *k, const char *client, json_t *attrs)
     cp_k8s_pods_attrs(&k->podmap, ip, attrs);
 }
 
+void cp_k8s_reload_tls(struct cp_k8s *k)
+{
+    char err[320] = "";
+    int rc;
+
+    if (k == NULL || k->client == NULL)
+        return;
+    rc = cp_k8s_client_reload_tls(k->client, err, sizeof(err));
+    if (rc < 0) {
+        CL_WARN("cp.k8s",
+                "API server TLS files changed but cannot be used, still using the previous "
+                "ones: %s",
+                err);
+        snprintf(k->tls_error, sizeof(k->tls_error), "%s", err[0] ? err : cl_strerror(rc));
+    } else if (rc == 1) {
+        CL_INFO("cp.k8s", "API server TLS files reloaded: the next requests connect with them");
+        k->tls_error[0] = '\0';
+    }
+}
+
 json_t *cp_k8s_summary(struct cp_k8s *k)
 {
     if (k == NULL)
         return json_null();
-    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:b,s:i,s:i,s:i,s:s,s:s}", "apiServer",
+    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:b,s:i,s:i,s:i,s:s,s:s,s:s}", "apiServer",
                      k->client != NULL ? k->cfg.host : "", "namespace", k->ns, "gateway", k->owner,
                      "role", cp_k8s_elector_is_holder(k->elector) ? "holder" : "standby", "holder",
                      cp_k8s_elector_holder(k->elector), "identity", k->identity, "lease", k->lease,
                      "synced", k->svc.synced && k->legacy.synced, "services",
                      (int)json_object_size(k->services), "unownedServices", (int)k->legacy_seen,
                      "podIPs", (int)cp_k8s_pods_count(&k->podmap), "lastError", k->last_error,
-                     "leaseError", cp_k8s_elector_error(k->elector));
+                     "leaseError", cp_k8s_elector_error(k->elector), "tlsReloadError",
+                     k->tls_error);
 }

@@ -77,9 +77,15 @@ json_t *cp_k8s_import_status(struct cp_k8s *k, const char *name);
 void cp_k8s_client_attrs(struct cp_k8s *k, const char *client, json_t *attrs);
 
 /* {"apiServer","namespace","gateway","role","holder","identity","lease","synced","services",
- * "unownedServices","podIPs","lastError","leaseError"} for /api/v1/status (new ref); role is
- * "holder" or "standby", holder the Lease's holderIdentity as last seen. */
+ * "unownedServices","podIPs","lastError","leaseError","tlsReloadError"} for /api/v1/status
+ * (new ref); role is "holder" or "standby", holder the Lease's holderIdentity as last seen,
+ * tlsReloadError why replaced API server TLS files were refused ("" when not). */
 json_t *cp_k8s_summary(struct cp_k8s *k);
+
+/* Picks up replaced API server TLS files (cp_k8s_client_reload_tls), logging a refusal once
+ * and keeping it in the summary until usable files replace it. NULL-safe; called on the
+ * controlplane's --cert-check-interval. */
+void cp_k8s_reload_tls(struct cp_k8s *k);
 
 /* ---- pure pieces (cp_k8s_model.c), exposed for tests and fuzzing ---- */
 

@@ -578,7 +578,8 @@ static void complete(struct conn *k)
         return;
     }
     k->call = NULL;
-    if (k->close_after || k->dedicated)
+    /* made with TLS files since replaced (cp_k8s_client_reload_tls): the next call dials anew */
+    if (k->close_after || k->dedicated || (k->tls != NULL && cl_tls_is_stale(k->tls)))
         conn_close(k, 0);
     else
         conn_arm(k, KEEPALIVE_IDLE);
@@ -901,9 +902,14 @@ int cp_k8s_client_new(uv_loop_t *loop, struct cp_k8s_config *cfg,
      * The server is verified against the kubeconfig's or the pod's CA, by DNS name or (an IP
      * literal such as $KUBERNETES_SERVICE_HOST) by iPAddress SAN; a client certificate only
      * when the kubeconfig has one (tokens authenticate otherwise); ALPN offers http/1.1, and a
-     * server that selects no protocol is fine (HTTP/1.1 needs no ALPN).
+     * server that selects no protocol is fine (HTTP/1.1 needs no ALPN). Material that came
+     * from files is given as files (they win over the PEM text), so that
+     * cp_k8s_client_reload_tls can pick up replaced ones.
      */
-    struct cl_tls_ctx_opts to = {.ca_pem = cfg->ca_pem,
+    struct cl_tls_ctx_opts to = {.ca_file = cfg->ca_file,
+                                 .cert_file = cfg->cert_file,
+                                 .key_file = cfg->key_file,
+                                 .ca_pem = cfg->ca_pem,
                                  .cert_pem = cfg->cert_pem,
                                  .key_pem = cfg->key_pem,
                                  .cert_optional = true,
@@ -971,6 +977,24 @@ void cp_k8s_client_free(struct cp_k8s_client *c)
     }
     cl_tls_ctx_unref(c->tls);
     uv_close((uv_handle_t *)&c->kick, on_client_closed);
+}
+
+int cp_k8s_client_reload_tls(struct cp_k8s_client *c, char *err, size_t errlen)
+{
+    struct cl_list *pos, *tmp;
+    int rc = cl_tls_ctx_reload(c->tls, err, errlen);
+
+    if (rc != 1)
+        return rc;
+    /* idle keep-alive connections were made with the old files: the next call dials anew;
+     * busy ones close after their call (complete), and watches run until they end */
+    cl_list_foreach_safe(pos, tmp, &c->conns)
+    {
+        struct conn *k = CL_CONTAINER_OF(pos, struct conn, link);
+        if (!k->dedicated && k->call == NULL && k->state == CONN_READY)
+            conn_close(k, 0);
+    }
+    return rc;
 }
 
 static void on_kick(uv_timer_t *t)

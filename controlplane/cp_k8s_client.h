@@ -80,6 +80,16 @@ int cp_k8s_client_new(uv_loop_t *loop, struct cp_k8s_config *cfg,
 void cp_k8s_client_free(struct cp_k8s_client *c);
 
 /*
+ * Picks up replaced TLS files (the CA, and the client certificate and key when the kubeconfig
+ * names files; not *-data, which would need the kubeconfig re-read): cl_tls_ctx_reload. On 1,
+ * idle connections are closed and busy ones close after their call, so the next calls are
+ * dialled and verified with the new files; watches run on until they end. Returns 1, 0
+ * (nothing changed, material from memory, or a set refused before), or the reload's error
+ * (err says why; the old material stays in use). No callback runs from here.
+ */
+int cp_k8s_client_reload_tls(struct cp_k8s_client *c, char *err, size_t errlen);
+
+/*
  * Starts a request. cb runs once, later, on the loop (never before this returns), unless the
  * call is cancelled. *out (may be NULL) is the handle for cp_k8s_call_cancel, valid until cb
  * runs. Returns 0 or CL_ENOMEM.

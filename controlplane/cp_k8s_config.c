@@ -25,6 +25,9 @@ void cp_k8s_config_deinit(struct cp_k8s_config *c)
     cl_free(&c->ca_pem);
     cl_free(&c->cert_pem);
     cl_free(&c->key_pem);
+    cl_free(&c->ca_file);
+    cl_free(&c->cert_file);
+    cl_free(&c->key_file);
     cl_free(&c->token);
     cl_free(&c->token_file);
     cl_free(&c->ns);
@@ -252,6 +255,8 @@ int cp_k8s_config_in_cluster(const char *sa_dir, const char *host, const char *p
         snprintf(err, errlen, "cannot read the service-account CA %s: %s", path, cl_strerror(rc));
         goto fail;
     }
+    if ((out->ca_file = cl_strdup(path)) == NULL)
+        goto oom;
     snprintf(path, sizeof(path), "%s/token", sa_dir);
     if ((out->token_file = cl_strdup(path)) == NULL)
         goto oom;
@@ -334,15 +339,17 @@ static yaml_node_t *named(struct kc *k, yaml_node_t *list, const char *name, con
     return NULL;
 }
 
-/* Reads `<key>-data` (base64) or the file named by `<key>` into *out (PEM text). Absent: 0
- * with *out NULL. */
-static int load_pem(struct kc *k, yaml_node_t *m, const char *key, char **out)
+/* Reads `<key>-data` (base64) or the file named by `<key>` into *out (PEM text), and in the
+ * second case its path into *file_out (new), so the TLS context can re-read it. Absent: 0 with
+ * both NULL. */
+static int load_pem(struct kc *k, yaml_node_t *m, const char *key, char **out, char **file_out)
 {
     char dkey[64], path[1024];
     const char *data, *file;
     int rc;
 
     *out = NULL;
+    *file_out = NULL;
     snprintf(dkey, sizeof(dkey), "%s-data", key);
     if ((data = map_str(k, m, dkey)) != NULL) {
         size_t n;
@@ -367,6 +374,10 @@ static int load_pem(struct kc *k, yaml_node_t *m, const char *key, char **out)
         snprintf(k->err, k->errlen, "kubeconfig: cannot read %s %s: %s", key, path,
                  cl_strerror(rc));
         return rc;
+    }
+    if ((*file_out = cl_strdup(path)) == NULL) {
+        cl_free(out);
+        return CL_ENOMEM;
     }
     return 0;
 }
@@ -408,7 +419,7 @@ static int kc_apply(struct kc *k, struct cp_k8s_config *c)
     s = map_str(k, cl, "tls-server-name");
     if ((c->server_name = cl_strdup(s != NULL ? s : c->host)) == NULL)
         return CL_ENOMEM;
-    if ((rc = load_pem(k, cl, "certificate-authority", &c->ca_pem)) != 0)
+    if ((rc = load_pem(k, cl, "certificate-authority", &c->ca_pem, &c->ca_file)) != 0)
         return rc;
     if (c->ca_pem == NULL) {
         snprintf(k->err, k->errlen,
@@ -451,8 +462,8 @@ static int kc_apply(struct kc *k, struct cp_k8s_config *c)
         if ((c->token_file = cl_strdup(path)) == NULL)
             return CL_ENOMEM;
     }
-    if ((rc = load_pem(k, user, "client-certificate", &c->cert_pem)) != 0 ||
-        (rc = load_pem(k, user, "client-key", &c->key_pem)) != 0)
+    if ((rc = load_pem(k, user, "client-certificate", &c->cert_pem, &c->cert_file)) != 0 ||
+        (rc = load_pem(k, user, "client-key", &c->key_pem, &c->key_file)) != 0)
         return rc;
     if ((c->cert_pem == NULL) != (c->key_pem == NULL)) {
         snprintf(k->err, k->errlen,

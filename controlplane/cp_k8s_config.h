@@ -25,9 +25,14 @@ struct cp_k8s_config {
     char *ca_pem;      /* CA bundle, PEM */
     char *cert_pem;    /* client certificate, PEM (optional) */
     char *key_pem;     /* its key */
-    char *token;       /* static bearer token (optional) */
-    char *token_file;  /* bearer token re-read when the file changes (optional) */
-    char *ns;          /* namespace of the service account or context (optional) */
+    /* where each of those three came from, when a file (NULL: kubeconfig *-data, or none):
+     * the API client's TLS context re-reads them when they are replaced */
+    char *ca_file;
+    char *cert_file;
+    char *key_file;
+    char *token;      /* static bearer token (optional) */
+    char *token_file; /* bearer token re-read when the file changes (optional) */
+    char *ns;         /* namespace of the service account or context (optional) */
     /* token_file state */
     char *file_token;
     time_t token_mtime;

@@ -33,9 +33,10 @@ static const char usage[] =
     "  --cert <pem>         this gateway's certificate (for outbound calls to peers)\n"
     "  --key <pem>          its private key\n"
     "  --ca <pem>           the fabric CA bundle\n"
-    "  --cert-check-interval <ms>    how often --cert, --key and --ca are checked for\n"
-    "                       replacement; the health connections to peers are then made anew\n"
-    "                       with the new files (default 5000; 0: never)\n"
+    "  --cert-check-interval <ms>    how often --cert, --key and --ca (and the Kubernetes API\n"
+    "                       client's CA and certificate files) are checked for replacement;\n"
+    "                       connections are then made anew with the new files (default 5000;\n"
+    "                       0: never)\n"
     "  --admin <identity>   certificate identity allowed to use the management API; repeat for\n"
     "                       several (default: gwctl.<name>)\n"
     "  --health-interval <ms>        peer health probe period (default 1000)\n"
@@ -126,6 +127,7 @@ static void on_cert_timer(uv_timer_t *t)
         cp.cert_error[0] = '\0';
         expiry_warned_ms = 0; /* a new certificate: judged afresh */
     }
+    cp_k8s_reload_tls(cp.kube);
     check_expiry();
 }
 

@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import socket
+import shutil
 import ssl
 import subprocess
 import sys
@@ -1199,6 +1200,51 @@ def test_misbehaving_api_server_never_blocks_the_controlplane(api, fabric, workd
     finally:
         rcs = g.stop()
         fake.close()
+    assert all(rc == 0 for rc in rcs.values()), rcs
+
+
+def test_replaced_api_server_ca_file_is_picked_up(api, fabric, workdir):
+    """The kubeconfig names a CA file that does not sign the API server's certificate; the file
+    is then replaced (renamed into place, as a mounted ConfigMap or Secret changes) with the
+    right one: the controlplane connects without a restart. A file that is not a CA bundle at
+    all is refused once and reported in status meanwhile."""
+    other = os.path.join(workdir, "other-ca")
+    os.makedirs(other)
+    other_ca, _, _ = k8sharness.make_certs(other)
+    ca = os.path.join(workdir, "api-ca.pem")
+    shutil.copy(other_ca, ca)
+    kc = os.path.join(workdir, "reloading-kubeconfig")
+    write_kubeconfig(kc, api.port, ca)
+    g = h.Gateway(fabric, "east", workdir,
+                  extra_cp=["--k8s", "--kubeconfig", kc, "--k8s-selector", SEL_ARG,
+                            "--cert-check-interval", "200"])
+
+    def replace(src_text):
+        tmp = ca + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(src_text)
+        os.rename(tmp, ca)
+    try:
+        g.start()
+        h.wait_for(lambda: "not signed by the configured CA" in
+                   g.ctl_json("status")["kubernetes"]["lastError"], 20, "TLS failure reported")
+        assert api.controlplane_requests() == []
+        replace("not a certificate\n")
+        h.wait_for(lambda: g.ctl_json("status")["kubernetes"]["tlsReloadError"] != "", 10,
+                   "refusal in status")
+        with open(g.cp.log_path, "rb") as f:
+            assert f.read().count(b"API server TLS files changed but cannot be used") == 1
+        with open(api.ca) as f:
+            replace(f.read())
+        h.wait_for(lambda: g.ctl_json("status")["kubernetes"]["synced"] is True, 30,
+                   "synced with the replaced CA")
+        st = g.ctl_json("status")["kubernetes"]
+        assert st["tlsReloadError"] == "", st  # lastError keeps the last failure, by design
+        assert api.controlplane_requests() != []
+        with open(g.cp.log_path, "rb") as f:
+            assert b"API server TLS files reloaded" in f.read()
+    finally:
+        rcs = g.stop()
     assert all(rc == 0 for rc in rcs.values()), rcs
 
 

@@ -24,6 +24,7 @@
 #include "cm.h"
 #include "cp_k8s_client.h"
 #include "pki.h"
+#include "testutil.h"
 
 /* What the server does with the nth request (counting from 0 over the whole test). */
 enum act {
@@ -557,6 +558,55 @@ static void watches(void **state)
 
 /* Freed with calls queued, waiting to retry, and in flight: no callback, nothing leaks, the
  * loop closes clean. */
+/* The CA named as a file (kubeconfig certificate-authority, the pod's ca.crt) is re-read when
+ * replaced: idle connections made with the old one are not reused; files that cannot be used
+ * are refused once and the old material keeps serving. */
+static void reload_tls_files(void **state)
+{
+    static const struct step steps[] = {
+        {ACT_ANSWER, OK_JSON "{\"n\":1}\n"},
+        {ACT_ANSWER, OK_JSON "{\"n\":2}\n"},
+        {ACT_ANSWER, OK_JSON "{\"n\":3}\n"},
+    };
+    struct fix *f = *state;
+    struct got g = {0};
+    struct cp_k8s_req r = {.method = "GET", .path = "/"};
+    char *dir = cl_test_mkdtemp("k8stls"), ca[600], tmp[600], err[320];
+
+    snprintf(ca, sizeof(ca), "%s/ca.crt", dir);
+    snprintf(tmp, sizeof(tmp), "%s/ca.tmp", dir);
+    cl_test_write_file(ca, pki.ca, strlen(pki.ca));
+    open_server(f, steps, 3, &pki.srv);
+    set_str(&f->cfg.ca_file, ca);
+    open_client(f, &fast);
+    assert_int_equal(cp_k8s_client_reload_tls(f->c, err, sizeof(err)), 0); /* unchanged */
+    assert_int_equal(cp_k8s_call(f->c, &r, on_resp, &g, NULL), 0);
+    run_until(&g.n, 1);
+    assert_int_equal(f->s.nconn, 1);
+    /* the same CA, rewritten and renamed into place: a new file, so a reload */
+    cl_test_write_file(tmp, pki.ca, strlen(pki.ca));
+    assert_int_equal(rename(tmp, ca), 0);
+    assert_int_equal(cp_k8s_client_reload_tls(f->c, err, sizeof(err)), 1);
+    assert_int_equal(cp_k8s_call(f->c, &r, on_resp, &g, NULL), 0);
+    run_until(&g.n, 2);
+    assert_int_equal(g.err, 0);
+    assert_string_equal(g.body, "{\"n\":2}\n");
+    assert_int_equal(f->s.nconn, 2); /* the idle connection was not reused */
+    /* not a CA bundle: refused once, and the connection made before is still used */
+    cl_test_write_file(tmp, "not a certificate\n", 18);
+    assert_int_equal(rename(tmp, ca), 0);
+    assert_int_equal(cp_k8s_client_reload_tls(f->c, err, sizeof(err)), CL_ETLS_BAD_FILE);
+    assert_non_null(strstr(err, "ca.crt"));
+    assert_int_equal(cp_k8s_client_reload_tls(f->c, err, sizeof(err)), 0);
+    assert_int_equal(cp_k8s_call(f->c, &r, on_resp, &g, NULL), 0);
+    run_until(&g.n, 3);
+    assert_int_equal(g.err, 0);
+    assert_int_equal(f->s.nconn, 2);
+    close_client(f);
+    cl_test_rmtree(dir);
+    cl_free(&dir);
+}
+
 static void free_with_calls_in_flight(void **state)
 {
     static const struct step steps[] = {
@@ -618,6 +668,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(timeouts_and_refused, fix_setup, fix_teardown),
         cmocka_unit_test_setup_teardown(certificates, fix_setup, fix_teardown),
         cmocka_unit_test_setup_teardown(watches, fix_setup, fix_teardown),
+        cmocka_unit_test_setup_teardown(reload_tls_files, fix_setup, fix_teardown),
         cmocka_unit_test_setup_teardown(free_with_calls_in_flight, fix_setup, fix_teardown),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -88,6 +88,14 @@ static void kubeconfig_current_context(void **state)
     assert_string_equal(c.ca_pem, "CA-PEM\n");
     assert_string_equal(c.cert_pem, "CERT-PEM\n");
     assert_string_equal(c.key_pem, "KEY-PEM\n");
+    /* the files they came from, relative to the kubeconfig's directory, for reloads */
+    char want[1024];
+    snprintf(want, sizeof(want), "%s/ca.pem", dir);
+    assert_string_equal(c.ca_file, want);
+    snprintf(want, sizeof(want), "%s/sub/cert.pem", dir);
+    assert_string_equal(c.cert_file, want);
+    snprintf(want, sizeof(want), "%s/sub/key.pem", dir);
+    assert_string_equal(c.key_file, want);
     assert_string_equal(c.ns, "team-x");
     assert_null(c.token);
     assert_non_null(strstr(c.token_file, "/tok"));
@@ -118,6 +126,9 @@ static void kubeconfig_data_fields(void **state)
     assert_string_equal(c.ca_pem, "-----BEGIN CERTIFICATE-----\nAAA\n");
     assert_string_equal(c.cert_pem, "CERT\n");
     assert_string_equal(c.key_pem, "KEY\n");
+    assert_null(c.ca_file); /* *-data: nothing to re-read */
+    assert_null(c.cert_file);
+    assert_null(c.key_file);
     assert_null(c.ns);
     assert_string_equal(cp_k8s_config_token(&c), "static-token");
     cp_k8s_config_deinit(&c);
@@ -232,6 +243,8 @@ static void in_cluster(void **state)
     assert_int_equal(c.port, 6443);
     assert_string_equal(c.server_name, "fd00::10");
     assert_string_equal(c.ca_pem, "SA-CA\n");
+    snprintf(p, sizeof(p), "%s/ca.crt", sa);
+    assert_string_equal(c.ca_file, p); /* re-read when the kubelet replaces it */
     assert_string_equal(c.ns, "clusterlink");
     assert_string_equal(cp_k8s_config_token(&c), "tok-1");
     /* the kubelet rotates the token: replaced files are picked up, a vanished one keeps the
