@@ -81,7 +81,8 @@ void cp_k8s_client_free(struct cp_k8s_client *c);
 
 /*
  * Picks up replaced TLS files (the CA, and the client certificate and key when the kubeconfig
- * names files; not *-data, which would need the kubeconfig re-read): cl_tls_ctx_reload. On 1,
+ * names files; none when any of them came from *-data, which would need the kubeconfig
+ * re-read): cl_tls_ctx_reload. On 1,
  * idle connections are closed and busy ones close after their call, so the next calls are
  * dialled and verified with the new files; watches run on until they end. Returns 1, 0
  * (nothing changed, material from memory, or a set refused before), or the reload's error
