@@ -2,9 +2,12 @@
  * Peer health: one pooled HTTP/2 connection per peer gateway, `GET /api/v1/peer/health` on it
  * every interval (with a per-request timeout). A gateway flips to down after `fail_threshold`
  * consecutive failures and back up after `ok_threshold` successes (the first probe decides at
- * once); a peer is reachable when any of its gateways is up. A PEER_EVENT from a worker is
- * evidence: the peer is probed at once and re-probed quickly until the verdict settles, so a
- * dead peer stops getting traffic before the next heartbeat would have noticed.
+ * once); a peer is reachable when any of its gateways is up. A probe the peer refused
+ * unprocessed (it retired the connection: a certificate reload, a drain) is no evidence: it is
+ * asked again at once on a new connection, and only a second refusal counts as a failure.
+ * A PEER_EVENT from a worker is evidence: the peer is probed at once and re-probed quickly
+ * until the verdict settles, so a dead peer stops getting traffic before the next heartbeat
+ * would have noticed.
  * Nothing here blocks: DNS, connect, TLS and the request are all asynchronous, and a slow or
  * silent peer only ever costs its own timeout.
  */
@@ -35,6 +38,7 @@ struct gw {
     int dropped; /* connections replaced whose on_close is still to come (they point at g) */
     int known;   /* -1 unknown, 0 down, 1 up */
     int fails, oks;
+    bool asked_again; /* this probe was refused unprocessed once already */
     uint64_t rtt_us;
     uint64_t sent_us;
     char last_error[160];
@@ -103,6 +107,7 @@ static void verdict(struct gw *g, bool ok, const char *err)
     const struct cp_health_opts *o = &p->pp->o;
     int before = g->known;
 
+    g->asked_again = false;
     if (ok) {
         g->fails = 0;
         g->oks++;
@@ -133,6 +138,16 @@ static void on_health(int err, int status, const uint8_t *body, size_t len, void
         return;
     }
     g->rtt_us = cl_now_us() - g->sent_us;
+    if ((err == CL_EH2_REFUSED || err == CL_EH2_GOAWAY) && !g->asked_again) {
+        /* Not processed: the peer retired this connection (it reloaded its certificate files,
+         * or is draining) as the probe arrived. That says nothing either way, and a first
+         * verdict would stand at once: ask again, now, on a new connection. */
+        g->asked_again = true;
+        if (g->c != NULL)
+            gw_drop_conn(g);
+        probe(g);
+        return;
+    }
     if (err != 0) {
         snprintf(why, sizeof(why), "%s%s%s", cl_strerror(err),
                  g->c != NULL && cl_h2conn_error_detail(g->c)[0] ? ": " : "",

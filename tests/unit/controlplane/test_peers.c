@@ -1,0 +1,194 @@
+/* Peer health (cp_peers) against a real HTTP/2 + mutual TLS server on loopback, whose answers
+ * the test scripts: what counts as evidence about a peer gateway, and what does not. */
+#include <stdio.h>
+#include <string.h>
+
+#include <nghttp2/nghttp2.h>
+
+#include "cl/err.h"
+#include "cl/h2conn.h"
+#include "cl/log.h"
+#include "cl/mem.h"
+#include "cl/sockaddr.h"
+#include "cl/tls.h"
+#include "cl/uvx.h"
+#include "cm.h"
+#include "cp.h"
+#include "pki.h"
+
+static struct cl_test_pki pki;
+static uv_loop_t loop;
+static struct cp cp;
+static struct cl_tls_ctx *srv_ctx, *cli_ctx;
+static uv_tcp_t listener;
+static uint16_t port;
+static int nconn;    /* connections the server accepted */
+static int nreq;     /* health requests it saw */
+static int refuse_n; /* refuse (unprocessed) the first refuse_n requests */
+
+static void on_srv_request(struct cl_h2conn *c, struct cl_h2stream *s, const struct cl_h2_req *req,
+                           void *ud)
+{
+    static const char body[] = "{\"name\":\"srv\"}";
+
+    (void)c;
+    (void)ud;
+    (void)req;
+    if (nreq++ < refuse_n)
+        return; /* neither answered nor given callbacks: refused (REFUSED_STREAM) */
+    cl_h2stream_respond(s, 200, NULL, 0, false);
+    cl_h2stream_write(s, body, sizeof(body) - 1);
+    cl_h2stream_end(s);
+}
+
+static void on_srv_close(struct cl_h2conn *c, int err, void *ud)
+{
+    (void)c;
+    (void)err;
+    (void)ud;
+}
+
+static const struct cl_h2conn_cbs srv_cbs = {.on_request = on_srv_request,
+                                             .on_close = on_srv_close};
+
+static void on_accept(uv_stream_t *server, int status)
+{
+    struct cl_h2conn_opts o = {.server = true, .tls = srv_ctx, .cbs = &srv_cbs};
+    struct cl_h2conn *c;
+
+    if (status < 0 || cl_h2conn_new(&loop, &o, &c) != 0)
+        return;
+    if (cl_h2conn_accept(c, server) == 0)
+        nconn++;
+}
+
+/* The peer's published status once its first verdict is in (new reference). */
+static json_t *settled_status(void)
+{
+    for (int i = 0; i < 20000; i++) {
+        json_t *st = json_object_get(cp.peer_status, "srv");
+        if (st != NULL && !json_is_null(json_object_get(st, "reachable")))
+            return json_incref(st);
+        uv_run(&loop, UV_RUN_ONCE);
+    }
+    fail_msg("no verdict on the peer");
+    return NULL;
+}
+
+static void start_peers(void)
+{
+    char obj[256];
+    struct cp_health_opts o = {
+        .interval_ms = 60000, .timeout_ms = 5000, .fail_threshold = 2, .ok_threshold = 1};
+
+    snprintf(obj, sizeof(obj),
+             "{\"metadata\":{\"name\":\"srv\"},\"spec\":{\"gateways\":[{\"host\":\"127.0.0.1\","
+             "\"port\":%u}]}}",
+             (unsigned)port);
+    json_object_set_new(cp.objs[CP_KIND_PEER], "srv", json_loads(obj, 0, NULL));
+    assert_int_equal(cp_peers_start(&cp, cli_ctx, &o, &cp.peers), 0);
+}
+
+/* A probe the peer refused unprocessed (it retired the connection as the probe arrived) is
+ * not evidence: asked again at once on a new connection, the peer is up, with no error. */
+static void refused_probe_is_asked_again(void **state)
+{
+    (void)state;
+    refuse_n = 1;
+    start_peers();
+    json_t *st = settled_status();
+    assert_true(json_is_true(json_object_get(st, "reachable")));
+    assert_string_equal(json_string_value(json_object_get(st, "lastError")), "");
+    json_decref(st);
+    assert_int_equal(nreq, 2);
+    assert_int_equal(nconn, 2); /* the second on a new connection */
+}
+
+/* Only once: a peer that refuses every probe is down, and says why. */
+static void refused_twice_is_a_failure(void **state)
+{
+    (void)state;
+    refuse_n = 1000;
+    start_peers();
+    json_t *st = settled_status();
+    assert_false(json_is_true(json_object_get(st, "reachable")));
+    assert_non_null(strstr(json_string_value(json_object_get(st, "lastError")), "refused"));
+    json_decref(st);
+    assert_int_equal(nreq, 2);
+}
+
+static int setup(void **state)
+{
+    struct cl_tls_ctx_opts so = {
+        .server = true, .cert_pem = pki.srv.cert, .key_pem = pki.srv.key, .ca_pem = pki.ca};
+    struct cl_tls_ctx_opts co = {
+        .cert_pem = pki.cli.cert, .key_pem = pki.cli.key, .ca_pem = pki.ca};
+    struct sockaddr_storage ss;
+
+    (void)state;
+    nconn = nreq = 0;
+    memset(&cp, 0, sizeof(cp));
+    assert_int_equal(uv_loop_init(&loop), 0);
+    cp.loop = &loop;
+    cp.objs[CP_KIND_PEER] = json_object();
+    cp.peer_status = json_object();
+    assert_int_equal(cl_tls_ctx_new(&so, &srv_ctx, NULL, 0), 0);
+    assert_int_equal(cl_tls_ctx_new(&co, &cli_ctx, NULL, 0), 0);
+    assert_int_equal(cl_sockaddr_from_ip("127.0.0.1", 0, &ss), 0);
+    uv_tcp_init(&loop, &listener);
+    assert_int_equal(cl_uv_listen_reuseport(&listener, (struct sockaddr *)&ss, 16, on_accept), 0);
+    port = (uint16_t)cl_uv_tcp_local_port(&listener);
+    return 0;
+}
+
+static void close_walk(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    cp_peers_stop(cp.peers);
+    cp.peers = NULL;
+    uv_close((uv_handle_t *)&listener, NULL);
+    /* the server's connections: let them finish closing (the client side went first) */
+    for (int i = 0; i < 200; i++)
+        uv_run(&loop, UV_RUN_NOWAIT);
+    uv_walk(&loop, close_walk, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    cl_tls_ctx_unref(srv_ctx);
+    cl_tls_ctx_unref(cli_ctx);
+    json_decref(cp.objs[CP_KIND_PEER]);
+    json_decref(cp.peer_status);
+    return 0;
+}
+
+static int group_setup(void **state)
+{
+    (void)state;
+    cl_tls_global_init();
+    cl_log_set_level(CL_LOG_ERROR);
+    return cl_test_pki_make(&pki);
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    cl_test_pki_free(&pki);
+    cl_tls_global_cleanup();
+    return 0;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(refused_probe_is_asked_again, setup, teardown),
+        cmocka_unit_test_setup_teardown(refused_twice_is_a_failure, setup, teardown),
+    };
+    cl_mem_install_jansson();
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
