@@ -610,6 +610,11 @@ def targets(results, paths):
             ratio = g / med[vs]
             ok = ratio >= need if higher else ratio <= need
             got = "%.2fx %s (%.4g vs %.4g)" % (ratio, vs, g, med[vs])
+            # the same ratio within each interleaved repetition: how much it moves in one run
+            pairs = [x / y for x, y in zip(results[("gateway", metric, key)],
+                                           results[(vs, metric, key)]) if y]
+            if len(pairs) > 1:
+                got += "; rep by rep %s" % ", ".join("%.2fx" % r for r in pairs)
         lines.append("| %s | %s | %s |" % (what, got, "met" if ok else "NOT MET"))
     if lines:
         print("| target (dataplane issue) | this run | |")
