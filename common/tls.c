@@ -424,6 +424,8 @@ int cl_tls_ctx_reload(struct cl_tls_ctx *c, char *err, size_t errlen)
         for (int i = 0; i < 3; i++)
             c->files[i].failed = now[i];
         c->have_failed = true;
+        if (err != NULL && errlen > 0 && err[0] == '\0') /* err always says why */
+            snprintf(err, errlen, "%s", cl_strerror(rc));
         return rc;
     }
     wolfSSL_CTX_free(c->ctx); /* live connections keep their own reference (wolfSSL_new) */

@@ -1116,7 +1116,7 @@ void cp_k8s_reload_tls(struct cp_k8s *k)
                 "API server TLS files changed but cannot be used, still using the previous "
                 "ones: %s",
                 err);
-        snprintf(k->tls_error, sizeof(k->tls_error), "%s", err[0] ? err : cl_strerror(rc));
+        snprintf(k->tls_error, sizeof(k->tls_error), "%s", err);
     } else if (rc == 1) {
         CL_INFO("cp.k8s", "API server TLS files reloaded: the next requests connect with them");
         k->tls_error[0] = '\0';

@@ -121,7 +121,7 @@ static void on_cert_timer(uv_timer_t *t)
                 "certificate files changed but cannot be used, still using the previous "
                 "ones: %s",
                 err);
-        snprintf(cp.cert_error, sizeof(cp.cert_error), "%s", err[0] ? err : cl_strerror(rc));
+        snprintf(cp.cert_error, sizeof(cp.cert_error), "%s", err);
     } else if (rc == 1) {
         CL_INFO("cp", "certificate files reloaded: peer connections are made anew with them");
         cp.cert_error[0] = '\0';

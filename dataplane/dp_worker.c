@@ -399,8 +399,7 @@ static void on_cert_timer(uv_timer_t *t)
                 "certificate files changed but cannot be used, still using the "
                 "previous ones: %s",
                 s < 0 ? serr : cerr);
-        snprintf(dp_w->cert_error, sizeof(dp_w->cert_error), "%s",
-                 s < 0 ? (serr[0] ? serr : cl_strerror(s)) : (cerr[0] ? cerr : cl_strerror(c)));
+        snprintf(dp_w->cert_error, sizeof(dp_w->cert_error), "%s", s < 0 ? serr : cerr);
     } else if (s == 1 || c == 1)
         dp_w->cert_error[0] = '\0'; /* files that can be used replace the refused ones */
     if (s == 1 || c == 1) {

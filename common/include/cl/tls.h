@@ -96,7 +96,8 @@ void cl_tls_ctx_unref(struct cl_tls_ctx *c); /* NULL-safe; frees at zero */
  * material came from memory, or when these very files were refused before (so a caller polling
  * it reports a refusal once); or an error from cl_tls_ctx_new (CL_ETLS_BAD_FILE, e.g. a file
  * missing in the middle of a replacement, CL_ETLS_KEY_MISMATCH, CL_ENOMEM): the old material
- * stays in use and err says why. Cheap when nothing changed: three stat() calls.
+ * stays in use and err says why (never left empty). Cheap when nothing changed: three stat()
+ * calls.
  */
 int cl_tls_ctx_reload(struct cl_tls_ctx *c, char *err, size_t errlen);
 
