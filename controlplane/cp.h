@@ -96,7 +96,8 @@ void cp_ipc_stop(struct cp_ipc *ipc);
 /* Sends `delta` (CONFIG_DELTA body) to every worker at its base revision, a full CONFIG to the
  * others. */
 void cp_ipc_config_changed(struct cp_ipc *ipc, const json_t *delta);
-/* JSON array describing connected workers (new reference). */
+/* JSON array describing connected workers: id, pid, revision, ipcVersion and, when its last
+ * STATS had one, certificate as reported (new reference). */
 json_t *cp_ipc_workers(struct cp_ipc *ipc);
 
 #endif

@@ -292,8 +292,8 @@ static json_t *certificate_status(struct cp *cp)
     return cert_entry(ci->have, ci->not_before, ci->not_after, ci->sha256, cp->cert_error);
 }
 
-/* Each worker with the certificate its public port presents, from its last STATS (IPC version
- * 2; a worker of version 1 reports none). */
+/* Each worker with the certificate its public port presents, as its last STATS had it (IPC
+ * version 2; a worker of version 1 reports none), dates formatted like the controlplane's. */
 static json_t *workers_status(struct cp *cp)
 {
     json_t *a = cp_ipc_workers(cp->ipc), *w;
@@ -301,9 +301,7 @@ static json_t *workers_status(struct cp *cp)
 
     json_array_foreach(a, i, w)
     {
-        char key[32];
-        snprintf(key, sizeof(key), "%lld", (long long)json_integer_value(json_object_get(w, "id")));
-        json_t *c = json_object_get(json_object_get(cp->worker_stats, key), "certificate");
+        json_t *c = json_object_get(w, "certificate");
         if (c == NULL)
             continue;
         const char *sha = json_string_value(json_object_get(c, "sha256"));

@@ -20,6 +20,7 @@ struct worker {
     uint64_t acked;
     uint64_t sent; /* revision of the last CONFIG / CONFIG_DELTA sent */
     int version;   /* IPC version agreed in HELLO / WELCOME */
+    json_t *cert;  /* STATS.certificate as last reported (version 2), or NULL */
     bool hello;
 };
 
@@ -72,8 +73,10 @@ static void sum_counters(struct cp *cp)
 
 static void worker_unref(struct worker *w)
 {
-    if (--w->refs == 0)
+    if (--w->refs == 0) {
+        json_decref(w->cert);
         cl_mem_free(w);
+    }
 }
 
 /* A REST answer that needs another gateway: the reply is sent when it arrives. */
@@ -163,14 +166,6 @@ static bool remote_exports(struct worker *w, const struct cl_ipc_msg *m)
     return true;
 }
 
-static void forget_certificate(struct cp *cp, long long id)
-{
-    char key[32];
-
-    snprintf(key, sizeof(key), "%lld", id);
-    json_object_del(json_object_get(cp->worker_stats, key), "certificate");
-}
-
 static void on_msg(struct cl_ipc_conn *c, const struct cl_ipc_msg *m, void *ud)
 {
     struct worker *w = ud;
@@ -198,7 +193,6 @@ static void on_msg(struct cl_ipc_conn *c, const struct cl_ipc_msg *m, void *ud)
         w->hello = true;
         w->id = json_integer_value(json_object_get(m->body, "worker"));
         w->pid = json_integer_value(json_object_get(m->body, "pid"));
-        forget_certificate(cp, w->id); /* a restarted worker reports its own, if any */
         reply = json_pack("{s:i,s:s}", "version", w->version, "name", cp->name);
         cl_ipc_reply(w->conn, m, CL_IPC_WELCOME, reply);
         CL_INFO("cp.ipc", "worker=%lld pid=%lld connected (IPC version %d)", w->id, w->pid,
@@ -248,6 +242,8 @@ static void on_msg(struct cl_ipc_conn *c, const struct cl_ipc_msg *m, void *ud)
         snprintf(key, sizeof(key), "%lld", w->id);
         json_object_set(cp->worker_stats, key, m->body);
         sum_counters(cp);
+        json_decref(w->cert);
+        w->cert = json_incref(json_object_get(m->body, "certificate"));
         break;
     }
     case CL_IPC_PEER_EVENT:
@@ -377,9 +373,10 @@ json_t *cp_ipc_workers(struct cp_ipc *ipc)
     {
         struct worker *w = CL_CONTAINER_OF(pos, struct worker, link);
         if (w->hello)
-            json_array_append_new(a, json_pack("{s:I,s:I,s:I,s:i}", "id", (json_int_t)w->id, "pid",
-                                               (json_int_t)w->pid, "revision", (json_int_t)w->acked,
-                                               "ipcVersion", w->version));
+            json_array_append_new(a, json_pack("{s:I,s:I,s:I,s:i,s:O*}", "id", (json_int_t)w->id,
+                                               "pid", (json_int_t)w->pid, "revision",
+                                               (json_int_t)w->acked, "ipcVersion", w->version,
+                                               "certificate", w->cert));
     }
     return a;
 }
