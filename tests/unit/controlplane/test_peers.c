@@ -75,7 +75,9 @@ static json_t *settled_status(void)
     return NULL;
 }
 
-static void start_peers(void)
+/* Health-checks the scripted server as peer "srv", which refuses its first `refusals`
+ * requests unprocessed: the peer's status once the first verdict is in (new reference). */
+static json_t *verdict_with_refusals(int refusals)
 {
     char obj[256];
     struct cp_health_opts o = {
@@ -86,7 +88,9 @@ static void start_peers(void)
              "\"port\":%u}]}}",
              (unsigned)port);
     json_object_set_new(cp.objs[CP_KIND_PEER], "srv", json_loads(obj, 0, NULL));
+    refuse_n = refusals;
     assert_int_equal(cp_peers_start(&cp, cli_ctx, &o, &cp.peers), 0);
+    return settled_status();
 }
 
 /* A probe the peer refused unprocessed (it retired the connection as the probe arrived) is
@@ -94,9 +98,7 @@ static void start_peers(void)
 static void refused_probe_is_asked_again(void **state)
 {
     (void)state;
-    refuse_n = 1;
-    start_peers();
-    json_t *st = settled_status();
+    json_t *st = verdict_with_refusals(1);
     assert_true(json_is_true(json_object_get(st, "reachable")));
     assert_string_equal(json_string_value(json_object_get(st, "lastError")), "");
     json_decref(st);
@@ -108,9 +110,7 @@ static void refused_probe_is_asked_again(void **state)
 static void refused_twice_is_a_failure(void **state)
 {
     (void)state;
-    refuse_n = 1000;
-    start_peers();
-    json_t *st = settled_status();
+    json_t *st = verdict_with_refusals(1000);
     assert_false(json_is_true(json_object_get(st, "reachable")));
     assert_non_null(strstr(json_string_value(json_object_get(st, "lastError")), "refused"));
     json_decref(st);
