@@ -22,8 +22,9 @@ struct cp {
     json_t *objs[CP_KIND_COUNT]; /* name -> object */
     json_t *peer_status;         /* name -> status object */
     json_t *counters;            /* summed STATS from workers: {imports:{},exports:{},peers:{}} */
-    json_t *worker_stats;        /* worker id -> last STATS body */
-    json_t *lb_state;            /* import name -> round-robin cursor */
+    json_t *gone_stats;  /* "pid/worker" -> last STATS of a worker whose connection closed */
+    json_t *gone_folded; /* counters of workers gone longer ago (no "open"), same shape */
+    json_t *lb_state;    /* import name -> round-robin cursor */
     uint64_t revision;
     uint64_t started_ms;
     struct cp_ipc *ipc;

@@ -10,6 +10,10 @@
 #include "cl/mem.h"
 #include "cp.h"
 
+/* Workers whose connection closed whose totals are kept apart, so that one that comes back
+ * takes its own back; older ones are summed into one (a restart loop must not grow memory). */
+#define CP_GONE_MAX 64
+
 struct worker {
     struct cl_list link;
     int refs; /* the connection, plus one per deferred reply in flight */
@@ -21,6 +25,7 @@ struct worker {
     uint64_t sent; /* revision of the last CONFIG / CONFIG_DELTA sent */
     int version;   /* IPC version agreed in HELLO / WELCOME */
     json_t *cert;  /* STATS.certificate as last reported (version 2), or NULL */
+    json_t *stats; /* the last STATS body, or NULL before the first */
     bool hello;
 };
 
@@ -41,40 +46,99 @@ static void send_config(struct worker *w)
     json_decref(snap);
 }
 
-static void sum_counters(struct cp *cp)
+/* Adds one worker's counters (a STATS body, or gone_folded) into tot. The tunnels of a worker
+ * that is gone are gone with it, so its "open" counts as 0; its totals stay, so that a gateway's
+ * totals never go down when a worker is restarted. */
+static void add_counters(json_t *tot, const json_t *ws, bool gone)
 {
     static const char *const groups[] = {"imports", "exports", "peers"};
-    json_t *tot = json_pack("{s:{},s:{},s:{}}", "imports", "exports", "peers");
-    const char *wid, *name, *key;
-    json_t *ws, *obj, *val;
+    const char *name, *key;
+    json_t *obj, *val;
 
-    json_object_foreach(cp->worker_stats, wid, ws)
-    {
-        for (size_t g = 0; g < 3; g++) {
-            json_t *dst = json_object_get(tot, groups[g]);
-            json_object_foreach(json_object_get(ws, groups[g]), name, obj)
-            {
-                json_t *d = json_object_get(dst, name);
-                if (d == NULL) {
-                    d = json_object();
-                    json_object_set_new(dst, name, d);
-                }
-                json_object_foreach(obj, key, val)
-                {
-                    json_int_t cur = json_integer_value(json_object_get(d, key));
-                    json_object_set_new(d, key, json_integer(cur + json_integer_value(val)));
-                }
+    for (size_t g = 0; g < 3; g++) {
+        json_t *dst = json_object_get(tot, groups[g]);
+        json_object_foreach(json_object_get(ws, groups[g]), name, obj)
+        {
+            json_t *d = json_object_get(dst, name);
+            if (d == NULL) {
+                d = json_object();
+                json_object_set_new(dst, name, d);
             }
+            json_object_foreach(obj, key, val)
+            {
+                json_int_t cur = json_integer_value(json_object_get(d, key));
+                json_int_t add = gone && strcmp(key, "open") == 0 ? 0 : json_integer_value(val);
+                json_object_set_new(d, key, json_integer(cur + add));
+            }
+        }
+    }
+}
+
+/* cp->counters: the workers connected now, those whose connection closed, and those folded. */
+static void sum_counters(struct cp *cp)
+{
+    json_t *tot = json_pack("{s:{},s:{},s:{}}", "imports", "exports", "peers");
+    struct cl_list *pos, *tmp;
+    const char *key;
+    json_t *ws;
+
+    add_counters(tot, cp->gone_folded, true);
+    json_object_foreach(cp->gone_stats, key, ws)
+    {
+        add_counters(tot, ws, true);
+    }
+    if (cp->ipc != NULL) {
+        cl_list_foreach_safe(pos, tmp, &cp->ipc->workers)
+        {
+            struct worker *w = CL_CONTAINER_OF(pos, struct worker, link);
+            if (w->stats != NULL)
+                add_counters(tot, w->stats, false);
         }
     }
     json_decref(cp->counters);
     cp->counters = tot;
 }
 
+/* A worker is known by its process and its number, so that two dataplanes on one socket, or a
+ * restarted worker that got its predecessor's number, never take each other's counters. */
+static void gone_key(const struct worker *w, char *key, size_t size)
+{
+    snprintf(key, size, "%lld/%lld", w->pid, w->id);
+}
+
+/* The worker's connection closed: keep its last totals. A worker that reconnects (the same
+ * process) takes them back in HELLO; past CP_GONE_MAX the oldest are folded into one sum. */
+static void retire_stats(struct cp *cp, struct worker *w)
+{
+    char key[48];
+
+    gone_key(w, key, sizeof(key));
+    json_object_set_new(cp->gone_stats, key, w->stats);
+    w->stats = NULL;
+    while (json_object_size(cp->gone_stats) > CP_GONE_MAX) {
+        void *it = json_object_iter(cp->gone_stats); /* jansson keeps insertion order */
+        add_counters(cp->gone_folded, json_object_iter_value(it), true);
+        json_object_del(cp->gone_stats, json_object_iter_key(it));
+    }
+    sum_counters(cp);
+}
+
+static void revive_stats(struct cp *cp, struct worker *w)
+{
+    char key[48];
+
+    gone_key(w, key, sizeof(key));
+    json_decref(w->stats);
+    w->stats = json_incref(json_object_get(cp->gone_stats, key));
+    json_object_del(cp->gone_stats, key);
+    sum_counters(cp);
+}
+
 static void worker_unref(struct worker *w)
 {
     if (--w->refs == 0) {
         json_decref(w->cert);
+        json_decref(w->stats);
         cl_mem_free(w);
     }
 }
@@ -193,6 +257,7 @@ static void on_msg(struct cl_ipc_conn *c, const struct cl_ipc_msg *m, void *ud)
         w->hello = true;
         w->id = json_integer_value(json_object_get(m->body, "worker"));
         w->pid = json_integer_value(json_object_get(m->body, "pid"));
+        revive_stats(cp, w);
         reply = json_pack("{s:i,s:s}", "version", w->version, "name", cp->name);
         cl_ipc_reply(w->conn, m, CL_IPC_WELCOME, reply);
         CL_INFO("cp.ipc", "worker=%lld pid=%lld connected (IPC version %d)", w->id, w->pid,
@@ -237,15 +302,13 @@ static void on_msg(struct cl_ipc_conn *c, const struct cl_ipc_msg *m, void *ud)
         json_decref(r.body);
         break;
     }
-    case CL_IPC_STATS: {
-        char key[32];
-        snprintf(key, sizeof(key), "%lld", w->id);
-        json_object_set(cp->worker_stats, key, m->body);
+    case CL_IPC_STATS:
+        json_decref(w->stats);
+        w->stats = json_incref(m->body);
         sum_counters(cp);
         json_decref(w->cert);
         w->cert = json_incref(json_object_get(m->body, "certificate"));
         break;
-    }
     case CL_IPC_PEER_EVENT:
         cp_peers_evidence(cp->peers, json_string_value(json_object_get(m->body, "peer")),
                           json_string_value(json_object_get(m->body, "gateway")),
@@ -272,6 +335,8 @@ static void on_close(struct cl_ipc_conn *c, int err, void *ud)
         CL_INFO("cp.ipc", "worker=%lld disconnected: %s", w->id, cl_strerror(err));
     cl_list_remove(&w->link);
     w->conn = NULL;
+    if (w->ipc != NULL && w->stats != NULL)
+        retire_stats(w->ipc->cp, w);
     worker_unref(w);
 }
 
@@ -340,6 +405,7 @@ void cp_ipc_stop(struct cp_ipc *ipc)
         struct worker *w = CL_CONTAINER_OF(pos, struct worker, link);
         /* unlink now: the list head is freed with ipc before the workers' close callbacks */
         cl_list_remove(&w->link);
+        w->ipc = NULL;
         cl_ipc_conn_close(w->conn, 0);
     }
     uv_close((uv_handle_t *)&ipc->server, on_server_close);

@@ -19,7 +19,8 @@ int cp_state_load(struct cp *cp)
     }
     cp->peer_status = json_object();
     cp->counters = json_pack("{s:{},s:{},s:{}}", "imports", "exports", "peers");
-    cp->worker_stats = json_object();
+    cp->gone_stats = json_object();
+    cp->gone_folded = json_pack("{s:{},s:{},s:{}}", "imports", "exports", "peers");
     cp->lb_state = json_object();
     cp->revision = 1;
     /* TODO(#6): reachability comes from the health prober; until then peers are assumed up */
@@ -41,7 +42,8 @@ void cp_state_free(struct cp *cp)
         json_decref(cp->objs[k]);
     json_decref(cp->peer_status);
     json_decref(cp->counters);
-    json_decref(cp->worker_stats);
+    json_decref(cp->gone_stats);
+    json_decref(cp->gone_folded);
     json_decref(cp->lb_state);
 }
 

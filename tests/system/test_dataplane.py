@@ -121,6 +121,14 @@ def test_tls_refusals(gateways, fabric, workdir):
         tls_client(fabric, a, good, "gw-z")  # the gateway is not gw-z
 
 
+def total_when_settled(g):
+    """The import's total tunnels in `gwctl status` once none is open (workers report every
+    second), else None."""
+    c = g.ctl_json("status")["counters"]["imports"].get("echo", {})
+    return c.get("total") if c.get("open") == 0 and len(g.ctl_json("status")["workers"]) == 2 \
+        else None
+
+
 def test_worker_killed_others_serve_and_master_restarts(fabric, workdir, echo):
     a = h.Gateway(fabric, "gw-a", workdir, workers=2).start()
     b = h.Gateway(fabric, "gw-b", workdir, workers=2).start()
@@ -131,6 +139,11 @@ def test_worker_killed_others_serve_and_master_restarts(fabric, workdir, echo):
         h.wait_for(lambda: h.echo_roundtrip(port, b"x") == b"x", 10, "tunnel up")
         kids = h.wait_for(lambda: len(children(a.dp.pid)) == 2 and children(a.dp.pid), 10,
                           "two workers")
+        # 20 tunnels, so both workers have some (SO_REUSEPORT spreads them): the counters must
+        # not lose the killed worker's share when its successor starts reporting
+        for _ in range(20):
+            assert h.echo_roundtrip(port, b"counted") == b"counted"
+        before = h.wait_for(lambda: total_when_settled(a), 10, "counters settled")
         os.kill(kids[0], signal.SIGKILL)
         # until the kernel has closed the dead worker's sockets, SO_REUSEPORT may still queue a
         # new connection on them (and that one is reset): wait until the master reaped it
@@ -142,6 +155,8 @@ def test_worker_killed_others_serve_and_master_restarts(fabric, workdir, echo):
                    10, "worker restarted")
         for _ in range(20):
             assert h.echo_roundtrip(port, b"again") == b"again"
+        h.wait_for(lambda: total_when_settled(a) == before + 40, 10,
+                   "the gateway's totals count every tunnel, the killed worker's too")
     finally:
         assert a.stop() == {"gw-a-dp": 0, "gw-a-cp": 0}
         assert b.stop() == {"gw-b-dp": 0, "gw-b-cp": 0}

@@ -310,6 +310,96 @@ static void newer_worker_gets_ours_and_reports_its_certificate(void **state)
     json_decref(st);
 }
 
+/* Closes the fake worker's connection, and connects a new one (another worker process) that
+ * says HELLO as worker `id` of process `pid`; returns once the controlplane has seen both. */
+static void next_worker(int id, int pid, size_t connected)
+{
+    char hello[96];
+    struct reply r;
+    json_t *st = NULL;
+
+    if (w != NULL) {
+        wclosed = false;
+        cl_ipc_conn_close(w, 0);
+        run_until(&wclosed);
+    }
+    assert_int_equal(cl_ipc_conn_new(cp.loop, &cbs, NULL, &w), 0);
+    assert_int_equal(cl_ipc_conn_connect(w, sock), 0);
+    snprintf(hello, sizeof(hello), "{\"version\":2,\"worker\":%d,\"pid\":%d}", id, pid);
+    request(CL_IPC_HELLO, hello, &r);
+    assert_int_equal(r.err, 0);
+    json_decref(r.body);
+    for (int i = 0; i < 1000; i++) { /* the old connection's end may come after this HELLO */
+        json_decref(st);
+        st = status();
+        if (json_array_size(json_object_get(st, "workers")) == connected)
+            break;
+        uv_run(cp.loop, UV_RUN_NOWAIT);
+    }
+    assert_int_equal(json_array_size(json_object_get(st, "workers")), connected);
+    json_decref(st);
+}
+
+static void web_stats(int id, int open, int total)
+{
+    char b[256];
+
+    snprintf(b, sizeof(b),
+             "{\"worker\":%d,\"imports\":{\"web\":{\"open\":%d,\"total\":%d,\"bytesIn\":%d,"
+             "\"bytesOut\":0,\"denied\":0,\"errors\":0}},\"exports\":{},\"peers\":{}}",
+             id, open, total, 10 * total);
+    send_stats(b);
+}
+
+/* The import's counters in GET /status: open, total and bytesIn. */
+static void assert_web(json_int_t open, json_int_t total)
+{
+    json_t *st = status();
+    json_t *web =
+        json_object_get(json_object_get(json_object_get(st, "counters"), "imports"), "web");
+
+    assert_int_equal(json_integer_value(json_object_get(web, "open")), open);
+    assert_int_equal(json_integer_value(json_object_get(web, "total")), total);
+    assert_int_equal(json_integer_value(json_object_get(web, "bytesIn")), 10 * total);
+    json_decref(st);
+}
+
+/* Totals never go down: a restarted worker (its predecessor's number, a new process) adds to
+ * what the old one counted, whose tunnels are gone with it; two dataplanes' workers of the same
+ * number add up; a worker that reconnects takes its own totals back rather than counting twice;
+ * and workers gone long ago are folded into one sum, not forgotten. */
+static void counters_survive_workers(void **state)
+{
+    (void)state;
+
+    next_worker(0, 100, 1);
+    web_stats(0, 2, 5);
+    assert_web(2, 5);
+    next_worker(0, 101, 1); /* worker 0 restarted by its master */
+    assert_web(0, 5);
+    web_stats(0, 1, 1);
+    assert_web(1, 6);
+    /* another dataplane's worker 0, beside it: the connection to 101 stays */
+    struct cl_ipc_conn *w101 = w;
+    w = NULL;
+    next_worker(0, 200, 2);
+    web_stats(0, 0, 3);
+    assert_web(1, 9);
+    /* process 100 comes back (its connection had dropped): its 5 are not counted twice */
+    next_worker(0, 100, 2); /* closes 200's connection: 3 stay */
+    assert_web(3, 9);
+    web_stats(0, 2, 7);
+    assert_web(3, 11);
+    /* many more come and go: past the ones kept apart, the oldest are summed into one */
+    for (int i = 1; i <= 70; i++) {
+        next_worker(i, 1000 + i, 2);
+        web_stats(i, 1, 1);
+    }
+    next_worker(71, 1071, 2);
+    assert_web(1, 11 + 70);
+    cl_ipc_conn_close(w101, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -318,6 +408,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(version_too_old_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(newer_worker_gets_ours_and_reports_its_certificate, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(counters_survive_workers, setup, teardown),
     };
     cl_mem_install_jansson();
     cl_log_set_level(CL_LOG_ERROR);
