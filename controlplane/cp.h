@@ -50,8 +50,12 @@ int cp_peers_start(struct cp *cp, struct cl_tls_ctx *tls, const struct cp_health
 void cp_peers_stop(struct cp_peers *pp);
 /* Reconciles probes with the peer objects (after any change). */
 void cp_peers_sync(struct cp_peers *pp);
-/* GET `path` on the peer's pooled health connection (a gateway that is up, if any). Returns 0
- * (cb follows), CL_ENOTFOUND (no such peer) or CL_ENOPEER (no connection up). */
+/* GET `path` on the peer's pooled health connection (a gateway that is up, if any). A request
+ * the peer refused unprocessed (REFUSED_STREAM, or beyond its GOAWAY) is sent again, up to 3
+ * times in all, on that gateway's next connection if this one takes no new streams. Returns 0
+ * (cb follows, once, possibly from cp_peers_sync or cp_peers_stop with CL_ENOPEER when the
+ * peer's gateway is removed), CL_ENOTFOUND (no such peer), CL_ENOPEER (no connection up),
+ * CL_EINVAL (path of 128 bytes or more) or CL_ENOMEM. */
 int cp_peers_fetch(struct cp_peers *pp, const char *peer, const char *path, uint64_t timeout_ms,
                    cl_h2_fetch_cb cb, void *ud);
 /* A worker saw this peer fail: probe at once. */

@@ -5,6 +5,8 @@
  * once); a peer is reachable when any of its gateways is up. A probe the peer refused
  * unprocessed (it retired the connection: a certificate reload, a drain) is no evidence: it is
  * asked again at once on a new connection, and only a second refusal counts as a failure.
+ * A relayed request (cp_peers_fetch: discovery) refused that way is asked again too, up to
+ * FETCH_TRIES in all, on the same connection while it takes new streams, else on the next one.
  * A PEER_EVENT from a worker is evidence: the peer is probed at once and re-probed quickly
  * until the verdict settles, so a dead peer stops getting traffic before the next heartbeat
  * would have noticed.
@@ -24,6 +26,9 @@
 #include "cp.h"
 
 #define QUICK_RETRY_MS 150
+/* A refused fetch is sent again, up to this many times in all: a refusal by RST_STREAM can
+ * arrive before the GOAWAY that retires the connection, so a retry on it can be refused too. */
+#define FETCH_TRIES    3
 
 struct gw {
     struct cl_list link;
@@ -38,7 +43,9 @@ struct gw {
     int dropped; /* connections replaced whose on_close is still to come (they point at g) */
     int known;   /* -1 unknown, 0 down, 1 up */
     int fails, oks;
-    bool asked_again; /* this probe was refused unprocessed once already */
+    bool asked_again;       /* this probe was refused unprocessed once already */
+    int fetching;           /* cp_peers_fetch requests in flight on a connection of this gateway */
+    struct cl_list waiting; /* refused fetches waiting for the next connection */
     uint64_t rtt_us;
     uint64_t sent_us;
     char last_error[160];
@@ -66,14 +73,28 @@ struct cp_peers {
     bool stopping;
 };
 
+/* A cp_peers_fetch request, kept so that it can be asked again. */
+struct fetch {
+    struct cl_list link; /* on g->waiting while it waits for a new connection */
+    struct gw *g;
+    char path[128];
+    uint64_t timeout_ms;
+    cl_h2_fetch_cb cb;
+    void *ud;
+    int tries;
+};
+
 static void publish(struct ppeer *p);
 static void probe(struct gw *g);
+static void fail_waiting(struct gw *g, int err);
+static void send_waiting(struct gw *g);
 
 /* ---- gateway lifecycle ---- */
 
 static void gw_maybe_free(struct gw *g)
 {
-    if (g->dead && !g->resolving && !g->probing && g->c == NULL && g->dropped == 0)
+    if (g->dead && !g->resolving && !g->probing && g->c == NULL && g->dropped == 0 &&
+        g->fetching == 0 && cl_list_is_empty(&g->waiting))
         cl_mem_free(g);
 }
 
@@ -200,6 +221,7 @@ static void on_resolved(uv_getaddrinfo_t *gai, int status, struct addrinfo *res)
         if (!g->dead) {
             snprintf(why, sizeof(why), "cannot resolve %.64s: %s", g->host, uv_strerror(status));
             verdict(g, false, why);
+            fail_waiting(g, status < 0 ? status : CL_ENOPEER);
         }
         gw_maybe_free(g);
         return;
@@ -218,14 +240,17 @@ static void on_resolved(uv_getaddrinfo_t *gai, int status, struct addrinfo *res)
                                .ud = g};
     if (cl_h2conn_new(g->p->pp->cp->loop, &o, &g->c) != 0) {
         verdict(g, false, "out of memory");
+        fail_waiting(g, CL_ENOMEM);
         return;
     }
     if (cl_h2conn_connect(g->c, (struct sockaddr *)&ss) != 0) {
         g->c = NULL; /* freed without on_close */
         verdict(g, false, "cannot start a connection");
+        fail_waiting(g, CL_ENOPEER);
         return;
     }
-    send_probe(g); /* queued until the handshake completes; its timeout covers it */
+    send_probe(g);   /* queued until the handshake completes; its timeout covers it */
+    send_waiting(g); /* likewise */
 }
 
 static void probe(struct gw *g)
@@ -249,6 +274,7 @@ static void probe(struct gw *g)
     if (uv_getaddrinfo(g->p->pp->cp->loop, &g->gai, on_resolved, g->host, port, &hints) != 0) {
         g->resolving = false;
         verdict(g, false, "cannot resolve");
+        fail_waiting(g, CL_ENOPEER);
     }
 }
 
@@ -317,6 +343,7 @@ static void gw_remove(struct gw *g)
 {
     cl_list_remove(&g->link);
     g->dead = true;
+    fail_waiting(g, CL_ENOPEER);
     if (g->c != NULL)
         cl_h2conn_close(g->c, 0); /* an in-flight probe fails and finds g dead */
     gw_maybe_free(g);
@@ -359,6 +386,7 @@ static void peer_add(struct cp_peers *pp, const char *name, const json_t *obj, c
             continue;
         w->p = p;
         w->known = -1;
+        cl_list_init(&w->waiting);
         snprintf(w->host, sizeof(w->host), "%s", json_string_value(json_object_get(g, "host")));
         w->port = (uint16_t)json_integer_value(json_object_get(g, "port"));
         cl_list_insert_tail(&p->gws, &w->link);
@@ -405,13 +433,93 @@ void cp_peers_sync(struct cp_peers *pp)
     }
 }
 
+static void fetch_done(struct fetch *f, int err, int status, const uint8_t *body, size_t len)
+{
+    struct gw *g = f->g;
+
+    f->cb(err, status, body, len, f->ud);
+    cl_mem_free(f);
+    gw_maybe_free(g);
+}
+
+static void on_fetch(int err, int status, const uint8_t *body, size_t len, void *ud);
+
+static int fetch_send(struct fetch *f)
+{
+    struct gw *g = f->g;
+    int rc = cl_h2_fetch(g->c, "GET", g->p->name, f->path, NULL, 0, NULL, 0, 1u << 20,
+                         f->timeout_ms, on_fetch, f);
+
+    if (rc == 0) {
+        g->fetching++;
+        f->tries++;
+    }
+    return rc;
+}
+
+static void on_fetch(int err, int status, const uint8_t *body, size_t len, void *ud)
+{
+    struct fetch *f = ud;
+    struct gw *g = f->g;
+
+    g->fetching--;
+    if ((err == CL_EH2_REFUSED || err == CL_EH2_GOAWAY) && f->tries < FETCH_TRIES && !g->dead) {
+        /* Not processed: the peer retired the connection (a certificate reload, a drain), as
+         * for a health probe, or refused the stream alone. Ask again on a connection that can
+         * take it: this one, or its successor, which the prober dials (at once, or at its next
+         * probe when one is in flight on the old connection). RFC 9113 section 8.7. */
+        if (g->c != NULL && cl_h2conn_can_open(g->c)) {
+            if ((err = fetch_send(f)) == 0)
+                return;
+        } else {
+            cl_list_insert_tail(&g->waiting, &f->link);
+            probe(g);
+            return;
+        }
+    }
+    fetch_done(f, err, status, body, len);
+}
+
+/* The gateway has a new connection: the waiting fetches go on it (queued until its handshake
+ * is done; their timeouts cover it). */
+static void send_waiting(struct gw *g)
+{
+    struct cl_list *pos, *tmp;
+    int rc;
+
+    cl_list_foreach_safe(pos, tmp, &g->waiting)
+    {
+        struct fetch *f = CL_CONTAINER_OF(pos, struct fetch, link);
+        cl_list_remove(&f->link);
+        if ((rc = fetch_send(f)) != 0)
+            fetch_done(f, rc, 0, NULL, 0);
+    }
+}
+
+static void fail_waiting(struct gw *g, int err)
+{
+    struct cl_list *pos, *tmp;
+
+    cl_list_foreach_safe(pos, tmp, &g->waiting)
+    {
+        struct fetch *f = CL_CONTAINER_OF(pos, struct fetch, link);
+        cl_list_remove(&f->link);
+        f->cb(err, 0, NULL, 0, f->ud);
+        cl_mem_free(f);
+    }
+}
+
 int cp_peers_fetch(struct cp_peers *pp, const char *peer, const char *path, uint64_t timeout_ms,
                    cl_h2_fetch_cb cb, void *ud)
 {
     struct cl_list *pos, *tmp, *gp, *gt;
+    struct fetch *f;
+    int rc;
 
     if (pp == NULL)
         return CL_ENOPEER;
+    if (strlen(path) >= sizeof(f->path))
+        return CL_EINVAL;
     cl_list_foreach_safe(pos, tmp, &pp->peers)
     {
         struct ppeer *p = CL_CONTAINER_OF(pos, struct ppeer, link);
@@ -426,8 +534,16 @@ int cp_peers_fetch(struct cp_peers *pp, const char *peer, const char *path, uint
         }
         if (best == NULL)
             return CL_ENOPEER;
-        return cl_h2_fetch(best->c, "GET", p->name, path, NULL, 0, NULL, 0, 1u << 20, timeout_ms,
-                           cb, ud);
+        if ((f = cl_calloc(1, sizeof(*f))) == NULL)
+            return CL_ENOMEM;
+        f->g = best;
+        snprintf(f->path, sizeof(f->path), "%s", path);
+        f->timeout_ms = timeout_ms;
+        f->cb = cb;
+        f->ud = ud;
+        if ((rc = fetch_send(f)) != 0)
+            cl_mem_free(f);
+        return rc;
     }
     return CL_ENOTFOUND;
 }

@@ -22,20 +22,27 @@ static struct cp cp;
 static struct cl_tls_ctx *srv_ctx, *cli_ctx;
 static uv_tcp_t listener;
 static uint16_t port;
-static int nconn;    /* connections the server accepted */
-static int nreq;     /* health requests it saw */
-static int refuse_n; /* refuse (unprocessed) the first refuse_n requests */
+static int nconn;            /* connections the server accepted */
+static int nreq;             /* health requests it saw */
+static int refuse_n;         /* refuse (unprocessed) the first refuse_n requests */
+static int retire_from = -1; /* from this request on, retire the connection (GOAWAY) and refuse */
+static int retire_n;         /* ... this many requests */
 
 static void on_srv_request(struct cl_h2conn *c, struct cl_h2stream *s, const struct cl_h2_req *req,
                            void *ud)
 {
     static const char body[] = "{\"name\":\"srv\"}";
 
-    (void)c;
     (void)ud;
     (void)req;
-    if (nreq++ < refuse_n)
+    int n = nreq++;
+
+    if (n < refuse_n)
         return; /* neither answered nor given callbacks: refused (REFUSED_STREAM) */
+    if (retire_from >= 0 && n >= retire_from && n < retire_from + retire_n) {
+        cl_h2conn_shutdown(c); /* what a gateway does when it reloads its certificate */
+        return;
+    }
     cl_h2stream_respond(s, 200, NULL, 0, false);
     cl_h2stream_write(s, body, sizeof(body) - 1);
     cl_h2stream_end(s);
@@ -117,6 +124,68 @@ static void refused_twice_is_a_failure(void **state)
     assert_int_equal(nreq, 2);
 }
 
+struct fetched {
+    int calls;
+    int err;
+    int status;
+    char body[64];
+};
+
+static void on_fetched(int err, int status, const uint8_t *body, size_t len, void *ud)
+{
+    struct fetched *f = ud;
+
+    f->calls++;
+    f->err = err;
+    f->status = status;
+    snprintf(f->body, sizeof(f->body), "%.*s", (int)len, (const char *)body);
+}
+
+/* Relayed discovery asks the peer over the health connection: peer "srv" is up, then the
+ * server retires its connection (GOAWAY) and refuses the next `refusals` requests. */
+static void fetch_with_refusals(int refusals, struct fetched *f)
+{
+    json_t *st = verdict_with_refusals(0);
+
+    assert_true(json_is_true(json_object_get(st, "reachable")));
+    json_decref(st);
+    retire_from = nreq;
+    retire_n = refusals;
+    memset(f, 0, sizeof(*f));
+    assert_int_equal(cp_peers_fetch(cp.peers, "srv", "/api/v1/peer/exports", 5000, on_fetched, f),
+                     0);
+    for (int i = 0; i < 20000 && f->calls == 0; i++)
+        uv_run(&loop, UV_RUN_ONCE);
+    for (int i = 0; i < 50; i++) /* a second answer would come now */
+        uv_run(&loop, UV_RUN_NOWAIT);
+    assert_int_equal(f->calls, 1);
+}
+
+/* A relayed request the peer refused as it retired the connection is asked again on the next
+ * connection and answered: the caller never sees the refusal. */
+static void refused_fetch_is_asked_again(void **state)
+{
+    struct fetched f;
+    (void)state;
+
+    fetch_with_refusals(1, &f);
+    assert_int_equal(f.err, 0);
+    assert_int_equal(f.status, 200);
+    assert_string_equal(f.body, "{\"name\":\"srv\"}");
+    assert_int_equal(nconn, 2);
+}
+
+/* Not forever: a peer that refuses every try is an error, given once. */
+static void fetch_refused_every_time_fails(void **state)
+{
+    struct fetched f;
+    (void)state;
+
+    fetch_with_refusals(1000, &f);
+    assert_true(f.err == CL_EH2_REFUSED || f.err == CL_EH2_GOAWAY);
+    assert_true(nconn <= 4);
+}
+
 static int setup(void **state)
 {
     struct cl_tls_ctx_opts so = {
@@ -127,6 +196,8 @@ static int setup(void **state)
 
     (void)state;
     nconn = nreq = 0;
+    retire_from = -1;
+    retire_n = 0;
     memset(&cp, 0, sizeof(cp));
     assert_int_equal(uv_loop_init(&loop), 0);
     cp.loop = &loop;
@@ -188,6 +259,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(refused_probe_is_asked_again, setup, teardown),
         cmocka_unit_test_setup_teardown(refused_twice_is_a_failure, setup, teardown),
+        cmocka_unit_test_setup_teardown(refused_fetch_is_asked_again, setup, teardown),
+        cmocka_unit_test_setup_teardown(fetch_refused_every_time_fails, setup, teardown),
     };
     cl_mem_install_jansson();
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
