@@ -23,13 +23,6 @@ int cp_state_load(struct cp *cp)
     cp->gone_folded = json_pack("{s:{},s:{},s:{}}", "imports", "exports", "peers");
     cp->lb_state = json_object();
     cp->revision = 1;
-    /* TODO(#6): reachability comes from the health prober; until then peers are assumed up */
-    const char *n;
-    json_t *o;
-    json_object_foreach(cp->objs[CP_KIND_PEER], n, o)
-    {
-        json_object_set_new(cp->peer_status, n, json_pack("{s:b}", "reachable", 1));
-    }
     CL_INFO("cp.state", "loaded %zu peers, %zu exports, %zu imports, %zu policies",
             json_object_size(cp->objs[CP_KIND_PEER]), json_object_size(cp->objs[CP_KIND_EXPORT]),
             json_object_size(cp->objs[CP_KIND_IMPORT]), json_object_size(cp->objs[CP_KIND_POLICY]));
