@@ -10,8 +10,8 @@
 #include "cl/mem.h"
 #include "cp.h"
 
-/* Workers whose connection closed whose totals are kept apart, so that one that comes back
- * takes its own back; older ones are summed into one (a restart loop must not grow memory). */
+/* How many workers whose connection closed keep their totals apart, so that one that comes
+ * back takes its own back; older ones are summed into one (a restart loop must not grow memory). */
 #define CP_GONE_MAX 64
 
 struct worker {

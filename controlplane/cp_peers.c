@@ -112,10 +112,12 @@ static void on_conn_close(struct cl_h2conn *c, int err, void *ud)
     gw_maybe_free(g);
 }
 
-/* Aborts the current connection so the next probe dials a new one. */
+/* Retires the current connection so the next probe dials a new one. Gracefully: a request
+ * already on it (a discovery fetch the peer took before its GOAWAY) still gets its answer, or
+ * its own timeout; nothing new goes on it. Before its handshake is done it closes at once. */
 static void gw_drop_conn(struct gw *g)
 {
-    cl_h2conn_close(g->c, 0); /* on_close follows */
+    cl_h2conn_shutdown(g->c); /* on_close follows */
     g->c = NULL;
     g->dropped++;
 }

@@ -28,14 +28,54 @@ static int refuse_n;         /* refuse (unprocessed) the first refuse_n requests
 static int retire_from = -1; /* from this request on, retire the connection (GOAWAY) and refuse */
 static int retire_n;         /* ... this many requests */
 
-static void on_srv_request(struct cl_h2conn *c, struct cl_h2stream *s, const struct cl_h2_req *req,
-                           void *ud)
+static bool hold_fetch;          /* hold a discovery request unanswered, then ... */
+static struct cl_h2stream *held; /* ... answer it when the next health probe comes */
+
+static void answer(struct cl_h2stream *s)
 {
     static const char body[] = "{\"name\":\"srv\"}";
 
+    cl_h2stream_respond(s, 200, NULL, 0, false);
+    cl_h2stream_write(s, body, sizeof(body) - 1);
+    cl_h2stream_end(s);
+}
+
+static void on_held_close(struct cl_h2stream *s, int err, void *ud)
+{
+    (void)s;
+    (void)err;
     (void)ud;
-    (void)req;
+    held = NULL;
+}
+
+static const struct cl_h2stream_cbs held_cbs = {.on_close = on_held_close};
+static uv_timer_t answer_later;
+
+static void on_answer_later(uv_timer_t *t)
+{
+    (void)t;
+    if (held != NULL)
+        answer(held);
+}
+
+static void on_srv_request(struct cl_h2conn *c, struct cl_h2stream *s, const struct cl_h2_req *req,
+                           void *ud)
+{
+    (void)ud;
     int n = nreq++;
+
+    if (hold_fetch && strcmp(req->path, "/api/v1/peer/exports") == 0) {
+        held = s;
+        cl_h2stream_set_cbs(s, &held_cbs, NULL);
+        return;
+    }
+    if (held != NULL) {
+        /* the peer retires the connection (its certificate was reloaded): this probe is
+         * refused; the discovery request it took before is answered a little later */
+        cl_h2conn_shutdown(c);
+        uv_timer_start(&answer_later, on_answer_later, 50, 0);
+        return;
+    }
 
     if (n < refuse_n)
         return; /* neither answered nor given callbacks: refused (REFUSED_STREAM) */
@@ -43,9 +83,7 @@ static void on_srv_request(struct cl_h2conn *c, struct cl_h2stream *s, const str
         cl_h2conn_shutdown(c); /* what a gateway does when it reloads its certificate */
         return;
     }
-    cl_h2stream_respond(s, 200, NULL, 0, false);
-    cl_h2stream_write(s, body, sizeof(body) - 1);
-    cl_h2stream_end(s);
+    answer(s);
 }
 
 static void on_srv_close(struct cl_h2conn *c, int err, void *ud)
@@ -186,6 +224,32 @@ static void fetch_refused_every_time_fails(void **state)
     assert_true(nconn <= 4);
 }
 
+/* The prober replaces a connection the peer retired without cutting what the peer took on it
+ * before its GOAWAY: a discovery request in flight still gets its answer. */
+static void retired_connection_finishes_its_requests(void **state)
+{
+    struct fetched f = {0};
+    json_t *st = verdict_with_refusals(0);
+    (void)state;
+
+    json_decref(st);
+    hold_fetch = true;
+    assert_int_equal(cp_peers_fetch(cp.peers, "srv", "/api/v1/peer/exports", 5000, on_fetched, &f),
+                     0);
+    for (int i = 0; i < 20000 && held == NULL; i++)
+        uv_run(&loop, UV_RUN_ONCE);
+    assert_non_null(held);
+    hold_fetch = false;
+    cp_peers_evidence(cp.peers, "srv", "127.0.0.1", "test"); /* probe now */
+    for (int i = 0; i < 20000 && f.calls == 0; i++)
+        uv_run(&loop, UV_RUN_ONCE);
+    assert_int_equal(f.err, 0);
+    assert_int_equal(f.status, 200);
+    /* and the refused probe was asked again on a new connection: still up */
+    st = json_object_get(cp.peer_status, "srv");
+    assert_true(json_is_true(json_object_get(st, "reachable")));
+}
+
 static int setup(void **state)
 {
     struct cl_tls_ctx_opts so = {
@@ -198,6 +262,8 @@ static int setup(void **state)
     nconn = nreq = 0;
     retire_from = -1;
     retire_n = 0;
+    hold_fetch = false;
+    held = NULL;
     memset(&cp, 0, sizeof(cp));
     assert_int_equal(uv_loop_init(&loop), 0);
     cp.loop = &loop;
@@ -207,6 +273,7 @@ static int setup(void **state)
     assert_int_equal(cl_tls_ctx_new(&co, &cli_ctx, NULL, 0), 0);
     assert_int_equal(cl_sockaddr_from_ip("127.0.0.1", 0, &ss), 0);
     uv_tcp_init(&loop, &listener);
+    uv_timer_init(&loop, &answer_later);
     assert_int_equal(cl_uv_listen_reuseport(&listener, (struct sockaddr *)&ss, 16, on_accept), 0);
     port = (uint16_t)cl_uv_tcp_local_port(&listener);
     return 0;
@@ -261,6 +328,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(refused_twice_is_a_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(refused_fetch_is_asked_again, setup, teardown),
         cmocka_unit_test_setup_teardown(fetch_refused_every_time_fails, setup, teardown),
+        cmocka_unit_test_setup_teardown(retired_connection_finishes_its_requests, setup, teardown),
     };
     cl_mem_install_jansson();
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
