@@ -6,6 +6,7 @@ import socket
 import ssl
 import subprocess
 import threading
+import time
 
 import pytest
 
@@ -122,11 +123,15 @@ def test_tls_refusals(gateways, fabric, workdir):
 
 
 def total_when_settled(g):
-    """The import's total tunnels in `gwctl status` once none is open (workers report every
-    second), else None."""
-    c = g.ctl_json("status")["counters"]["imports"].get("echo", {})
-    return c.get("total") if c.get("open") == 0 and len(g.ctl_json("status")["workers"]) == 2 \
-        else None
+    """The import's total tunnels in `gwctl status`, once two workers report it alike and none
+    open over 1.2 s (workers report every second), else None."""
+    def read():
+        st = g.ctl_json("status")
+        c = st["counters"]["imports"].get("echo", {})
+        return c.get("total") if c.get("open") == 0 and len(st["workers"]) == 2 else None
+    first = read()
+    time.sleep(1.2)
+    return first if first is not None and read() == first else None
 
 
 def test_worker_killed_others_serve_and_master_restarts(fabric, workdir, echo):

@@ -1,5 +1,6 @@
 /* Peer health (cp_peers) against a real HTTP/2 + mutual TLS server on loopback, whose answers
- * the test scripts: what counts as evidence about a peer gateway, and what does not. */
+ * the test scripts: what counts as evidence about a peer gateway, and what does not; and the
+ * requests relayed to a peer over the same connection (discovery) when the peer refuses them. */
 #include <stdio.h>
 #include <string.h>
 
@@ -23,13 +24,13 @@ static struct cl_tls_ctx *srv_ctx, *cli_ctx;
 static uv_tcp_t listener;
 static uint16_t port;
 static int nconn;            /* connections the server accepted */
-static int nreq;             /* health requests it saw */
+static int nreq;             /* requests it saw */
 static int refuse_n;         /* refuse (unprocessed) the first refuse_n requests */
 static int retire_from = -1; /* from this request on, retire the connection (GOAWAY) and refuse */
 static int retire_n;         /* ... this many requests */
 
 static bool hold_fetch;          /* hold a discovery request unanswered, then ... */
-static struct cl_h2stream *held; /* ... answer it when the next health probe comes */
+static struct cl_h2stream *held; /* ... answer it 50 ms after the next health probe came */
 
 static void answer(struct cl_h2stream *s)
 {
@@ -246,6 +247,9 @@ static void retired_connection_finishes_its_requests(void **state)
     assert_int_equal(f.err, 0);
     assert_int_equal(f.status, 200);
     /* and the refused probe was asked again on a new connection: still up */
+    for (int i = 0; i < 20000 && nconn < 2; i++)
+        uv_run(&loop, UV_RUN_ONCE);
+    assert_int_equal(nconn, 2);
     st = json_object_get(cp.peer_status, "srv");
     assert_true(json_is_true(json_object_get(st, "reachable")));
 }
