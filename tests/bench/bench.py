@@ -614,7 +614,8 @@ def targets(results, paths):
             pairs = [x / y for x, y in zip(results[("gateway", metric, key)],
                                            results[(vs, metric, key)]) if y]
             if len(pairs) > 1:
-                got += "; rep by rep %s" % ", ".join("%.2fx" % r for r in pairs)
+                got += "; rep by rep %s (median %.2fx)" % (
+                    ", ".join("%.2fx" % r for r in pairs), statistics.median(pairs))
         lines.append("| %s | %s | %s |" % (what, got, "met" if ok else "NOT MET"))
     if lines:
         print("| target (dataplane issue) | this run | |")
