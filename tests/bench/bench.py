@@ -21,7 +21,8 @@ TCP:     the report names the kernel's congestion control. With BBR and no fq qd
          taxes writers of large bursts; --cc runs every path under another algorithm, for
          comparison (root; the previous value is put back at the end, or by the next run
          if this one was killed).
-Needs (installed on first run if missing): iperf3 nginx wrk stunnel4 haproxy openssh-server.
+Needs (installed on first run if missing, for the paths and metrics chosen): iperf3 nginx wrk
+         stunnel4 haproxy openssh-server.
 Every process it starts is stopped by PID; every load step is bounded in time.
 """
 import argparse
@@ -40,8 +41,22 @@ import time
 
 LOOP = "127.0.0.1"
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-NEEDED = {"iperf3": "iperf3", "nginx": "nginx-light", "wrk": "wrk", "stunnel4": "stunnel4",
-          "haproxy": "haproxy", "sshd": "openssh-server", "ssh": "openssh-client"}
+PACKAGE = {"iperf3": "iperf3", "nginx": "nginx-light", "wrk": "wrk", "stunnel4": "stunnel4",
+           "haproxy": "haproxy", "sshd": "openssh-server", "ssh": "openssh-client"}
+
+
+def needed(paths, metrics):
+    """The tools this run uses: nginx always (the HTTP backend starts with the run), the
+    clients of the chosen metrics, the tunnels of the chosen paths."""
+    tools = ["nginx"]
+    if any(m.startswith("iperf") for m in metrics):
+        tools.append("iperf3")
+    if any(m.startswith("wrk") for m in metrics):
+        tools.append("wrk")
+    for p in paths:
+        tools += {"stunnel": ["stunnel4"], "haproxy": ["haproxy"],
+                  "sshaes": ["sshd", "ssh"]}.get(p, [])
+    return tools
 
 
 def log(*a):
@@ -69,9 +84,10 @@ def wait_listen(port, timeout=15):
     raise RuntimeError("nothing listens on %d" % port)
 
 
-def ensure_packages():
+def ensure_packages(tools):
     missing = []
-    for tool, pkg in NEEDED.items():
+    for tool in tools:
+        pkg = PACKAGE[tool]
         if shutil.which(tool) is None and not os.path.exists("/usr/sbin/" + tool) \
                 and not os.path.exists("/usr/bin/" + tool):
             missing.append(pkg)
@@ -472,11 +488,11 @@ def main():
     # congestion control back
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda *_: sys.exit(1))
-    ensure_packages()
+    paths, metrics = a.paths.split(), a.metrics.split()
+    ensure_packages(needed(paths, metrics))
     import resource
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    paths, metrics = a.paths.split(), a.metrics.split()
     restore_cc_left_behind()
     cc_old = sysctl("net.ipv4.tcp_congestion_control")
     b = None
