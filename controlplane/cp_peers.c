@@ -498,6 +498,7 @@ static void send_waiting(struct gw *g)
     }
 }
 
+/* Not through fetch_done: that may free g, which gw_remove still uses after this returns. */
 static void fail_waiting(struct gw *g, int err)
 {
     struct cl_list *pos, *tmp;
