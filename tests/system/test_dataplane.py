@@ -183,3 +183,30 @@ def test_controlplane_restart_keeps_open_tunnels(pair):
     s.close()
     # new connections work again once the workers have reconnected
     assert h.wait_for(lambda: h.echo_roundtrip(port, b"new") == b"new", 10, "new connection")
+
+
+def test_gateway_answering_for_another_peer_is_refused(gateways, echo):
+    """a knows gw-b at an address where gw-c answers (a stale address, or an impostor with a
+    certificate from the same fabric): the dial checks the certificate against the peer's name,
+    so no tunnel is made and the backend is never reached."""
+    a, c = gateways("gw-a", "gw-c")
+    srv = echo()
+    c.ctl("create", "export", "--name", "echo", "--host", "127.0.0.1", "--port", srv.port)
+    c.add_peer(a)
+    c.allow_all()
+    a.allow_all()
+    a.ctl("create", "peer", "--name", "gw-b", "--host", "127.0.0.1", "--port", c.port)
+    wrong, right = h.free_port(), h.free_port()
+    a.ctl("create", "import", "--name", "echo", "--port", wrong, "--peer", "gw-b")
+    h.wait_for(lambda: h.can_connect(wrong), 10, "import listening")
+    for _ in range(3):
+        assert h.echo_roundtrip(wrong, b"x") in (None, b"")
+    st = h.wait_for(lambda: (lambda p: p if p["status"].get("reachable") is False else None)(
+        a.ctl_json("get", "peer", "--name", "gw-b")), 15, "gw-b shown unreachable")
+    assert "does not name gw-b" in st["status"]["lastError"], st
+    assert srv.conns == 0
+    # the same gateway under its own name is fine: the refusal was the name, not the setup
+    a.add_peer(c)
+    a.ctl("create", "import", "--name", "echo-c", "--port", right, "--peer", "gw-c",
+          "--export-name", "echo")
+    assert h.wait_for(lambda: h.echo_roundtrip(right, b"y") == b"y", 10, "tunnel to gw-c")
