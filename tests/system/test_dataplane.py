@@ -210,3 +210,26 @@ def test_gateway_answering_for_another_peer_is_refused(gateways, echo):
     a.ctl("create", "import", "--name", "echo-c", "--port", right, "--peer", "gw-c",
           "--export-name", "echo")
     assert h.wait_for(lambda: h.echo_roundtrip(right, b"y") == b"y", 10, "tunnel to gw-c")
+
+
+def test_imports_come_and_go_without_disturbing_other_tunnels(pair):
+    a, b, srv, port = pair
+    s = h.connect(port, timeout=30)
+    assert s.sendall(b"first") is None and s.recv(100) == b"first"
+    others = []
+    for i in range(3):  # each worker opens, then closes, a listener per import
+        q = h.free_port()
+        a.ctl("create", "import", "--name", "other%d" % i, "--port", q, "--peer", b.name,
+              "--export-name", "echo")
+        assert h.wait_for(lambda: h.echo_roundtrip(q, b"o") == b"o", 10, "import other%d" % i)
+        others.append(q)
+        s.sendall(b"during %d" % i)
+        assert s.recv(100) == b"during %d" % i
+    for i, q in enumerate(others):
+        a.ctl("delete", "import", "--name", "other%d" % i)
+        h.wait_for(lambda: not h.can_connect(q), 10, "import other%d closed" % i)
+        s.sendall(b"after %d" % i)
+        assert s.recv(100) == b"after %d" % i
+    # and the import's own listener is still there for new clients
+    assert h.echo_roundtrip(port, b"new") == b"new"
+    s.close()
