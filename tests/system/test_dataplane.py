@@ -1,6 +1,7 @@
 """Dataplane system tests: two real gateways on loopback, real sockets, real certificates."""
 import hashlib
 import os
+import re
 import signal
 import socket
 import ssl
@@ -233,3 +234,31 @@ def test_imports_come_and_go_without_disturbing_other_tunnels(pair):
     # and the import's own listener is still there for new clients
     assert h.echo_roundtrip(port, b"new") == b"new"
     s.close()
+
+
+def restart_delays(g):
+    with open(g.dp.log_path, "rb") as f:
+        log = f.read().decode(errors="replace")
+    return [int(x) for x in re.findall(r"restarting in (\d+) ms", log)]
+
+
+def test_worker_that_cannot_start_is_retried_with_backoff(gateways):
+    g = gateways("gw-a")
+    key = os.path.join(g.certdir, "key.pem")
+    os.rename(key, key + ".away")  # a restarted worker cannot load its key and exits
+    try:
+        os.kill(children(g.dp.pid)[0], signal.SIGKILL)
+        h.wait_for(lambda: len(restart_delays(g)) >= 5, 20, "five restarts")
+        delays = restart_delays(g)
+        assert delays[:5] == [100, 200, 400, 800, 1600], delays
+        assert g.dp.alive()  # the master keeps trying
+        assert "cannot read key file" in g.dp.tail(20)  # and says why each worker ended
+    finally:
+        os.rename(key + ".away", key)
+    # once it can start again it serves, and a later death starts from the shortest delay
+    h.wait_for(lambda: g.ctl("status", check=False).returncode == 0, 15, "a worker serves")
+    n = len(restart_delays(g))
+    os.kill(children(g.dp.pid)[0], signal.SIGKILL)
+    h.wait_for(lambda: len(restart_delays(g)) > n, 10, "restarted")
+    assert restart_delays(g)[n] == 100
+    h.wait_for(lambda: g.ctl("status", check=False).returncode == 0, 15, "serving again")
