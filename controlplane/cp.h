@@ -70,6 +70,13 @@ int cp_model_check_metadata(const json_t *obj, struct cl_jerr *e);
 const char *cp_model_name(const json_t *obj);
 /* Applies defaults in place (import: exportName, lbScheme, targetPort). */
 void cp_model_defaults(enum cp_kind k, json_t *obj);
+/*
+ * A peer's answer to GET /api/v1/peer/exports: a JSON list of objects, each with metadata.name
+ * a DNS label (and metadata.namespace one when present and not empty); other fields are left
+ * alone (a newer peer may send more). Returns the parsed list (new reference), or NULL with e
+ * naming what was wrong ("[2].metadata.name": ...).
+ */
+json_t *cp_model_remote_exports(const void *body, size_t len, struct cl_jerr *e);
 
 /* ---- cp_api.c: REST handlers (pure: request in, response out) ---- */
 struct cp_http_resp {

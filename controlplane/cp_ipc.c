@@ -161,24 +161,53 @@ static void send_http(struct worker *w, uint32_t req_id, int status, const char 
     json_decref(r);
 }
 
+/* Replaces every byte that is not printable ASCII: text from a peer goes into an admin's
+ * terminal (no escape sequences) and into JSON (no invalid UTF-8). */
+static void printable(char *s)
+{
+    for (; *s != '\0'; s++) {
+        if ((unsigned char)*s < 0x20 || (unsigned char)*s >= 0x7f)
+            *s = '?';
+    }
+}
+
 static void on_remote_exports(int err, int status, const uint8_t *body, size_t len, void *ud)
 {
     struct deferred *d = ud;
-    char msg[300];
+    struct cl_jerr je = {{0}, {0}};
+    json_t *list = NULL, *e, *said;
+    char msg[640];
+    char *txt;
 
-    if (err == 0 && status == 200) {
-        char *txt = cl_strndup((const char *)body, len);
-        send_http(d->w, d->req_id, 200, txt != NULL ? txt : "[]");
+    if (err == 0 && status == 200 && (list = cp_model_remote_exports(body, len, &je)) != NULL &&
+        (txt = cl_json_dumps(list)) != NULL) {
+        send_http(d->w, d->req_id, 200, txt); /* as parsed: valid JSON whatever the peer sent */
         cl_mem_free(txt);
-    } else {
-        snprintf(msg, sizeof(msg), "peer %s did not answer: %s", d->peer,
-                 err != 0 ? cl_strerror(err) : "unexpected status");
-        json_t *e = json_pack("{s:{s:s}}", "error", "message", msg);
-        char *txt = cl_json_dumps(e);
-        send_http(d->w, d->req_id, 502, txt != NULL ? txt : "{}");
-        cl_mem_free(txt);
-        json_decref(e);
+        goto out;
     }
+    if (err != 0) {
+        snprintf(msg, sizeof(msg), "peer %s did not answer: %s", d->peer, cl_strerror(err));
+    } else if (status == 200 && list == NULL) {
+        snprintf(msg, sizeof(msg), "peer %s sent a bad list of exports: %s%s%s", d->peer, je.field,
+                 je.field[0] != '\0' ? ": " : "", je.msg);
+    } else if (status == 200) {
+        snprintf(msg, sizeof(msg), "out of memory");
+    } else { /* the peer's own error message, if it sent one (a 403: it does not know us) */
+        said = cl_json_loadb(body, len, NULL);
+        const char *m =
+            json_string_value(json_object_get(json_object_get(said, "error"), "message"));
+        snprintf(msg, sizeof(msg), "peer %s answered HTTP %d%s%.200s", d->peer, status,
+                 m != NULL ? ": " : "", m != NULL ? m : "");
+        json_decref(said);
+    }
+    printable(msg);
+    e = json_pack("{s:{s:s}}", "error", "message", msg);
+    txt = cl_json_dumps(e);
+    send_http(d->w, d->req_id, 502, txt != NULL ? txt : "{}");
+    cl_mem_free(txt);
+    json_decref(e);
+out:
+    json_decref(list);
     worker_unref(d->w);
     cl_mem_free(d);
 }

@@ -1,4 +1,5 @@
 /* Validation of the REST objects: strict (unknown fields rejected), field-named errors. */
+#include <stdio.h>
 #include <string.h>
 
 #include "cl/err.h"
@@ -187,4 +188,45 @@ void cp_model_defaults(enum cp_kind k, json_t *obj)
         if (json_object_get(s, "exportNamespace") == NULL)
             json_object_set_new(s, "exportNamespace", json_string(""));
     }
+}
+
+json_t *cp_model_remote_exports(const void *body, size_t len, struct cl_jerr *e)
+{
+    char at[64], mp[48];
+    const char *name, *ns;
+    json_t *list, *x, *m;
+    size_t i;
+
+    if ((list = cl_json_loadb(body, len, e)) == NULL)
+        return NULL;
+    if (!json_is_array(list)) {
+        cl_jerr_set(e, "", "must be a JSON list of exports");
+        goto fail;
+    }
+    json_array_foreach(list, i, x)
+    {
+        snprintf(at, sizeof(at), "[%zu]", i);
+        name = ns = NULL;
+        if (!json_is_object(x)) {
+            cl_jerr_set(e, at, "must be an object");
+            goto fail;
+        }
+        cl_json_path(mp, sizeof(mp), at, "metadata");
+        if (cl_json_get_typed(x, at, "metadata", true, JSON_OBJECT, &m, e) != 0 ||
+            cl_json_get_str(m, mp, "name", true, &name, e) != 0 ||
+            cl_json_get_str(m, mp, "namespace", false, &ns, e) != 0)
+            goto fail;
+        if (!cl_str_is_dns_label(name)) {
+            cl_jerr_set(e, cl_json_path(at, sizeof(at), mp, "name"), "must be a DNS label");
+            goto fail;
+        }
+        if (ns != NULL && ns[0] != '\0' && !cl_str_is_dns_label(ns)) {
+            cl_jerr_set(e, cl_json_path(at, sizeof(at), mp, "namespace"), "must be a DNS label");
+            goto fail;
+        }
+    }
+    return list;
+fail:
+    json_decref(list);
+    return NULL;
 }

@@ -1,4 +1,5 @@
 /* The REST handlers: every status code for every object type, validation messages, access. */
+#include <stdio.h>
 #include <string.h>
 
 #include "cl/err.h"
@@ -309,6 +310,56 @@ static void target_ports(void **state)
     cp.k8s = false;
 }
 
+/* A peer's answer to discovery: the list our own peer/exports route makes passes, anything else
+ * is refused with the place of the fault. */
+static void remote_exports_answer_checked(void **state)
+{
+    static const struct {
+        const char *body, *field, *msg;
+    } bad[] = {
+        {"", "", ""}, /* not JSON at all: jansson's own message */
+        {"{\"metadata\":{\"name\":\"a\"}}", "", "must be a JSON list of exports"},
+        {"[1]", "[0]", "must be an object"},
+        {"[{\"metadata\":{\"name\":\"a\"}},{}]", "[1].metadata", "required"},
+        {"[{\"metadata\":{\"name\":7}}]", "[0].metadata.name", "string"},
+        {"[{\"metadata\":{\"name\":\"\\u001b[2J\"}}]", "[0].metadata.name", "DNS label"},
+        {"[{\"metadata\":{\"name\":\"a\",\"namespace\":\"Not_ok\"}}]", "[0].metadata.namespace",
+         "DNS label"},
+        {"[{\"metadata\":{\"name\":\"\xff\"}}]", "", ""}, /* not UTF-8 */
+    };
+    struct cl_jerr e;
+    char *out = NULL;
+    json_t *j;
+
+    (void)state;
+    for (size_t k = 0; k < CL_ARRAY_SIZE(kinds); k++) {
+        char path[64];
+        snprintf(path, sizeof(path), "/api/v1/%s", kinds[k].type);
+        if (k != 2) /* peer west, export web, allow-all */
+            assert_int_equal(call("POST", path, kinds[k].obj, NULL, NULL), 201);
+    }
+    assert_int_equal(call("GET", "/api/v1/peer/exports", NULL, "west", &out), 200);
+    j = cp_model_remote_exports(out, strlen(out), &e);
+    assert_non_null(j);
+    assert_int_equal(json_array_size(j), 1);
+    assert_string_equal(cp_model_name(json_array_get(j, 0)), "web");
+    json_decref(j);
+    cl_free(&out);
+    /* more than we know of (a newer peer) is left alone; an empty list is a list */
+    static const char newer[] = "[{\"metadata\":{\"name\":\"a\",\"namespace\":\"\"},\"spec\":{}}]";
+    assert_non_null(j = cp_model_remote_exports(newer, strlen(newer), &e));
+    json_decref(j);
+    assert_non_null(j = cp_model_remote_exports("[]", 2, &e));
+    json_decref(j);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        memset(&e, 0, sizeof(e));
+        assert_null(cp_model_remote_exports(bad[i].body, strlen(bad[i].body), &e));
+        assert_string_equal(e.field, bad[i].field);
+        assert_true(e.msg[0] != '\0');
+        assert_non_null(strstr(e.msg, bad[i].msg));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -317,6 +368,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(access_and_routing, setup, teardown),
         cmocka_unit_test_setup_teardown(import_port_conflict, setup, teardown),
         cmocka_unit_test_setup_teardown(target_ports, setup, teardown),
+        cmocka_unit_test_setup_teardown(remote_exports_answer_checked, setup, teardown),
     };
     cl_mem_install_jansson();
     cl_log_set_level(CL_LOG_WARN);
