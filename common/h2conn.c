@@ -443,7 +443,11 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
             int status = 0;
             size_t n = collect_hdrs(s, hdrs, NULL, &status);
             if (status >= 100 && status < 200)
-                return 0; /* interim */
+                return 0;       /* interim */
+            if (status < 100) { /* nghttp2 takes any 3 digits; "099" is no HTTP status */
+                nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_PROTOCOL_ERROR);
+                return 0;
+            }
             if (s->cbs != NULL && s->cbs->on_response != NULL)
                 s->cbs->on_response(s, status, hdrs, n, s->ud);
         }

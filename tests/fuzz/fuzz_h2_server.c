@@ -17,13 +17,12 @@
 
 #include <uv.h>
 
-#include "cl/bufq.h"
-#include "cl/certgen.h"
 #include "cl/err.h"
 #include "cl/h2conn.h"
 #include "cl/mem.h"
 #include "cl/tls.h"
 #include "dp.h"
+#include "h2_mem.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -116,49 +115,7 @@ static void on_srv_write(struct cl_h2conn *c, const uint8_t *data, size_t len, v
 {
     (void)c;
     (void)wud;
-    while (len > 0) {
-        uint8_t *p;
-        size_t n = cl_tls_in_reserve(cli, &p);
-        uint8_t sink[4096];
-        if (n == 0) { /* the client's input is full: read (and drop) what it decrypted */
-            if (cl_tls_read(cli, sink, sizeof(sink)) <= 0)
-                return; /* nothing decrypts any more: the rest is dropped */
-            continue;
-        }
-        if (n > len)
-            n = len;
-        memcpy(p, data, n);
-        cl_tls_in_commit(cli, n);
-        data += n;
-        len -= n;
-    }
-}
-
-/* Moves what the client has to send into the server; returns whether anything moved. */
-static bool client_to_server(void)
-{
-    struct cl_bufq *q = cl_tls_outq(cli);
-    bool moved = false;
-    const uint8_t *p;
-    size_t n;
-
-    while (srv != NULL && (n = cl_bufq_peek(q, &p)) > 0) {
-        if (cl_h2conn_feed(srv, p, n) != 0) {
-            cl_bufq_consume(q, n);
-            break;
-        }
-        cl_bufq_consume(q, n);
-        moved = true;
-    }
-    return moved;
-}
-
-static void drain_client(void)
-{
-    uint8_t sink[4096];
-
-    while (cl_tls_read(cli, sink, sizeof(sink)) > 0)
-        ;
+    fuzz_h2_to_tls(cli, data, len);
 }
 
 static void pump(int rounds)
@@ -166,10 +123,10 @@ static void pump(int rounds)
     for (int i = 0; i < rounds; i++) {
         uv_run(&loop, UV_RUN_NOWAIT);
         if (cl_tls_is_established(cli))
-            drain_client();
+            fuzz_tls_drain(cli);
         else
             (void)cl_tls_handshake(cli);
-        if (!client_to_server() && srv == NULL)
+        if (!fuzz_tls_to_h2(cli, srv) && srv == NULL)
             break;
     }
 }
@@ -178,29 +135,7 @@ static void pump(int rounds)
 
 static int init(void)
 {
-    char *ca = NULL, *cakey = NULL, *scert = NULL, *skey = NULL, *ccert = NULL, *ckey = NULL;
-    const char *sdns[] = {"srv"}, *cdns[] = {"peer"};
-    struct cl_certgen_opts so = {.cn = "srv", .dns = sdns, .ndns = 1, .server_auth = true};
-    struct cl_certgen_opts co = {.cn = "peer", .dns = cdns, .ndns = 1, .client_auth = true};
-    int rc = -1;
-
-    if (cl_tls_global_init() != 0 || cl_certgen_ca("fuzz-ca", 0, 0, &ca, &cakey) != 0 ||
-        cl_certgen_leaf(ca, cakey, &so, &scert, &skey) != 0 ||
-        cl_certgen_leaf(ca, cakey, &co, &ccert, &ckey) != 0)
-        goto out;
-    struct cl_tls_ctx_opts s = {.server = true, .cert_pem = scert, .key_pem = skey, .ca_pem = ca};
-    struct cl_tls_ctx_opts c = {.cert_pem = ccert, .key_pem = ckey, .ca_pem = ca};
-    if (cl_tls_ctx_new(&s, &sctx, NULL, 0) != 0 || cl_tls_ctx_new(&c, &cctx, NULL, 0) != 0)
-        goto out;
-    rc = uv_loop_init(&loop);
-out:
-    cl_free(&ca);
-    cl_free(&cakey);
-    cl_free(&scert);
-    cl_free(&skey);
-    cl_free(&ccert);
-    cl_free(&ckey);
-    return rc;
+    return fuzz_tls_pair(&sctx, &cctx) == 0 ? uv_loop_init(&loop) : -1;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
