@@ -106,11 +106,12 @@ int ctl_fail(struct ctl *ctl, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    /* one line, whatever the server sent */
+    /* one line, whatever the server sent, and nothing a terminal would act on */
     for (char *p = msg; *p != '\0'; p++) {
         if (*p == '\n' || *p == '\r')
             *p = ' ';
     }
+    ctl_out_printable(msg);
     fprintf(ctl->err, "error: %s\n", msg);
     return 1;
 }

@@ -32,6 +32,44 @@ char *ctl_json_dumps(const json_t *j, size_t flags)
     return cl_json_dumps_flags(j, flags);
 }
 
+void ctl_out_printable(char *s)
+{
+    for (unsigned char *p = (unsigned char *)s; *p != '\0'; p++) {
+        if (*p < 0x20 || *p == 0x7f)
+            *p = '?';
+        else if (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
+            p[0] = p[1] = '?';
+    }
+}
+
+void ctl_out_puts(FILE *out, const char *s)
+{
+    char buf[256];
+    size_t n;
+
+    while (*s != '\0') {
+        n = strlen(s);
+        if (n >= sizeof(buf))
+            n = sizeof(buf) - 1;
+        if (n > 1 && (unsigned char)s[n - 1] == 0xc2)
+            n--; /* keep a two-byte sequence in one piece: its second byte decides */
+        memcpy(buf, s, n);
+        buf[n] = '\0';
+        ctl_out_printable(buf);
+        fputs(buf, out);
+        s += n;
+    }
+}
+
+/* A status key (from the gateway) in its 12-column field and the space after it. */
+static void put_key(FILE *out, const char *key)
+{
+    size_t n = strlen(key);
+
+    ctl_out_puts(out, key);
+    fprintf(out, "%*s ", n < 12 ? (int)(12 - n) : 0, "");
+}
+
 void ctl_table_init(struct ctl_table *t, size_t ncols, const char *const *hdr)
 {
     memset(t, 0, sizeof(*t));
@@ -59,6 +97,7 @@ int ctl_table_add(struct ctl_table *t, const char *const *cells)
                 cl_free(&t->cells[base + i]);
             return CL_ENOMEM;
         }
+        ctl_out_printable(t->cells[base + i]);
     }
     t->nrows++;
     return 0;
@@ -449,10 +488,11 @@ static void print_scalars(FILE *out, const char *key, const json_t *v)
         n++;
     }
     if (n == 0) {
-        fprintf(out, "%-12s -\n", key);
+        put_key(out, key);
+        fputs("-\n", out);
         return;
     }
-    fprintf(out, "%-12s ", key);
+    put_key(out, key);
     n = 0;
     json_object_foreach((json_t *)v, k2, v2)
     {
@@ -460,7 +500,9 @@ static void print_scalars(FILE *out, const char *key, const json_t *v)
             continue;
         if (n > 0)
             fputs(width <= STATUS_LINE ? ", " : "\n             ", out);
-        fprintf(out, "%s %s", k2, scalar_text(v2, buf, sizeof(buf)));
+        ctl_out_puts(out, k2);
+        fputc(' ', out);
+        ctl_out_puts(out, scalar_text(v2, buf, sizeof(buf)));
         n++;
     }
     fputc('\n', out);
@@ -483,8 +525,10 @@ int ctl_out_status(FILE *out, const json_t *st)
     {
         if (json_is_array(v)) {
             /* lists other than peers (e.g. workers as objects) show as a count */
-            if (strcmp(key, "peers") != 0)
-                fprintf(out, "%-12s %zu\n", key, json_array_size(v));
+            if (strcmp(key, "peers") != 0) {
+                put_key(out, key);
+                fprintf(out, "%zu\n", json_array_size(v));
+            }
             continue;
         }
         if (json_is_object(v)) {
@@ -499,7 +543,9 @@ int ctl_out_status(FILE *out, const json_t *st)
                     sec % 60);
             continue;
         }
-        fprintf(out, "%-12s %s\n", key, jtext(v, buf, sizeof(buf)));
+        put_key(out, key);
+        ctl_out_puts(out, jtext(v, buf, sizeof(buf)));
+        fputc('\n', out);
     }
     if (json_is_array(workers) && json_is_object(json_array_get(workers, 0))) {
         fprintf(out, "\n");

@@ -23,8 +23,18 @@ struct ctl_table {
     size_t cap;
 };
 
+/*
+ * Text from a gateway goes to a terminal: in place, every control character (C0, DEL, and C1
+ * as UTF-8, e.g. U+009B, which some terminals take as CSI) becomes '?', so an answer can move
+ * no cursor and set no title. Other UTF-8 is kept.
+ */
+void ctl_out_printable(char *s);
+/* fputs with ctl_out_printable applied to what is written (s is left alone). */
+void ctl_out_puts(FILE *out, const char *s);
+
 void ctl_table_init(struct ctl_table *t, size_t ncols, const char *const *hdr);
-/* Adds a row of ncols cells (NULL cell -> "-"); copies them. Returns 0 or CL_ENOMEM. */
+/* Adds a row of ncols cells (NULL cell -> "-"); copies them, made printable. Returns 0 or
+ * CL_ENOMEM. */
 int ctl_table_add(struct ctl_table *t, const char *const *cells);
 void ctl_table_print(const struct ctl_table *t, FILE *out);
 void ctl_table_deinit(struct ctl_table *t);

@@ -258,14 +258,42 @@ static void long_lists_truncate(void **state)
     json_decref(j);
 }
 
+/* What a gateway sends reaches the terminal without its control characters: no ESC, BEL or
+ * CSI (C0, DEL and UTF-8-encoded C1 become '?'), other UTF-8 stays. */
+static void terminal_controls_replaced(void **state)
+{
+    char s[] = "a\x1b]0;owned\x07"
+               "b\x7f c\xc2\x9b"
+               "2J \xc3\xa9t\xc3\xa9";
+    (void)state;
+
+    ctl_out_printable(s);
+    assert_string_equal(s, "a?]0;owned?b? c??2J \xc3\xa9t\xc3\xa9");
+    check(ctl_out_peers,
+          "[{\"metadata\":{\"name\":\"w\\u001b[2J\"},\"spec\":{\"gateways\":[]},"
+          "\"status\":{\"reachable\":false,\"lastError\":\"health answer names "
+          "\\u001b]0;x\\u0007\"}}]",
+          "NAME    GATEWAYS   REACHABLE   SINCE   LAST ERROR\n"
+          "w?[2J   -          no          -       health answer names ?]0;x?\n");
+    check(ctl_out_status, "{\"na\\u009bme\":\"ea\\u001bst\",\"k8s\":{\"\\u001b\":\"\\u0007\"}}",
+          "na??me       ea?st\n"
+          "k8s          ? ?\n");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(table_alignment),  cmocka_unit_test(table_many_rows),
-        cmocka_unit_test(peers_table),      cmocka_unit_test(exports_table),
-        cmocka_unit_test(imports_table),    cmocka_unit_test(imports_table_kubernetes),
-        cmocka_unit_test(policies_table),   cmocka_unit_test(status_view),
-        cmocka_unit_test(json_keeps_order), cmocka_unit_test(long_lists_truncate),
+        cmocka_unit_test(table_alignment),
+        cmocka_unit_test(table_many_rows),
+        cmocka_unit_test(peers_table),
+        cmocka_unit_test(exports_table),
+        cmocka_unit_test(imports_table),
+        cmocka_unit_test(imports_table_kubernetes),
+        cmocka_unit_test(policies_table),
+        cmocka_unit_test(status_view),
+        cmocka_unit_test(json_keeps_order),
+        cmocka_unit_test(long_lists_truncate),
+        cmocka_unit_test(terminal_controls_replaced),
     };
 
     cl_mem_install_jansson();
