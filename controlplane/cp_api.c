@@ -34,6 +34,29 @@ static void error(struct cp_http_resp *out, int status, const char *field, const
                 : json_pack("{s:{s:s}}", "error", "message", msg));
 }
 
+/* One object of kind k, for messages: "export web not found". */
+static const char *kind_one(enum cp_kind k)
+{
+    static const char *const one[CP_KIND_COUNT] = {
+        [CP_KIND_PEER] = "peer",     [CP_KIND_EXPORT] = "export", [CP_KIND_IMPORT] = "import",
+        [CP_KIND_POLICY] = "policy", [CP_KIND_PORT] = "port",
+    };
+
+    return k < CP_KIND_COUNT ? one[k] : "?";
+}
+
+/* A change the store refused: 507 when it is full (the admin can act on that), else 500. */
+static void store_error(struct cp *cp, struct cp_http_resp *out, const char *what, int rc)
+{
+    if (rc == CL_ESTORE_FULL)
+        error(out, 507, NULL,
+              "cannot %s: the state store is full (%zu MiB); delete objects, or restart the "
+              "controlplane with a larger --store-size",
+              what, cp_store_max_mib(cp->store));
+    else
+        error(out, 500, NULL, "cannot %s: %s", what, cl_strerror(rc));
+}
+
 static bool is_admin(struct cp *cp, const char *identity)
 {
     for (size_t i = 0; i < cp->nadmins; i++) {
@@ -150,7 +173,7 @@ static int assign_target_port(struct cp *cp, json_t *obj, const char *name, json
             json_object_set(cp->objs[CP_KIND_PORT], name, v);
         json_decref(v);
         if (rc != 0) {
-            error(out, 500, NULL, "cannot store the allocated port: %s", cl_strerror(rc));
+            store_error(cp, out, "store the allocated port", rc);
             return -1;
         }
     }
@@ -181,18 +204,20 @@ static void handle_objects(struct cp *cp, const char *method, enum cp_kind k, co
     }
     if (name != NULL && strcmp(method, "GET") == 0) {
         if ((obj = json_object_get(all, name)) == NULL)
-            error(out, 404, NULL, "%s %s not found", cp_kind_name(k), name);
+            error(out, 404, NULL, "%s %s not found", kind_one(k), name);
         else
             respond(out, 200, present(cp, k, name, obj));
         return;
     }
     if (name != NULL && strcmp(method, "DELETE") == 0) {
         if (json_object_get(all, name) == NULL) {
-            error(out, 404, NULL, "%s %s not found", cp_kind_name(k), name);
+            error(out, 404, NULL, "%s %s not found", kind_one(k), name);
             return;
         }
         if ((rc = cp_state_del(cp, k, name)) != 0) {
-            error(out, 500, NULL, "cannot delete: %s", cl_strerror(rc));
+            char what[96];
+            snprintf(what, sizeof(what), "delete %s %s", kind_one(k), name);
+            store_error(cp, out, what, rc);
             return;
         }
         if (k == CP_KIND_IMPORT && json_object_get(cp->objs[CP_KIND_PORT], name) != NULL) {
@@ -224,12 +249,12 @@ static void handle_objects(struct cp *cp, const char *method, enum cp_kind k, co
     }
     bool exists = json_object_get(all, oname) != NULL;
     if (name == NULL && exists) {
-        error(out, 409, "metadata.name", "%s %s already exists", cp_kind_name(k), oname);
+        error(out, 409, "metadata.name", "%s %s already exists", kind_one(k), oname);
         json_decref(obj);
         return;
     }
     if (name != NULL && !exists) {
-        error(out, 404, NULL, "%s %s not found", cp_kind_name(k), name);
+        error(out, 404, NULL, "%s %s not found", kind_one(k), name);
         json_decref(obj);
         return;
     }
@@ -251,9 +276,11 @@ static void handle_objects(struct cp *cp, const char *method, enum cp_kind k, co
     snprintf(nm, sizeof(nm), "%s", oname);
     rc = cp_state_put(cp, k, nm, obj);
     json_decref(obj);
-    if (rc != 0)
-        error(out, 500, NULL, "cannot store %s: %s", cp_kind_name(k), cl_strerror(rc));
-    else
+    if (rc != 0) {
+        char what[96];
+        snprintf(what, sizeof(what), "store %s %s", kind_one(k), nm);
+        store_error(cp, out, what, rc);
+    } else
         respond(out, name == NULL ? 201 : 204, NULL);
 }
 

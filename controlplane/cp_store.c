@@ -19,6 +19,7 @@ static const char *const kind_names[CP_KIND_COUNT] = {
 
 struct cp_store {
     MDB_env *env;
+    size_t max_bytes; /* --store-size */
     MDB_dbi dbi[CP_KIND_COUNT];
     MDB_dbi meta;
 };
@@ -44,7 +45,16 @@ static int map_err(int rc)
     }
 }
 
-int cp_store_open(const char *dir, struct cp_store **out)
+size_t cp_store_max_mib(const struct cp_store *s)
+{
+    MDB_envinfo info;
+
+    if (mdb_env_info(s->env, &info) != 0)
+        return 0;
+    return info.me_mapsize >> 20;
+}
+
+int cp_store_open(const char *dir, size_t max_mib, struct cp_store **out)
 {
     struct cp_store *s = NULL;
     MDB_txn *txn = NULL;
@@ -58,7 +68,8 @@ int cp_store_open(const char *dir, struct cp_store **out)
     if ((rc = mdb_env_create(&s->env)) != 0)
         goto fail;
     mdb_env_set_maxdbs(s->env, CP_KIND_COUNT + 1);
-    mdb_env_set_mapsize(s->env, (size_t)256 << 20);
+    s->max_bytes = max_mib << 20;
+    mdb_env_set_mapsize(s->env, s->max_bytes);
     if ((rc = mdb_env_open(s->env, dir, MDB_NOTLS, 0600)) != 0) {
         CL_ERROR("cp.store", "cannot open LMDB in %s: %s", dir, mdb_strerror(rc));
         goto fail;
@@ -142,7 +153,7 @@ fail:
     return map_err(rc);
 }
 
-int cp_store_del(struct cp_store *s, enum cp_kind kind, const char *name)
+static int del_once(struct cp_store *s, enum cp_kind kind, const char *name)
 {
     MDB_txn *txn = NULL;
     MDB_val k;
@@ -159,6 +170,23 @@ int cp_store_del(struct cp_store *s, enum cp_kind kind, const char *name)
 fail:
     if (txn != NULL)
         mdb_txn_abort(txn);
+    return rc;
+}
+
+int cp_store_del(struct cp_store *s, enum cp_kind kind, const char *name)
+{
+    MDB_envinfo info;
+    int rc = del_once(s, kind, name);
+
+    /* Even a delete writes pages (copy-on-write), so in a full map it fails, and deleting is
+     * how an admin makes room. Lend the map 1 MiB for this one delete, then put the limit back
+     * (LMDB keeps the map at least as large as what is in use). No transaction is open here:
+     * the controlplane keeps none across calls. */
+    if (rc == MDB_MAP_FULL && mdb_env_info(s->env, &info) == 0 &&
+        mdb_env_set_mapsize(s->env, info.me_mapsize + ((size_t)1 << 20)) == 0) {
+        rc = del_once(s, kind, name);
+        mdb_env_set_mapsize(s->env, s->max_bytes);
+    }
     return map_err(rc);
 }
 

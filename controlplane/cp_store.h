@@ -21,14 +21,23 @@ enum cp_kind {
 
 struct cp_store;
 
-/* Opens (creating) the environment in dir. Returns 0, CL_ESTORE_SCHEMA (written by a newer
- * version), CL_ESTORE or -errno. */
-int cp_store_open(const char *dir, struct cp_store **out);
+/* The default largest size of the store (--store-size): about 200,000 objects. */
+#define CP_STORE_DEFAULT_MIB 256
+
+/*
+ * Opens (creating) the environment in dir, able to grow to max_mib MiB (never below what the
+ * files already hold). Returns 0, CL_ESTORE_SCHEMA (written by a newer version), CL_ESTORE or
+ * -errno.
+ */
+int cp_store_open(const char *dir, size_t max_mib, struct cp_store **out);
+/* The size it may grow to, in MiB (what it was opened with, or the files' size if larger). */
+size_t cp_store_max_mib(const struct cp_store *s);
 void cp_store_close(struct cp_store *s);
 
 /* Returns 0, CL_ESTORE_FULL, CL_ESTORE or CL_ENOMEM. */
 int cp_store_put(struct cp_store *s, enum cp_kind k, const char *name, const json_t *obj);
-/* Returns 0 or CL_ENOTFOUND / CL_ESTORE. */
+/* Returns 0 or CL_ENOTFOUND / CL_ESTORE_FULL (even a delete needs a few free pages) /
+ * CL_ESTORE. */
 int cp_store_del(struct cp_store *s, enum cp_kind k, const char *name);
 /* Loads every object of kind k into `into` (a JSON object name -> obj). Returns 0 or error. */
 int cp_store_load(struct cp_store *s, enum cp_kind k, json_t *into);

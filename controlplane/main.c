@@ -29,6 +29,9 @@ static const char usage[] =
     "\n"
     "  --name <peer>        this gateway's peer name (a DNS label; must match its certificate)\n"
     "  --data-dir <dir>     LMDB state directory (created if missing)\n"
+    "  --store-size <MiB>   the most the state may take on disk (default 256, about 200,000\n"
+    "                       objects); when full, changes get 507 until objects are deleted\n"
+    "                       or the controlplane restarts with a larger size\n"
     "  --socket <path>      Unix socket the dataplane workers connect to\n"
     "  --cert <pem>         this gateway's certificate (for outbound calls to peers)\n"
     "  --key <pem>          its private key\n"
@@ -170,6 +173,7 @@ int main(int argc, char **argv)
         {"k8s-lease-duration", required_argument, NULL, 'D'},
         {"target-ports", required_argument, NULL, 'P'},
         {"cert-check-interval", required_argument, NULL, 'X'},
+        {"store-size", required_argument, NULL, 'Z'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -187,6 +191,7 @@ int main(int argc, char **argv)
     struct cp_health_opts health = {
         .interval_ms = 1000, .timeout_ms = 1000, .fail_threshold = 2, .ok_threshold = 1};
     long cert_check_ms = 5000;
+    long store_mib = CP_STORE_DEFAULT_MIB;
 
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (o) {
@@ -228,6 +233,11 @@ int main(int argc, char **argv)
                                   optarg, 10, 3600000, "ms", &v) != 0)
                 return 2;
             *(o == 'I' ? &health.interval_ms : &health.timeout_ms) = (uint64_t)v;
+            break;
+        case 'Z':
+            if (cl_parse_opt_long(stderr, PROG, "store-size", optarg, 1, 1048576, "MiB",
+                                  &store_mib) != 0)
+                return 2;
             break;
         case 'X':
             if (cl_parse_opt_long(stderr, PROG, "cert-check-interval", optarg, 0, 3600000, "ms",
@@ -359,7 +369,7 @@ int main(int argc, char **argv)
     cp.admins = admins;
     cp.nadmins = nadmins;
     cp.started_ms = cl_now_ms();
-    if ((rc = cp_store_open(dir, &cp.store)) != 0) {
+    if ((rc = cp_store_open(dir, (size_t)store_mib, &cp.store)) != 0) {
         fprintf(stderr, "cl-controlplane: cannot open state in %s: %s\n", dir, cl_strerror(rc));
         return 1;
     }

@@ -40,7 +40,8 @@ static void init(void)
     if (cp.store != NULL)
         return;
     cl_log_set_level(CL_LOG_ERROR);
-    if (mkdtemp(dir) == NULL || cp_store_open(dir, &cp.store) != 0 || cp_state_load(&cp) != 0)
+    if (mkdtemp(dir) == NULL || cp_store_open(dir, CP_STORE_DEFAULT_MIB, &cp.store) != 0 ||
+        cp_state_load(&cp) != 0)
         abort();
     cp.name = "east";
     cp.admins = admins;

@@ -81,6 +81,8 @@ def test_configuration_doc_shows_the_current_help(binary):
      "cl-controlplane: --log-level must be error, warn, info, debug or trace"),
     (h.CONTROLPLANE, CONTROLPLANE_BASE, "k8s-lease-duration", "0",
      "cl-controlplane: --k8s-lease-duration must be 1..3600 s"),
+    (h.CONTROLPLANE, CONTROLPLANE_BASE, "store-size", "0",
+     "cl-controlplane: --store-size must be 1..1048576 MiB"),
 ])
 def test_bad_value_is_refused_with_a_clear_message(binary, base, flag, value, message):
     r = run(binary, *base, "--" + flag, value)

@@ -21,7 +21,7 @@ static int setup(void **state)
     cp.name = "east";
     cp.admins = admins;
     cp.nadmins = 1;
-    if (cp_store_open(dir, &cp.store) != 0 || cp_state_load(&cp) != 0)
+    if (cp_store_open(dir, CP_STORE_DEFAULT_MIB, &cp.store) != 0 || cp_state_load(&cp) != 0)
         return -1;
     return 0;
 }
@@ -360,6 +360,97 @@ static void remote_exports_answer_checked(void **state)
     }
 }
 
+/* Count of exports the API lists. */
+static size_t nexports(void)
+{
+    char *out = NULL;
+    json_t *j;
+    size_t n;
+
+    assert_int_equal(call("GET", "/api/v1/exports", NULL, NULL, &out), 200);
+    j = cl_json_loadb(out, strlen(out), NULL);
+    n = json_array_size(j);
+    json_decref(j);
+    cl_free(&out);
+    return n;
+}
+
+static void reopen(size_t mib)
+{
+    cp_state_free(&cp);
+    cp_store_close(cp.store);
+    assert_int_equal(cp_store_open(dir, mib, &cp.store), 0);
+    assert_int_equal(cp_state_load(&cp), 0);
+}
+
+/* A full store refuses a change whole, says what to do, and loses nothing it had. */
+#define NDEL 3 /* deletes before a put fits again: LMDB reuses a freed page two commits later */
+
+static void full_store_refuses_whole(void **state)
+{
+    char pad[1001], body[1200], path[64], msg[128], *out = NULL;
+    int i, st = 0;
+    size_t created = 0;
+    (void)state;
+
+    memset(pad, 'x', sizeof(pad) - 1);
+    pad[sizeof(pad) - 1] = '\0';
+    reopen(1); /* 1 MiB, exports of about 1 KiB each */
+    for (i = 0; i < 5000; i++) {
+        snprintf(body, sizeof(body),
+                 "{\"metadata\":{\"name\":\"e%d\",\"labels\":{\"pad\":\"%s\"}},"
+                 "\"spec\":{\"host\":\"10.0.0.1\",\"port\":80}}",
+                 i, pad);
+        if ((st = call("POST", "/api/v1/exports", body, NULL, &out)) != 201)
+            break;
+        created++;
+    }
+    assert_int_equal(st, 507);
+    assert_true(created > 100);
+    snprintf(msg, sizeof(msg), "cannot store export e%d: the state store is full (1 MiB)", i);
+    assert_non_null(strstr(out, msg));
+    assert_non_null(strstr(out, "restart the controlplane with a larger --store-size"));
+    cl_free(&out);
+    /* nothing of the refused one, everything of the others: in memory and on disk */
+    snprintf(path, sizeof(path), "/api/v1/exports/e%d", i);
+    assert_int_equal(call("GET", path, NULL, NULL, NULL), 404);
+    assert_int_equal(nexports(), created);
+    reopen(1);
+    assert_int_equal(nexports(), created);
+    assert_int_equal(call("POST", "/api/v1/exports", body, NULL, NULL), 507); /* still full */
+    /* deleting works in a full store, and makes room */
+    for (int j = 0; j < NDEL; j++) {
+        snprintf(path, sizeof(path), "/api/v1/exports/e%d", j);
+        assert_int_equal(call("DELETE", path, NULL, NULL, NULL), 204);
+    }
+    snprintf(path, sizeof(path), "/api/v1/exports/e%d", i);
+    assert_int_equal(call("POST", "/api/v1/exports", body, NULL, NULL), 201);
+    assert_int_equal(call("GET", path, NULL, NULL, NULL), 200);
+    /* the room a delete borrowed was given back: the limit is where it was (1 MiB more would
+     * take hundreds of these) */
+    int extra = 0;
+    for (; extra < 50; extra++) {
+        snprintf(body, sizeof(body),
+                 "{\"metadata\":{\"name\":\"x%d\",\"labels\":{\"pad\":\"%s\"}},"
+                 "\"spec\":{\"host\":\"10.0.0.1\",\"port\":80}}",
+                 extra, pad);
+        if (call("POST", "/api/v1/exports", body, NULL, NULL) != 201)
+            break;
+    }
+    assert_true(extra < NDEL + 5);
+    /* and so does a larger size */
+    reopen(4);
+    assert_int_equal(nexports(), created - NDEL + 1 + (size_t)extra);
+    for (int j = 0; j < 100; j++) {
+        snprintf(body, sizeof(body),
+                 "{\"metadata\":{\"name\":\"more%d\",\"labels\":{\"pad\":\"%s\"}},"
+                 "\"spec\":{\"host\":\"10.0.0.1\",\"port\":80}}",
+                 j, pad);
+        assert_int_equal(call("POST", "/api/v1/exports", body, NULL, NULL), 201);
+    }
+    assert_int_equal(nexports(), created - NDEL + 1 + (size_t)extra + 100);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -369,6 +460,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(import_port_conflict, setup, teardown),
         cmocka_unit_test_setup_teardown(target_ports, setup, teardown),
         cmocka_unit_test_setup_teardown(remote_exports_answer_checked, setup, teardown),
+        cmocka_unit_test_setup_teardown(full_store_refuses_whole, setup, teardown),
     };
     cl_mem_install_jansson();
     cl_log_set_level(CL_LOG_WARN);

@@ -91,7 +91,7 @@ static int setup(void **state)
     pushed = json_array();
     npushed = 0;
     wclosed = false;
-    if (cp_store_open(dir, &cp.store) != 0 || cp_state_load(&cp) != 0 ||
+    if (cp_store_open(dir, CP_STORE_DEFAULT_MIB, &cp.store) != 0 || cp_state_load(&cp) != 0 ||
         cp_ipc_start(&cp, sock, &cp.ipc) != 0)
         return -1;
     assert_int_equal(cl_ipc_conn_new(cp.loop, &cbs, NULL, &w), 0);

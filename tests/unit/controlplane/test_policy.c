@@ -119,7 +119,7 @@ static int lb_setup(void **state)
     memset(&cp, 0, sizeof(cp));
     dir = cl_test_mkdtemp("lb");
     cp.name = "east";
-    if (cp_store_open(dir, &cp.store) != 0 || cp_state_load(&cp) != 0)
+    if (cp_store_open(dir, CP_STORE_DEFAULT_MIB, &cp.store) != 0 || cp_state_load(&cp) != 0)
         return -1;
     const char *peers[] = {"p1", "p2", "p3"};
     for (int i = 0; i < 3; i++) {

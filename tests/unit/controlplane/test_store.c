@@ -24,7 +24,7 @@ static void put_load_delete(void **state)
     json_t *all = json_object(), *o = obj(1);
     (void)state;
 
-    assert_int_equal(cp_store_open(dir, &s), 0);
+    assert_int_equal(cp_store_open(dir, CP_STORE_DEFAULT_MIB, &s), 0);
     assert_int_equal(cp_store_put(s, CP_KIND_EXPORT, "a", o), 0);
     assert_int_equal(cp_store_put(s, CP_KIND_PEER, "a", o), 0); /* kinds are separate */
     assert_int_equal(cp_store_load(s, CP_KIND_EXPORT, all), 0);
@@ -54,7 +54,7 @@ static void newer_schema_refused(void **state)
     MDB_val k = {6, "schema"}, v = {2, "99"};
     (void)state;
 
-    assert_int_equal(cp_store_open(dir, &s), 0);
+    assert_int_equal(cp_store_open(dir, CP_STORE_DEFAULT_MIB, &s), 0);
     cp_store_close(s);
     assert_int_equal(mdb_env_create(&env), 0);
     mdb_env_set_maxdbs(env, 8);
@@ -64,7 +64,7 @@ static void newer_schema_refused(void **state)
     assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
     assert_int_equal(mdb_txn_commit(txn), 0);
     mdb_env_close(env);
-    assert_int_equal(cp_store_open(dir, &s), CL_ESTORE_SCHEMA);
+    assert_int_equal(cp_store_open(dir, CP_STORE_DEFAULT_MIB, &s), CL_ESTORE_SCHEMA);
     cl_test_rmtree(dir);
     cl_free(&dir);
 }
@@ -81,7 +81,7 @@ static void reopen_after_unclean_stop(void **state)
         pid_t pid = fork();
         assert_true(pid >= 0);
         if (pid == 0) {
-            if (cp_store_open(dir, &s) != 0)
+            if (cp_store_open(dir, CP_STORE_DEFAULT_MIB, &s) != 0)
                 _exit(3);
             for (int i = 0; i < 50; i++) {
                 char name[16];
@@ -97,7 +97,7 @@ static void reopen_after_unclean_stop(void **state)
         }
         assert_int_equal(waitpid(pid, &status, 0), pid);
         assert_true(how == 0 ? WIFEXITED(status) && WEXITSTATUS(status) == 0 : WIFSIGNALED(status));
-        assert_int_equal(cp_store_open(dir, &s), 0);
+        assert_int_equal(cp_store_open(dir, CP_STORE_DEFAULT_MIB, &s), 0);
         assert_int_equal(cp_store_load(s, CP_KIND_IMPORT, all), 0);
         assert_int_equal(json_object_size(all), 50);
         json_t *o = obj(49);
