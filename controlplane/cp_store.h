@@ -21,7 +21,8 @@ enum cp_kind {
 
 struct cp_store;
 
-/* The default largest size of the store (--store-size): about 200,000 objects. */
+/* The default largest size of the store (--store-size). A MiB holds about 4,500 exports like
+ * {"metadata":{"name":"svc-1"},"spec":{"host":"backend-1.prod.svc.cluster.local","port":8080}}. */
 #define CP_STORE_DEFAULT_MIB 256
 
 /*

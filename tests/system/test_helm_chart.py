@@ -156,8 +156,9 @@ def volumes(dep):
     return {v["name"]: v for v in dep["spec"]["template"]["spec"]["volumes"]}
 
 
-def contract_cp_command(name, namespace, selector, admins, level):
-    cmd = ["cl-controlplane", "--name", name, "--data-dir", STATE, "--socket", RUN + "/cp.sock",
+def contract_cp_command(name, namespace, selector, admins, level, store_mib):
+    cmd = ["cl-controlplane", "--name", name, "--data-dir", STATE,
+           "--store-size", str(store_mib), "--socket", RUN + "/cp.sock",
            "--cert", TLS + "/cert.pem", "--key", TLS + "/key.pem", "--ca", TLS + "/ca.pem",
            "--k8s", "--k8s-namespace", namespace, "--k8s-selector", selector,
            "--ready-file", RUN + "/cp.ready"]
@@ -236,7 +237,8 @@ def check_gateway(objs, values, release, namespace):
     assert selector == ",".join("%s=%s" % kv for kv in sorted(sel.items()))
     assert dict(kv.split("=", 1) for kv in selector.split(",")) == sel
     assert cpc == contract_cp_command(v["gateway"]["name"], namespace, selector,
-                                      v["gateway"]["admins"], v["gateway"]["logLevel"])
+                                      v["gateway"]["admins"], v["gateway"]["logLevel"],
+                                      v["state"]["maxSizeMiB"])
     d = v["dataplane"]
     assert dpc == contract_dp_command(d["workers"], d["idleTimeoutMs"], d["connIdleTimeoutMs"],
                                       v["gateway"]["logLevel"])
@@ -372,6 +374,8 @@ MATRIX = [
     ("storage-class-none", {"state": {"persistence": {"storageClass": "-"}}},
      "gw", "clusterlink"),
     ("workers-4", {"dataplane": {"workers": 4}}, "gw", "clusterlink"),
+    ("store-size", {"state": {"maxSizeMiB": 2048, "persistence": {"size": "4Gi"}}},
+     "gw", "clusterlink"),
     ("timeouts", {"dataplane": {"idleTimeoutMs": 604800000, "connIdleTimeoutMs": 0}},
      "gw", "clusterlink"),
     ("admins", {"gateway": {"admins": ["gwctl.east", "ops.example"]}}, "gw", "clusterlink"),
@@ -466,6 +470,9 @@ BAD = [
     # cl-dataplane refuses more than 256: the schema must not let a pod crash-loop on it
     ("workers-257", {"dataplane": {"workers": 257}},
      "dataplane.workers: Must be less than or equal to 256"),
+    ("store-size-0", {"state": {"maxSizeMiB": 0}},
+     "state.maxSizeMiB: Must be greater than or equal to 1"),
+    ("store-size-string", {"state": {"maxSizeMiB": "1Gi"}}, "state.maxSizeMiB: Invalid type"),
     ("idle-timeout-negative", {"dataplane": {"idleTimeoutMs": -1}},
      "dataplane.idleTimeoutMs: Must be greater than or equal to 0"),
     ("conn-idle-timeout-huge", {"dataplane": {"connIdleTimeoutMs": 604800001}},
