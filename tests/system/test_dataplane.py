@@ -8,6 +8,7 @@ import ssl
 import subprocess
 import threading
 import time
+import warnings
 
 import pytest
 
@@ -262,3 +263,47 @@ def test_worker_that_cannot_start_is_retried_with_backoff(gateways):
     h.wait_for(lambda: len(restart_delays(g)) > n, 10, "restarted")
     assert restart_delays(g)[n] == 100
     h.wait_for(lambda: g.ctl("status", check=False).returncode == 0, 15, "serving again")
+
+
+def tls_attempt(fabric, gw, maxv=None, minv=None, alpn=("h2",)):
+    """A client with gw-b's certificate: (TLS version, ALPN, bytes the server sent after our
+    HTTP/2 preface), or the exception the handshake raised."""
+    peer = fabric.peer("gw-b")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(fabric.ca)
+    ctx.load_cert_chain(os.path.join(peer, "cert.pem"), os.path.join(peer, "key.pem"))
+    if maxv is not None:
+        ctx.maximum_version = maxv
+    if minv is not None:
+        ctx.minimum_version = minv
+    if alpn is not None:
+        ctx.set_alpn_protocols(list(alpn))
+    raw = socket.create_connection(("127.0.0.1", gw.port), timeout=5 * h.MULT)
+    try:
+        s = ctx.wrap_socket(raw, server_hostname=gw.name)
+        s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        return s.version(), s.selected_alpn_protocol(), len(s.recv(100))
+    except (ssl.SSLError, OSError) as e:
+        return e
+    finally:
+        raw.close()
+
+
+def test_tls_versions_and_alpn(gateways, fabric):
+    a = gateways("gw-a")
+    # TLS 1.3 and 1.2 with h2: the server's SETTINGS come back
+    v, proto, n = tls_attempt(fabric, a)
+    assert (v, proto) == ("TLSv1.3", "h2") and n > 0
+    v, proto, n = tls_attempt(fabric, a, maxv=ssl.TLSVersion.TLSv1_2)
+    assert (v, proto) == ("TLSv1.2", "h2") and n > 0
+    # below 1.2: refused in the handshake
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        e = tls_attempt(fabric, a, maxv=ssl.TLSVersion.TLSv1_1, minv=ssl.TLSVersion.TLSv1_1)
+    assert isinstance(e, ssl.SSLError), e
+    # another application protocol: refused in the handshake (no_application_protocol)
+    e = tls_attempt(fabric, a, alpn=("http/1.1",))
+    assert isinstance(e, ssl.SSLError) and "application protocol" in str(e), e
+    # none offered: the handshake completes, but nothing is served on it
+    v, proto, n = tls_attempt(fabric, a, alpn=None)
+    assert proto is None and n == 0
