@@ -1,6 +1,8 @@
 /* Workers: accept on the Unix socket, HELLO/WELCOME, CONFIG pushes, authz, REST relay, STATS. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cl/err.h"
@@ -407,7 +409,10 @@ int cp_ipc_start(struct cp *cp, const char *path, struct cp_ipc **out)
     cl_list_init(&ipc->workers);
     uv_pipe_init(cp->loop, &ipc->server, 0);
     unlink(path); /* a stale socket from a previous run */
+    /* Whoever can connect is trusted as a worker (it relays REST requests with the caller's
+     * identity): owner and group only, whatever the umask, and before anyone can connect. */
     if ((rc = uv_pipe_bind(&ipc->server, path)) != 0 ||
+        (rc = chmod(path, 0660) != 0 ? -errno : 0) != 0 ||
         (rc = uv_listen((uv_stream_t *)&ipc->server, 128, on_connection)) != 0) {
         CL_ERROR("cp.ipc", "cannot listen on %s: %s", path, uv_strerror(rc));
         *out = ipc; /* the caller releases it with cp_ipc_stop */
