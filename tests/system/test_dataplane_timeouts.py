@@ -1,6 +1,8 @@
 """Dataplane deadlines and late asynchronous replies, with real gateways on loopback.
 
 - --idle-timeout: a tunnel with no byte either way is reset after that long, a busy one lives.
+- Connections that never finish their TLS handshake are closed at its deadline (10 s) and
+  delay no one meanwhile.
 - A client that resets while its authorization is pending (the controlplane stopped with
   SIGSTOP, so the reply comes late): the late reply finds the tunnel gone by its {id,
   generation} reference and the worker neither crashes nor leaks (run under ASan in CI).
@@ -14,7 +16,7 @@ import struct
 import time
 
 import clharness as h
-from test_dataplane import children
+from test_dataplane import children, tls_attempt
 from test_e2e_basic import linked_pair
 
 
@@ -193,3 +195,29 @@ def test_decisions_remembered_per_revision(gateways, echo):
     assert counter(a, "imports", "errors") == 0
     assert a.stop() == {"gw-a-dp": 0, "gw-a-cp": 0}
     assert b.stop() == {"gw-b-dp": 0, "gw-b-cp": 0}
+
+
+def test_unfinished_handshakes_are_closed_and_hold_nobody_up(gateways, echo, fabric):
+    """Connections to the public port that never finish TLS (silent, or a ClientHello cut short)
+    are closed by the handshake deadline (10 s), and while they sit there tunnels still open."""
+    a, b, _, port = linked_pair(gateways, echo)
+    t0 = time.monotonic()
+    stuck = []
+    for i in range(50):
+        s = socket.create_connection(("127.0.0.1", b.port), timeout=5)
+        if i % 2:
+            s.sendall(b"\x16\x03\x01\x02\x00\x01")  # a record header and one byte of a ClientHello
+        stuck.append(s)
+    try:
+        for _ in range(20):  # tunnels through b meanwhile (on a's pooled connection)
+            assert h.echo_roundtrip(port, b"through") == b"through"
+        v, proto, n = tls_attempt(fabric, b)  # and a new handshake with b completes
+        assert (v, proto) == ("TLSv1.3", "h2") and n > 0
+        assert not any(closed_now(s) for s in stuck)  # not closed before their time
+        h.wait_for(lambda: all(closed_now(s) for s in stuck), 20, "stuck handshakes closed")
+        waited = time.monotonic() - t0
+        assert 9 <= waited, waited  # the deadline, not something sooner
+        assert h.echo_roundtrip(port, b"after") == b"after"
+    finally:
+        for s in stuck:
+            s.close()
