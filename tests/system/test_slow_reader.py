@@ -10,6 +10,7 @@ stream's HTTP/2 window, the exit worker's queue, the backend's socket) instead o
   streams hold their own windows but never the connection's (ten stalled streams of 2 to 8 MiB
   are more than its 16 MiB window);
 - afterwards each stalled client reads on and gets the backend's bytes in order.
+The second test is the other direction: ten clients upload to a backend that reads nothing.
 """
 import os
 import socket
@@ -25,9 +26,9 @@ CAP = 256 << 20  # a backend connection stops by itself after this many bytes
 BLOCK = bytes(range(256)) * 512  # 128 KiB: byte i of a connection's output is i % 256
 
 
-class Firehose:
-    """TCP server that writes the BLOCK pattern to every connection until CAP bytes, the peer
-    closing, or close(); counts what each connection got into the kernel."""
+class Backend:
+    """TCP server on 127.0.0.1 serving each connection in a thread with _serve(conn, i);
+    self.counts[i] is that connection's byte count, kept by _serve."""
 
     def __init__(self):
         self.sock = socket.socket()
@@ -35,7 +36,7 @@ class Firehose:
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(64)
         self.port = self.sock.getsockname()[1]
-        self.sent = []
+        self.counts = []
         self.stop = threading.Event()
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -45,19 +46,35 @@ class Firehose:
                 c, _ = self.sock.accept()
             except OSError:
                 return
-            self.sent.append(0)
-            threading.Thread(target=self._serve, args=(c, len(self.sent) - 1),
+            self.counts.append(0)
+            threading.Thread(target=self._serve, args=(c, len(self.counts) - 1),
                              daemon=True).start()
+
+    def _serve(self, c, i):
+        raise NotImplementedError
+
+    def close(self):
+        self.stop.set()
+        self.sock.close()
+
+
+class Firehose(Backend):
+    """Writes the BLOCK pattern to every connection until CAP bytes, the peer closing, or
+    close(); counts what each connection got into the kernel."""
+
+    @property
+    def sent(self):
+        return self.counts
 
     def _serve(self, c, i):
         view = memoryview(BLOCK * 2)
         half = len(BLOCK)
         c.settimeout(0.2)
         try:
-            while self.sent[i] < CAP and not self.stop.is_set():
-                off = self.sent[i] % half
+            while self.counts[i] < CAP and not self.stop.is_set():
+                off = self.counts[i] % half
                 try:
-                    self.sent[i] += c.send(view[off:off + half])
+                    self.counts[i] += c.send(view[off:off + half])
                 except socket.timeout:
                     continue  # the path is full: look at the stop flag, try again
         except OSError:
@@ -66,11 +83,7 @@ class Firehose:
             c.close()
 
     def total(self):
-        return sum(self.sent)
-
-    def close(self):
-        self.stop.set()
-        self.sock.close()
+        return sum(self.counts)
 
 
 def workers_rss(*gws):
@@ -98,16 +111,23 @@ def expected(offset, n):
     return bytes((offset + i) % 256 for i in range(n))
 
 
-def test_stalled_readers_hold_back_only_their_own_tunnels(gateways, echo):
+def two_imports(gateways, echo, backend, name):
+    """gw-a imports an echo and `name` (backend's port) from gw-b, on one pooled connection;
+    returns a, b and the two import ports once both listen."""
     a, b = gateways("gw-a", "gw-b")
-    hose = Firehose()
     srv = echo()
-    echo_port, hose_port = h.free_port(), h.free_port()
+    echo_port, port = h.free_port(), h.free_port()
     link(a, b, srv.port, echo_port)
-    b.ctl("create", "export", "--name", "hose", "--host", "127.0.0.1", "--port", hose.port)
-    a.ctl("create", "import", "--name", "hose", "--port", hose_port, "--peer", b.name)
+    b.ctl("create", "export", "--name", name, "--host", "127.0.0.1", "--port", backend.port)
+    a.ctl("create", "import", "--name", name, "--port", port, "--peer", b.name)
     h.wait_for(lambda: h.echo_roundtrip(echo_port, b"x") == b"x", 10, "echo tunnel up")
-    h.wait_for(lambda: h.can_connect(hose_port), 10, "hose import listening")
+    h.wait_for(lambda: h.can_connect(port), 10, "%s import listening" % name)
+    return a, b, echo_port, port
+
+
+def test_stalled_readers_hold_back_only_their_own_tunnels(gateways, echo):
+    hose = Firehose()
+    a, b, echo_port, hose_port = two_imports(gateways, echo, hose, "hose")
     # the pooled connection, the workers' chunk pools and libraries are warm before measuring
     n, sent, got = stream_hash(echo_port, 8 << 20)
     assert n == 8 << 20 and sent == got
@@ -154,3 +174,97 @@ def test_stalled_readers_hold_back_only_their_own_tunnels(gateways, echo):
         for s in stalled:
             s.close()
         hose.close()
+
+
+class StalledSink(Backend):
+    """Reads nothing until released; then reads each connection to its end, checking that
+    byte i is i % 256, and counts the bytes that came in order (-1: out of order)."""
+
+    def __init__(self):
+        self.released = threading.Event()
+        super().__init__()
+
+    @property
+    def got(self):
+        return self.counts
+
+    def _serve(self, c, i):
+        c.settimeout(60 * h.MULT)
+        try:
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 << 10)
+            self.released.wait(120 * h.MULT)
+            while True:
+                d = c.recv(1 << 20)
+                if not d:
+                    break
+                if d != expected(self.counts[i], len(d)):
+                    self.counts[i] = -1
+                    break
+                self.counts[i] += len(d)
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+    def close(self):
+        self.released.set()
+        super().close()
+
+
+def push_until_stalled(socks, sent):
+    """Writes the pattern on every socket without blocking until none takes more for 0.5 s."""
+    view = memoryview(BLOCK * 2)
+    half = len(BLOCK)
+    quiet_since = time.monotonic()
+    deadline = time.monotonic() + 60 * h.MULT
+    while time.monotonic() - quiet_since < 0.5:
+        assert time.monotonic() < deadline, "uploads never stalled: %s" % sent
+        moved = False
+        for i, s in enumerate(socks):
+            try:
+                off = sent[i] % half
+                n = s.send(view[off:off + half])
+                sent[i] += n
+                moved = moved or n > 0
+            except BlockingIOError:
+                pass
+        if moved:
+            quiet_since = time.monotonic()
+        else:
+            time.sleep(0.01)
+
+
+def test_stalled_backends_hold_back_only_their_own_uploads(gateways, echo):
+    """The other direction: clients upload to a backend that reads nothing. Their sends stall
+    (nothing absorbs them), a tunnel on the same pooled connection still goes through, and when
+    the backend reads at last it gets every byte in order."""
+    sink = StalledSink()
+    a, b, echo_port, sink_port = two_imports(gateways, echo, sink, "sink")
+    uploads = []
+    try:
+        for _ in range(STALLED):
+            s = h.connect(sink_port, timeout=30)
+            s.setblocking(False)
+            uploads.append(s)
+        sent = [0] * STALLED
+        push_until_stalled(uploads, sent)
+        # kernel buffers on four hops plus the gateways' queues and one stream window each
+        assert max(sent) < 48 << 20, sent
+        n, hs, hr = stream_hash(echo_port, 32 << 20)
+        assert n == 32 << 20 and hs == hr
+        sink.released.set()
+        for s in uploads:
+            s.setblocking(True)
+            s.settimeout(60 * h.MULT)
+        for i, s in enumerate(uploads):  # 1 MiB more each, then the end
+            off = sent[i]
+            s.sendall(expected(off, 1 << 20))
+            sent[i] += 1 << 20
+            s.shutdown(socket.SHUT_WR)
+        # the probe above may have made one more (empty) backend connection
+        h.wait_for(lambda: sorted(g for g in sink.got if g != 0) == sorted(sent), 60,
+                   "the backend got every byte in order: %s vs %s" % (sink.got, sent))
+    finally:
+        for s in uploads:
+            s.close()
+        sink.close()
