@@ -114,7 +114,10 @@ def test_client_reset_while_egress_authz_pending(gateways, echo):
     a, b, srv, port = linked_pair(gateways, echo)
     # workers remember decisions per config revision: a change makes the next ones ask again
     a.ctl("create", "export", "--name", "unrelated", "--host", "127.0.0.1", "--port", 9)
-    time.sleep(0.3)  # the CONFIG_DELTA reaches every worker
+    def applied():  # every worker acknowledged the revision with the policy
+        st = b.ctl_json("status")
+        return st["workers"] and all(w["revision"] == st["revision"] for w in st["workers"])
+    h.wait_for(applied, 10, "the policy reached every worker")
     workers = children(a.dp.pid)
     decisions = count(a.cp, "egress client=")
     resets = count(a.dp, "tcp error")
