@@ -100,28 +100,6 @@ static void on_cli_close(struct cl_h2conn *c, int err, void *ud)
 
 static const struct cl_h2conn_cbs cli_cbs = {.on_ready = on_ready, .on_close = on_cli_close};
 
-/* ---- wiring: client output goes to the TLS server, server output to the client ---- */
-
-static void on_cli_write(struct cl_h2conn *c, const uint8_t *data, size_t len, void *wud)
-{
-    (void)c;
-    (void)wud;
-    fuzz_h2_to_tls(srv, data, len);
-}
-
-static void pump(int rounds)
-{
-    for (int i = 0; i < rounds; i++) {
-        uv_run(&loop, UV_RUN_NOWAIT);
-        if (cl_tls_is_established(srv))
-            fuzz_tls_drain(srv);
-        else
-            (void)cl_tls_handshake(srv);
-        if (!fuzz_tls_to_h2(srv, cli) && cli == NULL)
-            break;
-    }
-}
-
 /* ---- one-time material ---- */
 
 static int init(void)
@@ -166,31 +144,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(fetched, 0, sizeof(fetched));
     if ((srv = cl_tls_new(sctx, NULL)) == NULL)
         abort();
-    if (cl_h2conn_new_mem(&loop, &o, on_cli_write, NULL, &cli) != 0)
+    if (cl_h2conn_new_mem(&loop, &o, fuzz_h2_to_tls, srv, &cli) != 0)
         abort();
     for (int i = 0; i < 20 && !cli_ready && cli != NULL; i++)
-        pump(1);
+        fuzz_pump(&loop, srv, &cli, 1);
     if (!cli_ready || cli == NULL)
         abort(); /* the handshake with our own certificates must work */
     open_streams();
-    pump(2);
-    /* the input, in a few writes of varying size, so frames straddle records */
-    for (size_t off = 0; off < size && cli != NULL;) {
-        size_t n = size - off;
-        if (n > 1 + (size_t)(data[off] % 200) * 97)
-            n = 1 + (size_t)(data[off] % 200) * 97;
-        if (cl_tls_write(srv, data + off, n) < 0)
-            break;
-        off += n;
-        pump(4);
-    }
-    pump(8);
-    if (cli != NULL)
-        cl_h2conn_close(cli, 0);
-    for (int i = 0; i < 100 && !cli_closed; i++)
-        uv_run(&loop, UV_RUN_NOWAIT);
-    uv_run(&loop, UV_RUN_NOWAIT);
-    if (!cli_closed || uv_loop_alive(&loop))
+    fuzz_pump(&loop, srv, &cli, 2);
+    fuzz_send_input(&loop, srv, &cli, data, size);
+    if (!fuzz_close_all(&loop, &cli, &cli_closed))
         abort(); /* something outlived its connection */
     for (int i = 0; i < NSTREAMS; i++) {
         if (closes[i] != 1)

@@ -109,28 +109,6 @@ static void on_srv_close(struct cl_h2conn *c, int err, void *ud)
 
 static const struct cl_h2conn_cbs srv_cbs = {.on_request = on_request, .on_close = on_srv_close};
 
-/* ---- wiring: server output goes to the TLS client, client output to the server ---- */
-
-static void on_srv_write(struct cl_h2conn *c, const uint8_t *data, size_t len, void *wud)
-{
-    (void)c;
-    (void)wud;
-    fuzz_h2_to_tls(cli, data, len);
-}
-
-static void pump(int rounds)
-{
-    for (int i = 0; i < rounds; i++) {
-        uv_run(&loop, UV_RUN_NOWAIT);
-        if (cl_tls_is_established(cli))
-            fuzz_tls_drain(cli);
-        else
-            (void)cl_tls_handshake(cli);
-        if (!fuzz_tls_to_h2(cli, srv) && srv == NULL)
-            break;
-    }
-}
-
 /* ---- one-time material ---- */
 
 static int init(void)
@@ -153,30 +131,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     streams_open = 0;
     if ((cli = cl_tls_new(cctx, "srv")) == NULL)
         abort();
-    if (cl_h2conn_new_mem(&loop, &o, on_srv_write, NULL, &srv) != 0)
+    if (cl_h2conn_new_mem(&loop, &o, fuzz_h2_to_tls, cli, &srv) != 0)
         abort();
     (void)cl_tls_handshake(cli); /* ClientHello */
     for (int i = 0; i < 20 && !cl_tls_is_established(cli) && srv != NULL; i++)
-        pump(1);
+        fuzz_pump(&loop, cli, &srv, 1);
     if (!cl_tls_is_established(cli))
         abort(); /* the handshake with our own certificates must work */
-    /* the input, in a few writes of varying size, so frames straddle records */
-    for (size_t off = 0; off < size && srv != NULL;) {
-        size_t n = size - off;
-        if (n > 1 + (size_t)(data[off] % 200) * 97)
-            n = 1 + (size_t)(data[off] % 200) * 97;
-        if (cl_tls_write(cli, data + off, n) < 0)
-            break;
-        off += n;
-        pump(4);
-    }
-    pump(8);
-    if (srv != NULL)
-        cl_h2conn_close(srv, 0);
-    for (int i = 0; i < 100 && !srv_closed; i++)
-        uv_run(&loop, UV_RUN_NOWAIT);
-    uv_run(&loop, UV_RUN_NOWAIT);
-    if (!srv_closed || streams_open != 0 || uv_loop_alive(&loop))
+    fuzz_send_input(&loop, cli, &srv, data, size);
+    if (!fuzz_close_all(&loop, &srv, &srv_closed) || streams_open != 0)
         abort(); /* something outlived its connection */
     cl_tls_free(cli);
     cli = NULL;

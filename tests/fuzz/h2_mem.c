@@ -34,8 +34,11 @@ out:
     return rc;
 }
 
-void fuzz_h2_to_tls(struct cl_tls *t, const uint8_t *data, size_t len)
+void fuzz_h2_to_tls(struct cl_h2conn *c, const uint8_t *data, size_t len, void *wud)
 {
+    struct cl_tls *t = wud;
+
+    (void)c;
     while (len > 0) {
         uint8_t *p;
         size_t n = cl_tls_in_reserve(t, &p);
@@ -54,7 +57,8 @@ void fuzz_h2_to_tls(struct cl_tls *t, const uint8_t *data, size_t len)
     }
 }
 
-bool fuzz_tls_to_h2(struct cl_tls *t, struct cl_h2conn *c)
+/* What t has to send, fed to c (NULL: nothing moves). Returns whether anything moved. */
+static bool tls_to_h2(struct cl_tls *t, struct cl_h2conn *c)
 {
     struct cl_bufq *q = cl_tls_outq(t);
     bool moved = false;
@@ -71,10 +75,48 @@ bool fuzz_tls_to_h2(struct cl_tls *t, struct cl_h2conn *c)
     return moved;
 }
 
-void fuzz_tls_drain(struct cl_tls *t)
+static void tls_drain(struct cl_tls *t)
 {
     uint8_t sink[4096];
 
     while (cl_tls_read(t, sink, sizeof(sink)) > 0)
         ;
+}
+
+void fuzz_pump(uv_loop_t *loop, struct cl_tls *t, struct cl_h2conn *const *c, int rounds)
+{
+    for (int i = 0; i < rounds; i++) {
+        uv_run(loop, UV_RUN_NOWAIT);
+        if (cl_tls_is_established(t))
+            tls_drain(t);
+        else
+            (void)cl_tls_handshake(t);
+        if (!tls_to_h2(t, *c) && *c == NULL)
+            break;
+    }
+}
+
+void fuzz_send_input(uv_loop_t *loop, struct cl_tls *t, struct cl_h2conn *const *c,
+                     const uint8_t *data, size_t size)
+{
+    for (size_t off = 0; off < size && *c != NULL;) {
+        size_t n = size - off;
+        if (n > 1 + (size_t)(data[off] % 200) * 97)
+            n = 1 + (size_t)(data[off] % 200) * 97;
+        if (cl_tls_write(t, data + off, n) < 0)
+            break;
+        off += n;
+        fuzz_pump(loop, t, c, 4);
+    }
+    fuzz_pump(loop, t, c, 8);
+}
+
+bool fuzz_close_all(uv_loop_t *loop, struct cl_h2conn *const *c, const bool *closed)
+{
+    if (*c != NULL)
+        cl_h2conn_close(*c, 0);
+    for (int i = 0; i < 100 && !*closed; i++)
+        uv_run(loop, UV_RUN_NOWAIT);
+    uv_run(loop, UV_RUN_NOWAIT);
+    return *closed && !uv_loop_alive(loop);
 }

@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <uv.h>
+
 #include "cl/h2conn.h"
 #include "cl/tls.h"
 
@@ -17,15 +19,26 @@
  * each (new, kept by the caller for the whole process). Returns 0 or -1. */
 int fuzz_tls_pair(struct cl_tls_ctx **server, struct cl_tls_ctx **client);
 
-/* Ciphertext written by the cl_h2conn goes into t; when t's input is full, plaintext t has
- * decrypted is read and dropped to make room; what still does not fit is dropped. */
-void fuzz_h2_to_tls(struct cl_tls *t, const uint8_t *data, size_t len);
+/* A cl_h2conn_write_cb: ciphertext written by the cl_h2conn goes into the cl_tls `wud`; when
+ * its input is full, plaintext it has decrypted is read and dropped to make room; what still
+ * does not fit is dropped. */
+void fuzz_h2_to_tls(struct cl_h2conn *c, const uint8_t *data, size_t len, void *wud);
 
-/* Ciphertext t has to send is fed to c (c may be NULL: nothing moves). Returns whether
- * anything moved. */
-bool fuzz_tls_to_h2(struct cl_tls *t, struct cl_h2conn *c);
+/*
+ * `rounds` times: runs the loop once without waiting, lets t go on with its handshake (or
+ * drops the plaintext it decrypted), and feeds what t has to send to *c. *c is the target's
+ * own pointer, which its on_close sets to NULL: a round in which nothing moved to a closed
+ * connection ends the pumping.
+ */
+void fuzz_pump(uv_loop_t *loop, struct cl_tls *t, struct cl_h2conn *const *c, int rounds);
 
-/* Reads and drops whatever plaintext t has decrypted. */
-void fuzz_tls_drain(struct cl_tls *t);
+/* The fuzz input, written through t in pieces whose sizes come from the input itself (so
+ * frames straddle records), pumping after each; stops when *c is closed. */
+void fuzz_send_input(uv_loop_t *loop, struct cl_tls *t, struct cl_h2conn *const *c,
+                     const uint8_t *data, size_t size);
+
+/* Closes *c if it is still open, runs the loop until `*closed` (set by its on_close), and
+ * returns whether it closed and nothing is left on the loop. */
+bool fuzz_close_all(uv_loop_t *loop, struct cl_h2conn *const *c, const bool *closed);
 
 #endif
