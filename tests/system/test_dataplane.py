@@ -96,24 +96,36 @@ def test_backend_refusing_resets_client(gateways):
     s.close()
 
 
-def tls_client(fabric, gw, certdir, server_name):
+def tls_client(fabric, gw, certdir, server_name, maxv=None, minv=None, alpn=("h2",),
+               timeout=5):
+    """A TLS client of gw's public port (certdir: its certificate, or None) that sends the
+    HTTP/2 preface; returns the socket and the server's first bytes, or raises what the
+    handshake raised. TLS versions between minv and maxv, ALPN offer `alpn` (None: none)."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.load_verify_locations(fabric.ca)
     if certdir is not None:
         ctx.load_cert_chain(os.path.join(certdir, "cert.pem"), os.path.join(certdir, "key.pem"))
-    ctx.set_alpn_protocols(["h2"])
-    raw = socket.create_connection(("127.0.0.1", gw.port), timeout=5)
-    s = ctx.wrap_socket(raw, server_hostname=server_name)
-    # TLS 1.3: a rejected client certificate shows on the first read
-    s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
-    s.recv(100)
-    return s
+    if maxv is not None:
+        ctx.maximum_version = maxv
+    if minv is not None:
+        ctx.minimum_version = minv
+    if alpn is not None:
+        ctx.set_alpn_protocols(list(alpn))
+    raw = socket.create_connection(("127.0.0.1", gw.port), timeout=timeout)
+    try:
+        s = ctx.wrap_socket(raw, server_hostname=server_name)
+        # TLS 1.3: a rejected client certificate shows on the first read
+        s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        return s, s.recv(100)
+    except BaseException:
+        raw.close()
+        raise
 
 
 def test_tls_refusals(gateways, fabric, workdir):
     a = gateways("gw-a")
     good = fabric.peer("gw-b")
-    s = tls_client(fabric, a, good, "gw-a")  # a proper client is accepted
+    s, _ = tls_client(fabric, a, good, "gw-a")  # a proper client is accepted
     s.close()
     other = h.Fabric(workdir, name="other")
     with pytest.raises((ssl.SSLError, ConnectionResetError, BrokenPipeError)):
@@ -265,28 +277,16 @@ def test_worker_that_cannot_start_is_retried_with_backoff(gateways):
     h.wait_for(lambda: g.ctl("status", check=False).returncode == 0, 15, "serving again")
 
 
-def tls_attempt(fabric, gw, maxv=None, minv=None, alpn=("h2",)):
-    """A client with gw-b's certificate: (TLS version, ALPN, bytes the server sent after our
+def tls_attempt(fabric, gw, **tls):
+    """tls_client with gw-b's certificate: (TLS version, ALPN, bytes the server sent after our
     HTTP/2 preface), or the exception the handshake raised."""
-    peer = fabric.peer("gw-b")
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.load_verify_locations(fabric.ca)
-    ctx.load_cert_chain(os.path.join(peer, "cert.pem"), os.path.join(peer, "key.pem"))
-    if maxv is not None:
-        ctx.maximum_version = maxv
-    if minv is not None:
-        ctx.minimum_version = minv
-    if alpn is not None:
-        ctx.set_alpn_protocols(list(alpn))
-    raw = socket.create_connection(("127.0.0.1", gw.port), timeout=5 * h.MULT)
     try:
-        s = ctx.wrap_socket(raw, server_hostname=gw.name)
-        s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
-        return s.version(), s.selected_alpn_protocol(), len(s.recv(100))
+        s, first = tls_client(fabric, gw, fabric.peer("gw-b"), gw.name, timeout=5 * h.MULT,
+                              **tls)
     except (ssl.SSLError, OSError) as e:
         return e
-    finally:
-        raw.close()
+    with s:
+        return s.version(), s.selected_alpn_protocol(), len(first)
 
 
 def test_tls_versions_and_alpn(gateways, fabric):
