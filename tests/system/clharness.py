@@ -308,5 +308,15 @@ def echo_roundtrip(port, payload=b"hello", timeout=5):
         s.close()
 
 
+def recv_exact(s, n):
+    """Reads exactly n bytes from s; fails the test if the far end closes first."""
+    buf = bytearray()
+    while len(buf) < n:
+        d = s.recv(min(1 << 20, n - len(buf)))
+        assert d, "closed after %d of %d bytes" % (len(buf), n)
+        buf += d
+    return bytes(buf)
+
+
 def sha256(b):
     return hashlib.sha256(b).hexdigest()

@@ -22,12 +22,7 @@ def recv_until_eof(s):
 
 def exchange(s, payload):
     s.sendall(payload)
-    got = b""
-    while len(got) < len(payload):
-        d = s.recv(65536)
-        assert d, "the tunnel closed after %d of %d bytes" % (len(got), len(payload))
-        got += d
-    return got
+    return h.recv_exact(s, len(payload))
 
 
 def refused_or_reset(port):

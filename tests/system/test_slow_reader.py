@@ -98,17 +98,10 @@ def workers_rss(*gws):
     return total
 
 
-def recv_exact(s, n):
-    buf = bytearray()
-    while len(buf) < n:
-        d = s.recv(min(1 << 20, n - len(buf)))
-        assert d, "closed after %d of %d bytes" % (len(buf), n)
-        buf += d
-    return bytes(buf)
-
-
 def expected(offset, n):
-    return bytes((offset + i) % 256 for i in range(n))
+    """Bytes offset..offset+n of a connection's pattern (byte i is i % 256)."""
+    start = offset % 256
+    return (bytes(range(256)) * ((start + n) // 256 + 1))[start:start + n]
 
 
 def two_imports(gateways, echo, backend, name):
@@ -138,7 +131,7 @@ def test_stalled_readers_hold_back_only_their_own_tunnels(gateways, echo):
         for _ in range(STALLED):
             s = h.connect(hose_port, timeout=30)
             s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 << 10)  # a slow phone, say
-            assert recv_exact(s, 16) == expected(0, 16)
+            assert h.recv_exact(s, 16) == expected(0, 16)
             stalled.append(s)
         # (the listening probe above may have made one more, short-lived backend connection)
         h.wait_for(lambda: len(hose.sent) >= STALLED, 10, "every stalled tunnel reached the hose")
@@ -169,7 +162,7 @@ def test_stalled_readers_hold_back_only_their_own_tunnels(gateways, echo):
 
         # and the stalled clients read on: nothing lost, nothing reordered
         for s in stalled:
-            assert recv_exact(s, 4 << 20) == expected(16, 4 << 20)
+            assert h.recv_exact(s, 4 << 20) == expected(16, 4 << 20)
     finally:
         for s in stalled:
             s.close()
