@@ -383,25 +383,34 @@ static void reopen(size_t mib)
     assert_int_equal(cp_state_load(&cp), 0);
 }
 
+/* POSTs export <prefix><i> of about 1 KiB (a 1,000-byte label); returns the status. */
+static int post_padded(const char *prefix, int i, char **out)
+{
+    static char pad[1001];
+    char body[1200];
+
+    if (pad[0] == '\0')
+        memset(pad, 'x', sizeof(pad) - 1);
+    snprintf(body, sizeof(body),
+             "{\"metadata\":{\"name\":\"%s%d\",\"labels\":{\"pad\":\"%s\"}},"
+             "\"spec\":{\"host\":\"10.0.0.1\",\"port\":80}}",
+             prefix, i, pad);
+    return call("POST", "/api/v1/exports", body, NULL, out);
+}
+
 /* A full store refuses a change whole, says what to do, and loses nothing it had. */
 #define NDEL 3 /* deletes before a put fits again: LMDB reuses a freed page two commits later */
 
 static void full_store_refuses_whole(void **state)
 {
-    char pad[1001], body[1200], path[64], msg[128], *out = NULL;
+    char path[64], msg[128], *out = NULL;
     int i, st = 0;
     size_t created = 0;
     (void)state;
 
-    memset(pad, 'x', sizeof(pad) - 1);
-    pad[sizeof(pad) - 1] = '\0';
     reopen(1); /* 1 MiB, exports of about 1 KiB each */
     for (i = 0; i < 5000; i++) {
-        snprintf(body, sizeof(body),
-                 "{\"metadata\":{\"name\":\"e%d\",\"labels\":{\"pad\":\"%s\"}},"
-                 "\"spec\":{\"host\":\"10.0.0.1\",\"port\":80}}",
-                 i, pad);
-        if ((st = call("POST", "/api/v1/exports", body, NULL, &out)) != 201)
+        if ((st = post_padded("e", i, &out)) != 201)
             break;
         created++;
     }
@@ -417,37 +426,26 @@ static void full_store_refuses_whole(void **state)
     assert_int_equal(nexports(), created);
     reopen(1);
     assert_int_equal(nexports(), created);
-    assert_int_equal(call("POST", "/api/v1/exports", body, NULL, NULL), 507); /* still full */
+    assert_int_equal(post_padded("e", i, NULL), 507); /* still full */
     /* deleting works in a full store, and makes room */
     for (int j = 0; j < NDEL; j++) {
         snprintf(path, sizeof(path), "/api/v1/exports/e%d", j);
         assert_int_equal(call("DELETE", path, NULL, NULL, NULL), 204);
     }
     snprintf(path, sizeof(path), "/api/v1/exports/e%d", i);
-    assert_int_equal(call("POST", "/api/v1/exports", body, NULL, NULL), 201);
+    assert_int_equal(post_padded("e", i, NULL), 201);
     assert_int_equal(call("GET", path, NULL, NULL, NULL), 200);
     /* the room a delete borrowed was given back: the limit is where it was (1 MiB more would
      * take hundreds of these) */
     int extra = 0;
-    for (; extra < 50; extra++) {
-        snprintf(body, sizeof(body),
-                 "{\"metadata\":{\"name\":\"x%d\",\"labels\":{\"pad\":\"%s\"}},"
-                 "\"spec\":{\"host\":\"10.0.0.1\",\"port\":80}}",
-                 extra, pad);
-        if (call("POST", "/api/v1/exports", body, NULL, NULL) != 201)
-            break;
-    }
+    while (extra < 50 && post_padded("x", extra, NULL) == 201)
+        extra++;
     assert_true(extra < NDEL + 5);
     /* and so does a larger size */
     reopen(4);
     assert_int_equal(nexports(), created - NDEL + 1 + (size_t)extra);
-    for (int j = 0; j < 100; j++) {
-        snprintf(body, sizeof(body),
-                 "{\"metadata\":{\"name\":\"more%d\",\"labels\":{\"pad\":\"%s\"}},"
-                 "\"spec\":{\"host\":\"10.0.0.1\",\"port\":80}}",
-                 j, pad);
-        assert_int_equal(call("POST", "/api/v1/exports", body, NULL, NULL), 201);
-    }
+    for (int j = 0; j < 100; j++)
+        assert_int_equal(post_padded("more", j, NULL), 201);
     assert_int_equal(nexports(), created - NDEL + 1 + (size_t)extra + 100);
     /* a size below what the files hold is raised to it: nothing is lost */
     reopen(1);
