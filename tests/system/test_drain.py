@@ -8,6 +8,7 @@ import time
 import pytest
 
 import clharness as h
+from test_checklist import refused
 from test_e2e_basic import linked_pair
 
 
@@ -23,12 +24,6 @@ def recv_until_eof(s):
 def exchange(s, payload):
     s.sendall(payload)
     return h.recv_exact(s, len(payload))
-
-
-def refused_or_reset(port):
-    """True when a new connection to port gets nowhere: refused, or reset with no reply."""
-    r = h.echo_roundtrip(port, b"new", timeout=5)
-    return r is None or r == b""
 
 
 def exit_code(proc, timeout):
@@ -53,9 +48,7 @@ def test_entry_side_finishes_open_tunnels_then_exits(gateways, echo):
     s.shutdown(socket.SHUT_WR)  # the client ends: the echo answers, then the tunnel closes
     assert recv_until_eof(s) == b"last words"
     s.close()
-    t0 = time.monotonic()
-    assert exit_code(a.dp, 10) == 0, a.dp.tail()
-    assert time.monotonic() - t0 < 10 * h.MULT
+    assert exit_code(a.dp, 10) == 0, a.dp.tail()  # within 10 s of its last tunnel ending
     assert "drained, exiting" in a.dp.tail(200)
     assert "drain deadline" not in a.dp.tail(200)
 
@@ -84,7 +77,7 @@ def test_exporting_side_drains_and_its_successor_serves(gateways, echo):
     # that arrives anyway is answered 503 (either alone refuses; this checks what a client
     # sees). With no other gateway to try, a resets its new clients.
     h.wait_for(lambda: not h.can_connect(b.port), 10, "b's public port closed")
-    assert refused_or_reset(port)
+    assert refused(port)  # refused, or reset with no reply
     assert b.dp.alive(), "exited with a tunnel open"
     assert exchange(s, b"during") == b"during"  # the tunnel b already carries goes on
     s.shutdown(socket.SHUT_WR)
