@@ -144,8 +144,10 @@ def test_discovery_filtered_by_policy(gateways, echo):
     assert p.returncode != 0 and "not found" in p.stderr
     # a peer that refuses us: its own reason reaches the admin
     b.ctl("delete", "peer", "--name", "gw-a")
-    p = h.wait_for(lambda: (lambda r: r if r.returncode != 0 else None)(
-        a.ctl("get", "remote-exports", "--peer", "gw-b", check=False)), 10, "refused")
+    def refused():
+        r = a.ctl("get", "remote-exports", "--peer", "gw-b", check=False)
+        return r if r.returncode != 0 else None
+    p = h.wait_for(refused, 10, "refused")
     assert "peer gw-b answered HTTP 403: caller gw-a is not a known peer of gw-b" in p.stderr, \
         p.stderr
 
