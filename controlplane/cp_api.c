@@ -34,17 +34,6 @@ static void error(struct cp_http_resp *out, int status, const char *field, const
                 : json_pack("{s:{s:s}}", "error", "message", msg));
 }
 
-/* One object of kind k, for messages: "export web not found". */
-static const char *kind_one(enum cp_kind k)
-{
-    static const char *const one[CP_KIND_COUNT] = {
-        [CP_KIND_PEER] = "peer",     [CP_KIND_EXPORT] = "export", [CP_KIND_IMPORT] = "import",
-        [CP_KIND_POLICY] = "policy", [CP_KIND_PORT] = "port",
-    };
-
-    return k < CP_KIND_COUNT ? one[k] : "?";
-}
-
 /* A change the store refused: 507 when it is full (the admin can act on that), else 500. */
 static void store_error(struct cp *cp, struct cp_http_resp *out, const char *what, int rc)
 {
@@ -204,19 +193,19 @@ static void handle_objects(struct cp *cp, const char *method, enum cp_kind k, co
     }
     if (name != NULL && strcmp(method, "GET") == 0) {
         if ((obj = json_object_get(all, name)) == NULL)
-            error(out, 404, NULL, "%s %s not found", kind_one(k), name);
+            error(out, 404, NULL, "%s %s not found", cp_kind_one(k), name);
         else
             respond(out, 200, present(cp, k, name, obj));
         return;
     }
     if (name != NULL && strcmp(method, "DELETE") == 0) {
         if (json_object_get(all, name) == NULL) {
-            error(out, 404, NULL, "%s %s not found", kind_one(k), name);
+            error(out, 404, NULL, "%s %s not found", cp_kind_one(k), name);
             return;
         }
         if ((rc = cp_state_del(cp, k, name)) != 0) {
             char what[96];
-            snprintf(what, sizeof(what), "delete %s %s", kind_one(k), name);
+            snprintf(what, sizeof(what), "delete %s %s", cp_kind_one(k), name);
             store_error(cp, out, what, rc);
             return;
         }
@@ -249,12 +238,12 @@ static void handle_objects(struct cp *cp, const char *method, enum cp_kind k, co
     }
     bool exists = json_object_get(all, oname) != NULL;
     if (name == NULL && exists) {
-        error(out, 409, "metadata.name", "%s %s already exists", kind_one(k), oname);
+        error(out, 409, "metadata.name", "%s %s already exists", cp_kind_one(k), oname);
         json_decref(obj);
         return;
     }
     if (name != NULL && !exists) {
-        error(out, 404, NULL, "%s %s not found", kind_one(k), name);
+        error(out, 404, NULL, "%s %s not found", cp_kind_one(k), name);
         json_decref(obj);
         return;
     }
@@ -278,7 +267,7 @@ static void handle_objects(struct cp *cp, const char *method, enum cp_kind k, co
     json_decref(obj);
     if (rc != 0) {
         char what[96];
-        snprintf(what, sizeof(what), "store %s %s", kind_one(k), nm);
+        snprintf(what, sizeof(what), "store %s %s", cp_kind_one(k), nm);
         store_error(cp, out, what, rc);
     } else
         respond(out, name == NULL ? 201 : 204, NULL);

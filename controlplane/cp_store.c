@@ -24,9 +24,19 @@ struct cp_store {
     MDB_dbi meta;
 };
 
+static const char *const kind_ones[CP_KIND_COUNT] = {
+    [CP_KIND_PEER] = "peer",     [CP_KIND_EXPORT] = "export", [CP_KIND_IMPORT] = "import",
+    [CP_KIND_POLICY] = "policy", [CP_KIND_PORT] = "port",
+};
+
 const char *cp_kind_name(enum cp_kind k)
 {
     return k < CP_KIND_COUNT ? kind_names[k] : "?";
+}
+
+const char *cp_kind_one(enum cp_kind k)
+{
+    return k < CP_KIND_COUNT ? kind_ones[k] : "?";
 }
 
 static int map_err(int rc)

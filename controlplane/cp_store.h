@@ -43,6 +43,9 @@ int cp_store_del(struct cp_store *s, enum cp_kind k, const char *name);
 /* Loads every object of kind k into `into` (a JSON object name -> obj). Returns 0 or error. */
 int cp_store_load(struct cp_store *s, enum cp_kind k, json_t *into);
 
+/* The kind's name in the API's paths and the store ("exports"), and one object of it, for
+ * messages ("export web not found"). */
 const char *cp_kind_name(enum cp_kind k);
+const char *cp_kind_one(enum cp_kind k);
 
 #endif
