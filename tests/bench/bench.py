@@ -12,7 +12,8 @@ Paths:   direct     no tunnel
 Metrics: iperf1 / iperf8   iperf3 throughput, 1 and 8 streams (Gbit/s)
          wrkclose           nginx, wrk with "Connection: close": new connections per second
          wrkka              nginx, wrk keep-alive: requests per second and p99 latency
-         idle               memory per idle tunnelled connection, both tunnel ends (PSS bytes)
+         idle               memory per idle tunnelled connection, both tunnel ends (anonymous
+                            memory, Pss_Anon bytes)
 
 Usage:   tests/bench/bench.py [--paths ...] [--metrics ...] [--reps 3] [--dur 10] [--idle 2000]
          [--workers 1] [--build build] [--out results-dir] [--cc cubic]
@@ -169,14 +170,18 @@ def tree_pids(pid):
     return out
 
 
-def pss(pids):
+def anon_pss(pids):
+    """Anonymous memory of the process trees, in bytes (Pss_Anon: pages shared among one
+    tree's forked processes count once in all). Not the whole PSS: the shared libraries' part of
+    it changes with how many other processes on the machine map them, which is noise of the
+    size being measured when a test suite starts and stops processes next to it."""
     total = 0
     for root in pids:
         for p in tree_pids(root):
             try:
                 with open("/proc/%d/smaps_rollup" % p) as f:
                     for line in f:
-                        if line.startswith("Pss:"):
+                        if line.startswith("Pss_Anon:"):
                             total += int(line.split()[1]) * 1024
             except OSError:
                 pass
@@ -420,7 +425,7 @@ http { access_log off; keepalive_requests 1000000; keepalive_timeout 300s;
                 if pids and res["req/s"] > 0:
                     res["tunnel cpu us/req"] = (cpu_seconds(pids) - c0) * 1e6 / (res["req/s"] * a.dur)
             elif metric == "idle":
-                before = pss(pids)
+                before = anon_pss(pids)
                 conns = []
                 for _ in range(a.idle):
                     s = socket.create_connection((LOOP, port), timeout=10)
@@ -429,7 +434,7 @@ http { access_log off; keepalive_requests 1000000; keepalive_timeout 300s;
                         raise RuntimeError("idle probe: no echo")
                     conns.append(s)
                 time.sleep(0.5)
-                after = pss(pids)
+                after = anon_pss(pids)
                 res["bytes/conn"] = (after - before) / a.idle if pids else 0
                 for s in conns:
                     s.close()
