@@ -71,31 +71,44 @@ const char *cl_log_escape(const char *in, char *out, size_t outlen)
     return out;
 }
 
-__attribute__((format(printf, 3, 0))) static void vwrite(enum cl_log_level lvl, const char *mod,
-                                                         const char *fmt, va_list ap)
+static void put_line(enum cl_log_level lvl, const char *mod, const char *msg, const char *fields)
 {
-    char msg[1024], esc[2048], ts[40];
+    char esc[2048], ts[40];
     struct timespec now;
     struct tm tm;
 
+    if (lvl >= CL_LOG_LEVEL_COUNT)
+        lvl = CL_LOG_TRACE;
     clock_gettime(CLOCK_REALTIME, &now);
     gmtime_r(&now.tv_sec, &tm);
     strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
     cl_log_escape(msg, esc, sizeof(esc));
-    fprintf(stderr, "ts=%s.%03ldZ level=%s %s%smod=%s msg=\"%s\"\n", ts, now.tv_nsec / 1000000,
-            level_names[lvl], log_ctx, log_ctx[0] != '\0' ? " " : "", mod, esc);
+    fprintf(stderr, "ts=%s.%03ldZ level=%s %s%smod=%s msg=\"%s\"%s%s\n", ts, now.tv_nsec / 1000000,
+            level_names[lvl], log_ctx, log_ctx[0] != '\0' ? " " : "", mod, esc,
+            fields[0] != '\0' ? " " : "", fields);
+}
+
+__attribute__((format(printf, 3, 0))) static void vwrite(enum cl_log_level lvl, const char *mod,
+                                                         const char *fmt, va_list ap)
+{
+    char msg[1024];
+
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    put_line(lvl, mod, msg, "");
 }
 
 void cl_log_write(enum cl_log_level lvl, const char *mod, const char *fmt, ...)
 {
     va_list ap;
 
-    if (lvl >= CL_LOG_LEVEL_COUNT)
-        lvl = CL_LOG_TRACE;
     va_start(ap, fmt);
     vwrite(lvl, mod, fmt, ap);
     va_end(ap);
+}
+
+void cl_log_fields(enum cl_log_level lvl, const char *mod, const char *msg, const char *fields)
+{
+    put_line(lvl, mod, msg, fields != NULL ? fields : "");
 }
 
 bool cl_ratelimit_ok(struct cl_ratelimit *rl, unsigned per_sec)

@@ -27,6 +27,7 @@ struct dp_opts {
     uint64_t idle_ms;       /* tunnel idle timeout, 0 = none */
     uint64_t conn_idle_ms;  /* HTTP/2 connection with no stream: GOAWAY and close; 0 = none */
     uint64_t cert_check_ms; /* how often the certificate files are checked; 0 = never */
+    bool access_log;        /* a line per connection when it ends (dp_tunnel.c) */
 };
 
 struct dp_worker {
@@ -115,6 +116,10 @@ struct dp_tunnel {
     uint8_t *rsv[DP_SIDES];   /* region the side's last dp_xprt_alloc() handed out */
     json_t *bytes[DP_SIDES];  /* counter of bytes delivered from each side (borrowed ints) */
     json_t *pbytes[DP_SIDES]; /* the same for the peer (egress only; NULL otherwise) */
+    uint64_t moved[DP_SIDES]; /* bytes delivered from each side by this tunnel */
+    uint64_t started;         /* loop time it was created */
+    int status;               /* CONNECT answer, received (egress) or sent (ingress); 0: none */
+    char why[128];            /* what refused or ended it, when more than close_err can say */
     struct cl_bufq early;     /* down -> up bytes read while connecting (one chunk at most) */
     bool early_read;          /* read the down side while connecting */
     uint64_t idle_ms;         /* 0: no idle deadline */
@@ -133,7 +138,7 @@ struct dp_tunnel {
     size_t cand;
     size_t gw;
     json_t *attrs;
-    char client[64];   /* "ip:port" while its AUTHZ_EGRESS is pending (to remember the answer) */
+    char client[72];   /* "ip:port" of the client, "[ip6%scope]:port" at most */
     bool failed_other; /* a candidate failed otherwise than by refusing (403) */
     bool retried;      /* a stream refused unprocessed (GOAWAY) was retried once */
     /* ingress: the pending CONNECT */
@@ -166,6 +171,29 @@ void dp_tunnel_abort(struct dp_tunnel *t, int err);
 /* Resolves a reference held by an async callback: the tunnel, or NULL once it is closing. */
 struct dp_tunnel *dp_tunnel_get(uint64_t ref);
 
+/*
+ * One connection's line in the access log (--access-log): a tunnel writes its own when it
+ * closes; the ingress side writes one for a CONNECT refused before it became a tunnel. NULL or
+ * "" strings and a zero conn are left out; status 0 means no CONNECT answer.
+ */
+struct dp_access {
+    bool egress;
+    uint64_t conn;
+    const char *name; /* import (egress) or export (ingress) */
+    const char *ns;   /* the export's namespace (ingress) */
+    const char *peer;
+    const char *client; /* the client's "ip:port" (egress) */
+    int status;
+    uint64_t client_bytes;  /* from the client towards the service */
+    uint64_t service_bytes; /* from the service back to the client */
+    uint64_t ms;
+    const char *end; /* "closed" when both directions ended, else what ended it */
+};
+
+void dp_access_log(const struct dp_access *a);
+/* Keeps what an AUTHZ_* denial said for the access log: "<reason>: <policy>". */
+void dp_tunnel_set_denial(struct dp_tunnel *t, const json_t *answer);
+
 /* ---- the CONNECT request of a tunnel (dp_connect.c) ---- */
 struct dp_connect_req {
     char name[64]; /* the export: :authority up to its last ':' (the port is ignored) */
@@ -178,7 +206,8 @@ struct dp_connect_req {
  * with an export name of 1..63 bytes, at most one `cl-export-namespace` of at most 63 bytes, at
  * most one `cl-client-attrs` holding a JSON object of strings. Pure: no I/O, no globals.
  * Returns 0 (release `out` with dp_connect_req_deinit), CL_EINVAL with *why set to a static
- * text for the 400 answer, or CL_ENOMEM (nothing to release after either error).
+ * text for the 400 answer, or CL_ENOMEM (nothing to release after either error; `name` and
+ * `ns` then hold what was read before the error, "" otherwise, for the access log).
  */
 int dp_connect_parse(const struct cl_h2_req *req, struct dp_connect_req *out, const char **why);
 /* Releases what dp_connect_parse() returned; NULL-safe, idempotent. */

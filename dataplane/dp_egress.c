@@ -319,6 +319,7 @@ static void pending_response(struct cl_h2stream *s, int status, const struct cl_
 
     (void)h;
     (void)n;
+    t->status = status;
     if (status == 200) {
         CL_DEBUG("dp.egress", "conn=%llu import=%s tunnel to peer %s open",
                  (unsigned long long)t->id, t->name, t->peer);
@@ -447,6 +448,8 @@ static void on_authz_egress(int err, const struct cl_ipc_msg *m, void *ud)
         const char *why = m != NULL ? json_string_value(json_object_get(m->body, "reason")) : NULL;
         CL_INFO("dp.egress", "conn=%llu import=%s denied: %s", (unsigned long long)t->id, t->name,
                 err != 0 ? cl_strerror(err) : (why != NULL ? why : "denied"));
+        if (err == 0)
+            dp_tunnel_set_denial(t, m->body);
         dp_count("imports", t->name, err != 0 ? "errors" : "denied", 1);
         dp_tunnel_abort(t, err != 0 ? err : CL_EPOLICY_DENY);
         return;
@@ -466,7 +469,6 @@ void dp_egress_on_accept(uv_stream_t *server, int status)
 {
     struct dp_import *imp = CL_CONTAINER_OF((uv_tcp_t *)server, struct dp_import, tcp);
     struct sockaddr_storage ss;
-    char client[CL_ADDRSTRLEN];
     int len = sizeof(ss);
     struct dp_tunnel *t;
     json_t *q;
@@ -493,17 +495,19 @@ void dp_egress_on_accept(uv_stream_t *server, int status)
         return;
     CL_DEBUG("dp.egress", "conn=%llu import=%s: accepted, authorizing", (unsigned long long)t->id,
              imp->name);
-    uv_tcp_getpeername(&t->tcpx.tcp, (struct sockaddr *)&ss, &len);
-    cl_sockaddr_fmt((struct sockaddr *)&ss, client, sizeof(client));
-    if ((t->cands = decision_get(imp->name, client, &t->attrs)) != NULL) {
+    if (uv_tcp_getpeername(&t->tcpx.tcp, (struct sockaddr *)&ss, &len) != 0) {
+        dp_tunnel_abort(t, CL_ECLOSED); /* the client is gone already */
+        return;
+    }
+    cl_sockaddr_fmt((struct sockaddr *)&ss, t->client, sizeof(t->client));
+    if ((t->cands = decision_get(imp->name, t->client, &t->attrs)) != NULL) {
         t->cand = 0;
         t->gw = 0;
         dp_tunnel_set_deadline(t, FAILOVER_BUDGET_MS);
         try_next(t);
         return;
     }
-    snprintf(t->client, sizeof(t->client), "%s", client);
-    q = json_pack("{s:s,s:s}", "import", imp->name, "client", client);
+    q = json_pack("{s:s,s:s}", "import", imp->name, "client", t->client);
     rc = dp_w->ipc_up && q != NULL
              ? cl_ipc_request(dp_w->ipc, CL_IPC_AUTHZ_EGRESS, q, AUTHZ_TIMEOUT_MS, on_authz_egress,
                               dp_ref_ud(t->ref))

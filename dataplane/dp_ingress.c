@@ -264,6 +264,9 @@ static void start_rest(struct cl_h2conn *c, struct cl_h2stream *s, const struct 
  */
 static void connect_fail(struct dp_tunnel *t, int status, const char *msg)
 {
+    t->status = status;
+    if (t->why[0] == '\0') /* a denial's own, with its policy, comes first */
+        snprintf(t->why, sizeof(t->why), "%s", msg);
     if (t->h2x.s != NULL) {
         respond_simple(t->h2x.s, status, msg);
         dp_xprt_h2_release(&t->h2x, 0); /* the response ends the stream */
@@ -295,6 +298,7 @@ static void on_backend_connect(uv_connect_t *req, int status)
         dp_tunnel_abort(t, CL_EH2);
         return;
     }
+    t->status = 200;
     dp_tunnel_start(t);
 }
 
@@ -345,6 +349,7 @@ static void apply_decision(struct dp_tunnel *t, const json_t *body)
     if (!json_is_true(json_object_get(body, "allow"))) {
         int st = (int)json_integer_value(json_object_get(body, "status"));
         const char *why = json_string_value(json_object_get(body, "reason"));
+        dp_tunnel_set_denial(t, body); /* the policy's name is for this log, not the peer */
         connect_fail(t, st == 404 ? 404 : 403, why != NULL ? why : "denied");
         return;
     }
@@ -403,6 +408,18 @@ static const struct cl_h2stream_cbs connect_pending_cbs = {
     .on_close = connect_pending_close,
 };
 
+/* A CONNECT answered before it became a tunnel: still a line in the access log. */
+static void refuse_connect(struct cl_h2conn *c, struct cl_h2stream *s, const char *name,
+                           const char *ns, int status, const char *why)
+{
+    respond_simple(s, status, why);
+    if (dp_w->o.access_log) {
+        struct dp_access a = {
+            .name = name, .ns = ns, .peer = identity_of(c), .status = status, .end = why};
+        dp_access_log(&a);
+    }
+}
+
 static void start_connect(struct cl_h2conn *c, struct cl_h2stream *s, const struct cl_h2_req *req)
 {
     struct dp_connect_req cr;
@@ -412,25 +429,26 @@ static void start_connect(struct cl_h2conn *c, struct cl_h2stream *s, const stru
     json_t *q;
     int rc;
 
-    if (dp_w->draining) {
-        respond_simple(s, 503, "gateway is draining");
+    if ((rc = dp_connect_parse(req, &cr, &why)) != 0) {
+        refuse_connect(c, s, cr.name, cr.ns, rc == CL_ENOMEM ? 503 : 400, why);
         return;
     }
-    if ((rc = dp_connect_parse(req, &cr, &why)) != 0) {
-        respond_simple(s, rc == CL_ENOMEM ? 503 : 400, why);
+    if (dp_w->draining) {
+        refuse_connect(c, s, cr.name, cr.ns, 503, "gateway is draining");
+        dp_connect_req_deinit(&cr);
         return;
     }
     /* a peer name is a DNS label: a longer identity is no peer (and would not fit t->peer,
      * whose value keys the remembered decisions) */
     snprintf(identity, sizeof(identity), "%s", identity_of(c));
     if (strlen(identity) >= sizeof(t->peer)) {
+        refuse_connect(c, s, cr.name, cr.ns, 403, "unknown peer");
         dp_connect_req_deinit(&cr);
-        respond_simple(s, 403, "unknown peer");
         return;
     }
     if ((t = dp_tunnel_new(false)) == NULL) {
+        refuse_connect(c, s, cr.name, cr.ns, 503, "out of memory");
         dp_connect_req_deinit(&cr);
-        respond_simple(s, 503, "out of memory");
         return;
     }
     _Static_assert(sizeof(t->name) == sizeof(cr.name) && sizeof(t->ns) == sizeof(cr.ns),

@@ -54,6 +54,7 @@ static bool counts_peer(const struct dp_tunnel *t)
 /* Bytes delivered from `side`: the import's or export's counter, and the peer's. */
 static void count_bytes(struct dp_tunnel *t, unsigned side, size_t n)
 {
+    t->moved[side] += n;
     dp_counter_add(t->bytes[side], (int64_t)n);
     if (t->pbytes[side] != NULL)
         dp_counter_add(t->pbytes[side], (int64_t)n);
@@ -62,6 +63,72 @@ static void count_bytes(struct dp_tunnel *t, unsigned side, size_t n)
 static const char *group_of(const struct dp_tunnel *t)
 {
     return t->egress ? "imports" : "exports";
+}
+
+/* ---- access log ---------------------------------------------------------------------------- */
+
+/* Appends ` key="escaped value"` when the value is not empty. */
+static void put_str(char *f, size_t cap, size_t *o, const char *key, const char *v)
+{
+    char esc[256];
+
+    if (v == NULL || v[0] == '\0' || *o >= cap)
+        return;
+    cl_log_escape(v, esc, sizeof(esc));
+    *o += (size_t)snprintf(f + *o, cap - *o, " %s=\"%s\"", key, esc);
+}
+
+void dp_access_log(const struct dp_access *a)
+{
+    char f[1536];
+    size_t o = 0;
+
+    o += (size_t)snprintf(f, sizeof(f), "dir=%s", a->egress ? "egress" : "ingress");
+    if (a->conn != 0)
+        o += (size_t)snprintf(f + o, sizeof(f) - o, " conn=%llu", (unsigned long long)a->conn);
+    put_str(f, sizeof(f), &o, a->egress ? "import" : "export", a->name);
+    put_str(f, sizeof(f), &o, "namespace", a->ns);
+    put_str(f, sizeof(f), &o, "peer", a->peer);
+    put_str(f, sizeof(f), &o, "client", a->client);
+    if (o < sizeof(f))
+        o += (size_t)snprintf(f + o, sizeof(f) - o,
+                              " status=%d client_bytes=%llu service_bytes=%llu ms=%llu", a->status,
+                              (unsigned long long)a->client_bytes,
+                              (unsigned long long)a->service_bytes, (unsigned long long)a->ms);
+    put_str(f, sizeof(f), &o, "end", a->end);
+    cl_log_fields(CL_LOG_INFO, "dp.access", "connection", f);
+}
+
+void dp_tunnel_set_denial(struct dp_tunnel *t, const json_t *answer)
+{
+    const char *why = json_string_value(json_object_get(answer, "reason"));
+    const char *pol = json_string_value(json_object_get(answer, "policy"));
+
+    snprintf(t->why, sizeof(t->why), "%s%s%s", why != NULL ? why : "denied",
+             pol != NULL && pol[0] != '\0' ? ": " : "", pol != NULL ? pol : "");
+}
+
+/* The tunnel's line: down is the client on the import side and the backend on the export's. */
+static void log_access(const struct dp_tunnel *t)
+{
+    unsigned from_client = t->egress ? DP_DOWN : DP_UP;
+    struct dp_access a = {
+        .egress = t->egress,
+        .conn = t->id,
+        .name = t->name,
+        .ns = t->ns,
+        .peer = t->peer,
+        .client = t->client,
+        .status = t->status,
+        .client_bytes = t->moved[from_client],
+        .service_bytes = t->moved[!from_client],
+        .ms = uv_now(t->loop) - t->started,
+        .end = t->why[0] != '\0'   ? t->why
+               : t->close_err == 0 ? "closed"
+                                   : cl_strerror(t->close_err),
+    };
+
+    dp_access_log(&a);
 }
 
 /* ---- lifetime ------------------------------------------------------------------------------ */
@@ -109,6 +176,8 @@ static void close_all(struct dp_tunnel *t, bool reset, int err)
                  t->x[DP_UP]->ops->write_queue_size(t->x[DP_UP]));
     set_state(t, DP_TUNNEL_ST_CLOSING);
     t->close_err = err;
+    if (dp_w->o.access_log)
+        log_access(t);
     cl_list_remove(&t->link);
     dp_ref_del(&dp_w->refs, t->ref);
     /* the timer is counted first and closes asynchronously, so a side that reports closed
@@ -166,6 +235,7 @@ struct dp_tunnel *dp_tunnel_new(bool egress)
     t->loop = dp_w->loop;
     t->egress = egress;
     t->idle_ms = dp_w->o.idle_ms;
+    t->started = uv_now(t->loop);
     cl_bufq_init(&t->early, CL_BUFQ_CHUNK, EARLY_CHUNKS);
     uv_timer_init(t->loop, &t->timer);
     cl_list_insert_tail(&dp_w->tunnels, &t->link);
@@ -214,6 +284,7 @@ static void on_timer(uv_timer_t *tm)
     dp_count(group_of(t), t->name, "idleClosed", 1);
     if (counts_peer(t))
         dp_count("peers", t->peer, "idleClosed", 1);
+    snprintf(t->why, sizeof(t->why), "idle timeout");
     dp_tunnel_abort(t, CL_ETIMEDOUT);
 }
 

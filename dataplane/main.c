@@ -47,6 +47,9 @@ static const char usage[] =
     "                         new connections use the new files, and connections made before\n"
     "                         take no new streams and close once their tunnels end (default\n"
     "                         5000; 0: never)\n"
+    "  --access-log           one line per client connection when it ends (mod=dp.access:\n"
+    "                         import or export, peer, client, CONNECT status, bytes each\n"
+    "                         way, duration, how it ended), written whatever --log-level\n"
     "  --log-level <lvl>      error, warn, info (default), debug, trace\n"
     "  --ready-file <path>    written with the public port once every worker listens and has\n"
     "                         its first configuration (or found no controlplane to ask); an\n"
@@ -95,6 +98,7 @@ int main(int argc, char **argv)
         {"idle-timeout", required_argument, NULL, 'I'},
         {"conn-idle-timeout", required_argument, NULL, 'C'},
         {"cert-check-interval", required_argument, NULL, 'T'},
+        {"access-log", no_argument, NULL, 'A'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -169,6 +173,9 @@ int main(int argc, char **argv)
                                   &v) != 0)
                 return 2;
             o.cert_check_ms = (uint64_t)v;
+            break;
+        case 'A':
+            o.access_log = true;
             break;
         case 'h':
             fputs(usage, stdout);

@@ -29,12 +29,19 @@ int cl_log_parse_opt(FILE *err, const char *prog, const char *arg);
 void cl_log_set_context(const char *ctx);
 
 /*
- * Writes one logfmt line to stderr:
- *   ts=2026-11-24T10:00:00.123Z level=info mod=dp.tunnel msg="..." <extra>
- * `fmt` formats the message only; use cl_log_kv for structured fields after it.
+ * Writes one logfmt line to stderr, whatever the level filter says (CL_LOG does the filtering):
+ *   ts=2026-11-24T10:00:00.123Z level=info proc=dp worker=0 mod=dp.tunnel msg="..."
+ * `fmt` formats the message, which is escaped and quoted as a whole.
  */
 void cl_log_write(enum cl_log_level lvl, const char *mod, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/*
+ * The same line with structured fields after the message: `fields` is written as it is
+ * ("k=v k2=\"v 2\""), so the caller escapes every value it quotes with cl_log_escape and
+ * quotes every value that may hold a space.
+ */
+void cl_log_fields(enum cl_log_level lvl, const char *mod, const char *msg, const char *fields);
 
 /* Arguments are evaluated only when the level is enabled. */
 #define CL_LOG(lvl, mod, ...)                        \

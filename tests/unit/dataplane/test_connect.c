@@ -101,10 +101,14 @@ static void repeated_headers(void **state)
     req.nhdrs = 2;
     assert_int_equal(dp_connect_parse(&req, &cr, &why), CL_EINVAL);
     assert_string_equal(why, "cl-export-namespace given twice");
+    assert_string_equal(cr.name, "svc"); /* what was read before the error, for the log */
+    assert_string_equal(cr.ns, "a");
     req.hdrs = two_attrs;
     assert_int_equal(dp_connect_parse(&req, &cr, &why), CL_EINVAL);
     assert_string_equal(why, "cl-client-attrs given twice");
     assert_null(cr.attrs);
+    assert_string_equal(cr.name, "svc");
+    assert_string_equal(cr.ns, "");
     req.hdrs = other; /* unknown headers are ignored, and names match whole */
     assert_int_equal(dp_connect_parse(&req, &cr, &why), 0);
     assert_string_equal(cr.ns, "");

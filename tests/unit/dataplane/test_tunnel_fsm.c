@@ -4,7 +4,9 @@
  * when told; HTTP/2-like: pushes borrowed bytes, ignores stop and lives on credit) and a sink
  * that queues what it is given until the test completes the writes.
  */
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cl/err.h"
 #include "cl/log.h"
@@ -496,6 +498,137 @@ static void reset_from_down(void **state)
     assert_int_equal(counter("open"), 0);
 }
 
+/* ---- the access log (--access-log) ---- */
+
+static FILE *cap_file;
+static int saved_stderr = -1;
+
+/* From now on what is written to fd 2 goes to a temporary file. */
+static void capture_stderr(void)
+{
+    fflush(stderr);
+    assert_non_null(cap_file = tmpfile());
+    assert_true((saved_stderr = dup(2)) >= 0);
+    assert_int_equal(dup2(fileno(cap_file), 2), 2);
+}
+
+/* Puts fd 2 back; returns what was written meanwhile (NUL-terminated, static). */
+static const char *captured(void)
+{
+    static char buf[8192];
+    size_t n;
+
+    fflush(stderr);
+    assert_int_equal(dup2(saved_stderr, 2), 2);
+    close(saved_stderr);
+    rewind(cap_file);
+    n = fread(buf, 1, sizeof(buf) - 1, cap_file);
+    buf[n] = '\0';
+    fclose(cap_file);
+    return buf;
+}
+
+static int count_lines(const char *s, const char *needle)
+{
+    int n = 0;
+
+    for (const char *p = s; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+        n++;
+    return n;
+}
+
+/* An orderly tunnel: one line, its bytes each way as the client and the service sent them. */
+static void access_line_when_closed(void **state)
+{
+    unsigned long long id = (unsigned long long)t->id;
+    char want[256];
+    const char *out;
+
+    (void)state;
+    w.o.access_log = true;
+    snprintf(t->peer, sizeof(t->peer), "west");
+    snprintf(t->client, sizeof(t->client), "127.0.0.1:5000");
+    t->status = 200;
+    assert_int_equal(dp_tunnel_start(t), 0);
+    transfer(&fdown, &fup, pattern, 100 * KB);
+    transfer(&fup, &fdown, pattern, 300 * KB);
+    capture_stderr();
+    eof(&fdown);
+    complete(&fup, SIZE_MAX);
+    eof(&fup);
+    complete(&fdown, SIZE_MAX);
+    assert_false(alive());
+    settle();
+    out = captured();
+    snprintf(want, sizeof(want),
+             " level=info mod=dp.access msg=\"connection\" dir=egress conn=%llu import=\"imp\" "
+             "peer=\"west\" client=\"127.0.0.1:5000\" status=200 client_bytes=102400 "
+             "service_bytes=307200 ms=",
+             id);
+    assert_non_null(strstr(out, want));
+    assert_non_null(strstr(out, " end=\"closed\"\n"));
+    assert_int_equal(count_lines(out, "mod=dp.access"), 1);
+}
+
+/* A reset says what ended it; empty fields are left out. */
+static void access_line_when_reset(void **state)
+{
+    char want[160];
+    const char *out;
+
+    (void)state;
+    w.o.access_log = true;
+    assert_int_equal(dp_tunnel_start(t), 0);
+    transfer(&fdown, &fup, pattern, 10 * KB);
+    capture_stderr();
+    dp_xprt_on_error(&fdown.x, UV_ECONNRESET);
+    settle();
+    out = captured();
+    assert_non_null(strstr(out, " status=0 client_bytes=10240 service_bytes=0 ms="));
+    snprintf(want, sizeof(want), " end=\"%s\"\n", cl_strerror(UV_ECONNRESET));
+    assert_non_null(strstr(out, want));
+    assert_null(strstr(out, " peer="));
+    assert_null(strstr(out, " client="));
+}
+
+/* On the export side the stream (up) is the client and the backend (down) the service; what
+ * came from outside (the peer's name, a reason) is escaped inside its quotes. */
+static void access_line_ingress_escaped(void **state)
+{
+    const char *out;
+
+    (void)state;
+    w.o.access_log = true;
+    t->egress = false;
+    snprintf(t->name, sizeof(t->name), "exp");
+    snprintf(t->peer, sizeof(t->peer), "pe\"er\n");
+    snprintf(t->why, sizeof(t->why), "no \\ way");
+    assert_int_equal(dp_tunnel_start(t), 0);
+    transfer(&fup, &fdown, pattern, 3000);
+    transfer(&fdown, &fup, pattern, 500);
+    capture_stderr();
+    dp_tunnel_abort(t, CL_ECLOSED);
+    settle();
+    out = captured();
+    assert_non_null(strstr(out, " dir=ingress conn="));
+    assert_non_null(strstr(out, " export=\"exp\" peer=\"pe\\\"er\\x0a\" status=0 "
+                                "client_bytes=3000 service_bytes=500 ms="));
+    assert_non_null(strstr(out, " end=\"no \\\\ way\"\n"));
+    assert_null(strstr(out, " import="));
+}
+
+/* Off unless asked: the other tests run with it off and write no access line. */
+static void no_access_line_unless_asked(void **state)
+{
+    (void)state;
+    assert_false(w.o.access_log);
+    assert_int_equal(dp_tunnel_start(t), 0);
+    capture_stderr();
+    dp_tunnel_abort(t, CL_ECLOSED);
+    settle();
+    assert_null(strstr(captured(), "dp.access"));
+}
+
 static void reset_from_up(void **state)
 {
     (void)state;
@@ -612,12 +745,15 @@ static void idle_timeout_resets(void **state)
 {
     (void)state;
     t->idle_ms = 40;
+    w.o.access_log = true;
     assert_int_equal(dp_tunnel_start(t), 0);
     uint64_t t0 = uv_now(&loop);
+    capture_stderr();
     run_until_closed(5000);
     assert_false(alive());
     assert_true(uv_now(&loop) - t0 >= 40);
     settle();
+    assert_non_null(strstr(captured(), " end=\"idle timeout\"\n")); /* not a bare errno text */
     assert_true(fdown.closed_reset && fup.closed_reset);
     /* the configured end of a quiet tunnel is counted apart from failures */
     assert_int_equal(counter("idleClosed"), 1);
@@ -843,6 +979,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(half_close_down_first, setup, teardown),
         cmocka_unit_test_setup_teardown(half_close_up_first_drains, setup, teardown),
         cmocka_unit_test_setup_teardown(reset_from_down, setup, teardown),
+        cmocka_unit_test_setup_teardown(access_line_when_closed, setup, teardown),
+        cmocka_unit_test_setup_teardown(access_line_when_reset, setup, teardown),
+        cmocka_unit_test_setup_teardown(access_line_ingress_escaped, setup, teardown),
+        cmocka_unit_test_setup_teardown(no_access_line_unless_asked, setup, teardown),
         cmocka_unit_test_setup_teardown(reset_from_up, setup, teardown),
         cmocka_unit_test_setup_teardown(up_shut_under_us_resets, setup, teardown),
         cmocka_unit_test_setup_teardown(write_error_aborts, setup, teardown),
