@@ -167,12 +167,12 @@ def contract_cp_command(name, namespace, selector, admins, level, store_mib):
     return cmd + ["--log-level", level]
 
 
-def contract_dp_command(workers, idle_ms, conn_idle_ms, level):
+def contract_dp_command(workers, idle_ms, conn_idle_ms, level, access_log):
     return ["cl-dataplane", "--socket", RUN + "/cp.sock", "--listen", "0.0.0.0:%d" % DP_PORT,
             "--import-bind", "0.0.0.0", "--cert", TLS + "/cert.pem", "--key", TLS + "/key.pem",
             "--ca", TLS + "/ca.pem", "--workers", str(workers), "--idle-timeout", str(idle_ms),
             "--conn-idle-timeout", str(conn_idle_ms), "--ready-file", RUN + "/dp.ready",
-            "--log-level", level]
+            "--log-level", level] + (["--access-log"] if access_log else [])
 
 
 def resolve_port(c, port):
@@ -241,7 +241,7 @@ def check_gateway(objs, values, release, namespace):
                                       v["state"]["maxSizeMiB"])
     d = v["dataplane"]
     assert dpc == contract_dp_command(d["workers"], d["idleTimeoutMs"], d["connIdleTimeoutMs"],
-                                      v["gateway"]["logLevel"])
+                                      v["gateway"]["logLevel"], d["accessLog"])
 
     # the external Service selects the gateway pod and maps service.port to --listen's port
     svc = k["Service"]
@@ -378,6 +378,7 @@ MATRIX = [
      "gw", "clusterlink"),
     ("timeouts", {"dataplane": {"idleTimeoutMs": 604800000, "connIdleTimeoutMs": 0}},
      "gw", "clusterlink"),
+    ("access-log", {"dataplane": {"accessLog": True}}, "gw", "clusterlink"),
     ("admins", {"gateway": {"admins": ["gwctl.east", "ops.example"]}}, "gw", "clusterlink"),
     ("resources", {"controlplane": {"resources": {"requests": {"cpu": "100m", "memory": "128Mi"},
                                                   "limits": {"memory": "256Mi"}}},
@@ -479,6 +480,8 @@ BAD = [
      "dataplane.connIdleTimeoutMs: Must be less than or equal to"),  # helm prints 6.048e+08
     ("idle-timeout-string", {"dataplane": {"idleTimeoutMs": "1h"}},
      "dataplane.idleTimeoutMs: Invalid type"),
+    ("access-log-string", {"dataplane": {"accessLog": "yes"}},
+     "dataplane.accessLog: Invalid type"),
     ("unknown-top", {"replica": 1}, "Additional property replica is not allowed"),
     ("unknown-nested", {"service": {"loadBalancerIP": "1.2.3.4"}},
      "service: Additional property loadBalancerIP is not allowed"),
