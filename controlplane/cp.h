@@ -82,6 +82,8 @@ json_t *cp_model_remote_exports(const void *body, size_t len, struct cl_jerr *e)
 struct cp_http_resp {
     int status;
     json_t *body; /* new reference or NULL */
+    char *text;   /* instead of body: owned text (cl_mem_free) of content_type, or NULL */
+    const char *content_type;
 };
 
 void cp_api_handle(struct cp *cp, const char *method, const char *path, const char *identity,
@@ -111,5 +113,10 @@ void cp_ipc_config_changed(struct cp_ipc *ipc, const json_t *delta);
 /* JSON array describing connected workers: id, pid, revision, ipcVersion and, when its last
  * STATS had one, certificate as reported (new reference). */
 json_t *cp_ipc_workers(struct cp_ipc *ipc);
+
+/* ---- cp_metrics.c ---- */
+/* The Prometheus text exposition (0.0.4) of the status and counters: owned text, or NULL when
+ * out of memory. */
+char *cp_metrics_text(struct cp *cp);
 
 #endif

@@ -386,6 +386,8 @@ void cp_api_handle(struct cp *cp, const char *method, const char *path, const ch
     enum cp_kind k;
 
     out->body = NULL;
+    out->text = NULL;
+    out->content_type = NULL;
     if (path != NULL && strlen(path) >= sizeof(p)) { /* as the dataplane: never cut short */
         error(out, 414, NULL, "request path longer than %zu bytes", sizeof(p) - 1);
         return;
@@ -426,6 +428,17 @@ void cp_api_handle(struct cp *cp, const char *method, const char *path, const ch
             error(out, 405, NULL, "method %s not allowed here", method);
         else
             respond(out, 200, status_body(cp));
+        return;
+    }
+    if (strcmp(rest, "metrics") == 0) {
+        if (strcmp(method, "GET") != 0) {
+            error(out, 405, NULL, "method %s not allowed here", method);
+        } else if ((out->text = cp_metrics_text(cp)) == NULL) {
+            error(out, 503, NULL, "out of memory");
+        } else {
+            out->status = 200;
+            out->content_type = "text/plain; version=0.0.4; charset=utf-8";
+        }
         return;
     }
     slash = strchr(rest, '/');

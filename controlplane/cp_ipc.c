@@ -311,7 +311,7 @@ static void on_msg(struct cl_ipc_conn *c, const struct cl_ipc_msg *m, void *ud)
         cl_ipc_reply(w->conn, m, CL_IPC_AUTHZ_INGRESS, reply);
         break;
     case CL_IPC_HTTP_REQUEST: {
-        struct cp_http_resp r = {0, NULL};
+        struct cp_http_resp r = {.status = 0};
         if (remote_exports(w, m))
             break;
         json_t *b = json_object_get(m->body, "body");
@@ -326,10 +326,14 @@ static void on_msg(struct cl_ipc_conn *c, const struct cl_ipc_msg *m, void *ud)
                         : NULL;
         CL_INFO("cp.api", "%s %s by %s -> %d", method, path,
                 json_string_value(json_object_get(m->body, "identity")), r.status);
-        reply = json_pack("{s:i,s:s,s:s}", "status", r.status, "contentType", "application/json",
-                          "body", txt != NULL ? txt : "");
+        reply = json_pack("{s:i,s:s,s:s}", "status", r.status, "contentType",
+                          r.text != NULL ? r.content_type : "application/json", "body",
+                          r.text != NULL ? r.text
+                          : txt != NULL  ? txt
+                                         : "");
         cl_ipc_reply(w->conn, m, CL_IPC_HTTP_RESPONSE, reply);
         cl_mem_free(txt);
+        cl_mem_free(r.text);
         json_decref(r.body);
         break;
     }

@@ -66,6 +66,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (r.status < 200 || r.status > 599)
             abort();
         json_decref(r.body);
+        cl_mem_free(r.text);
     }
     cl_mem_free(in);
     for (int k = 0; k < CP_KIND_COUNT; k++) { /* back to empty */

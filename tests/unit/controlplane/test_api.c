@@ -1,5 +1,6 @@
 /* The REST handlers: every status code for every object type, validation messages, access. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cl/err.h"
@@ -39,12 +40,15 @@ static int teardown(void **state)
 /* Calls the handler; returns the status, and the body as compact text in out (may be NULL). */
 static int call(const char *method, const char *path, const char *body, const char *who, char **out)
 {
-    struct cp_http_resp r = {0, NULL};
+    struct cp_http_resp r = {.status = 0};
 
     cp_api_handle(&cp, method, path, who != NULL ? who : "gwctl.east", body,
                   body != NULL ? strlen(body) : 0, &r);
     if (out != NULL)
-        *out = r.body != NULL ? cl_json_dumps(r.body) : NULL;
+        *out = r.text != NULL ? cl_strdup(r.text) : r.body != NULL ? cl_json_dumps(r.body) : NULL;
+    if (r.text != NULL) /* only the metrics are text, in the exposition format */
+        assert_string_equal(r.content_type, "text/plain; version=0.0.4; charset=utf-8");
+    cl_mem_free(r.text);
     json_decref(r.body);
     return r.status;
 }
@@ -241,6 +245,93 @@ static void access_and_routing(void **state)
     cl_free(&out);
     longpath[511] = '\0'; /* 511 bytes: fits */
     assert_int_equal(call("GET", longpath, NULL, NULL, NULL), 200);
+}
+
+/* Lines of `text` that start with `prefix`; the first one's value (what follows the prefix) in
+ * *value. */
+static int lines_with(const char *text, const char *prefix, long long *value)
+{
+    int n = 0;
+    size_t len = strlen(prefix);
+
+    for (const char *l = text; l != NULL && *l != '\0'; l = strchr(l, '\n'), l = l ? l + 1 : l) {
+        if (strncmp(l, prefix, len) == 0) {
+            if (n++ == 0 && value != NULL)
+                *value = strtoll(l + len, NULL, 10);
+        }
+    }
+    return n;
+}
+
+static void metrics_exposition(void **state)
+{
+    char *out = NULL;
+    long long v = -1;
+    (void)state;
+
+    assert_int_equal(call("POST", "/api/v1/peers", kinds[0].obj, NULL, NULL), 201);
+    assert_int_equal(call("POST", "/api/v1/exports", kinds[1].obj, NULL, NULL), 201);
+    json_object_set_new(cp.peer_status, "west", json_pack("{s:b}", "reachable", 1));
+    json_decref(cp.counters);
+    /* as summed from the workers' STATS: names there are the workers' word, hence escaped */
+    cp.counters = json_pack("{s:{s:{s:i,s:i,s:i,s:i,s:i,s:i,s:i}},s:{},s:{s:{s:i,s:i}}}", "imports",
+                            "we\"b\\", "open", 2, "total", 7, "bytesIn", 300, "bytesOut", 1000,
+                            "denied", 1, "errors", 3, "idleClosed", 4, "exports", "peers", "west",
+                            "bytesOut", 1000, "total", 7);
+    assert_non_null(cp.counters);
+    assert_int_equal(call("GET", "/api/v1/metrics", NULL, NULL, &out), 200);
+    assert_non_null(out);
+    assert_int_equal(lines_with(out, "clusterlink_info{gateway=\"east\",version=\"", NULL), 1);
+    assert_int_equal(lines_with(out, "clusterlink_objects{kind=\"peers\"} ", &v), 1);
+    assert_int_equal(v, 1);
+    assert_int_equal(lines_with(out, "clusterlink_objects{kind=\"imports\"} ", &v), 1);
+    assert_int_equal(v, 0);
+    assert_int_equal(lines_with(out, "clusterlink_peer_reachable{peer=\"west\"} ", &v), 1);
+    assert_int_equal(v, 1);
+    assert_int_equal(
+        lines_with(out, "clusterlink_tunnels_open{kind=\"import\",name=\"we\\\"b\\\\\"} ", &v), 1);
+    assert_int_equal(v, 2);
+    lines_with(out, "clusterlink_connection_errors_total{kind=\"import\",name=\"we\\\"b\\\\\"} ",
+               &v);
+    assert_int_equal(v, 3);
+    lines_with(out, "clusterlink_tunnels_idle_closed_total{kind=\"import\",name=\"we\\\"b\\\\\"} ",
+               &v);
+    assert_int_equal(v, 4);
+    lines_with(
+        out,
+        "clusterlink_tunnel_bytes_total{kind=\"import\",name=\"we\\\"b\\\\\",direction=\"in\"} ",
+        &v);
+    assert_int_equal(v, 300);
+    lines_with(
+        out, "clusterlink_tunnel_bytes_total{kind=\"peer\",name=\"west\",direction=\"out\"} ", &v);
+    assert_int_equal(v, 1000);
+    assert_int_equal(lines_with(out, "clusterlink_tunnels_total{kind=\"peer\",name=\"west\"} ", &v),
+                     1);
+    assert_int_equal(v, 7);
+    assert_int_equal(lines_with(out, "clusterlink_dataplane_workers ", &v), 1);
+    assert_int_equal(v, 0); /* no IPC here */
+    /* every family has its HELP and TYPE once, and every sample a family declared before it */
+    assert_int_equal(lines_with(out, "# TYPE clusterlink_tunnels_total counter", NULL), 1);
+    assert_int_equal(lines_with(out, "# TYPE clusterlink_tunnels_open gauge", NULL), 1);
+    assert_int_equal(lines_with(out, "# TYPE ", NULL), lines_with(out, "# HELP ", NULL));
+    for (const char *l = out; *l != '\0'; l = strchr(l, '\n') + 1) {
+        char fam[128], decl[160];
+        size_t n = strcspn(l, "{ ");
+        if (l[0] == '#')
+            continue;
+        assert_true(n > 0 && n < sizeof(fam));
+        memcpy(fam, l, n);
+        fam[n] = '\0';
+        snprintf(decl, sizeof(decl), "# TYPE %s ", fam);
+        char *d = strstr(out, decl);
+        assert_true(d != NULL && d < l);
+        assert_non_null(strchr(l, '\n')); /* every line ends */
+    }
+    cl_free(&out);
+    assert_int_equal(call("POST", "/api/v1/metrics", "{}", NULL, &out), 405);
+    cl_free(&out);
+    assert_int_equal(call("GET", "/api/v1/metrics", NULL, "west", &out), 403); /* peers no */
+    cl_free(&out);
 }
 
 static void import_port_conflict(void **state)
@@ -458,6 +549,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(lifecycle_every_type, setup, teardown),
         cmocka_unit_test_setup_teardown(bad_bodies_name_the_field, setup, teardown),
         cmocka_unit_test_setup_teardown(access_and_routing, setup, teardown),
+        cmocka_unit_test_setup_teardown(metrics_exposition, setup, teardown),
         cmocka_unit_test_setup_teardown(import_port_conflict, setup, teardown),
         cmocka_unit_test_setup_teardown(target_ports, setup, teardown),
         cmocka_unit_test_setup_teardown(remote_exports_answer_checked, setup, teardown),
