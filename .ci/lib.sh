@@ -23,6 +23,7 @@ make_fabric() {
 }
 
 # start_gateway NAME [WORKERS]: controlplane + dataplane on a free loopback port, gwctl context
+# (DP_FLAGS: more cl-dataplane flags, split on spaces)
 start_gateway() {
     local gw=$1 workers=${2:-2} d=$DEMO/$1 c=$DEMO/demo/$1 port
     mkdir -p "$d"
@@ -33,7 +34,7 @@ start_gateway() {
     wait_file "$d/cp.ready"
     "$BIN/dataplane/cl-dataplane" --socket "$d/cp.sock" --listen 127.0.0.1:0 --workers "$workers" \
         --cert "$c/cert.pem" --key "$c/key.pem" --ca "$DEMO/demo/ca.pem" \
-        --ready-file "$d/dp.ready" 2> "$d/dataplane.log" &
+        --ready-file "$d/dp.ready" ${DP_FLAGS:-} 2> "$d/dataplane.log" &
     pids+=($!)
     wait_file "$d/dp.ready"
     port=$(cut -d' ' -f1 < "$d/dp.ready")
