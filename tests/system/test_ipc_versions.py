@@ -6,7 +6,6 @@ One side is the real binary, the other a stand-in speaking the wire format of PR
 version-1 controlplane for the real dataplane, a version-1 worker for the real controlplane.
 """
 import json
-import os
 import socket
 import struct
 import threading
