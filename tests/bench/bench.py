@@ -16,7 +16,8 @@ Metrics: iperf1 / iperf8   iperf3 throughput, 1 and 8 streams (Gbit/s)
                             memory, Pss_Anon bytes)
 
 Usage:   tests/bench/bench.py [--paths ...] [--metrics ...] [--reps 3] [--dur 10] [--idle 2000]
-         [--workers 1] [--build build] [--out results-dir] [--cc cubic]
+         [--workers 1] [--dp-args "--access-log"] [--build build] [--out results-dir]
+         [--cc cubic]
 TCP:     the report names the kernel's congestion control. With BBR and no fq qdisc (this
          kernel's default) every TCP socket is paced by per-socket high-resolution timers, which
          taxes writers of large bursts; --cc runs every path under another algorithm, for
@@ -349,7 +350,7 @@ http { access_log off; keepalive_requests 1000000; keepalive_timeout 300s;
                 os.path.join(self.bin, "dataplane/cl-dataplane"), "--socket", d + "/cp.sock",
                 "--listen", LOOP + ":0", "--cert", c + "/cert.pem", "--key", c + "/key.pem",
                 "--ca", fab + "/ca.pem", "--workers", str(self.args.workers),
-                "--ready-file", ready, "--log-level", "warn"])
+                "--ready-file", ready, "--log-level", "warn"] + self.args.dp_args.split())
             wait_file(ready)
             with open(ready) as f:
                 ports[n] = int(f.read().split()[0])
@@ -483,6 +484,8 @@ def main():
     ap.add_argument("--idle", type=int, default=2000)
     ap.add_argument("--conns", type=int, default=64)
     ap.add_argument("--workers", type=int, default=1, help="dataplane workers per gateway")
+    ap.add_argument("--dp-args", default="",
+                    help="more cl-dataplane flags for the gateway path, e.g. --access-log")
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
     ap.add_argument("--out", default=None, help="write results.json here")
     ap.add_argument("--cc", default=None,
@@ -568,8 +571,9 @@ def sysctl(name, value=None):
 
 
 def report(results, paths, metrics, a):
-    print("\n# ClusterLink-C benchmark: median of %d runs, %ds each, %d cores, dataplane workers=%d"
-          % (a.reps, a.dur, os.cpu_count(), a.workers))
+    print("\n# ClusterLink-C benchmark: median of %d runs, %ds each, %d cores, dataplane workers=%d%s"
+          % (a.reps, a.dur, os.cpu_count(), a.workers,
+             " " + a.dp_args if a.dp_args else ""))
     print("# kernel %s, TCP %s\n" % (os.uname().release, a.tcp))
     others = [p for p in paths if p not in ("direct", "gateway")]
     for metric in metrics:
