@@ -117,9 +117,6 @@ struct dp_tunnel {
     json_t *bytes[DP_SIDES];  /* counter of bytes delivered from each side (borrowed ints) */
     json_t *pbytes[DP_SIDES]; /* the same for the peer (egress only; NULL otherwise) */
     uint64_t moved[DP_SIDES]; /* bytes delivered from each side by this tunnel */
-    uint64_t started;         /* loop time it was created */
-    int status;               /* CONNECT answer, received (egress) or sent (ingress); 0: none */
-    char why[128];            /* what refused or ended it, when more than close_err can say */
     struct cl_bufq early;     /* down -> up bytes read while connecting (one chunk at most) */
     bool early_read;          /* read the down side while connecting */
     uint64_t idle_ms;         /* 0: no idle deadline */
@@ -144,6 +141,10 @@ struct dp_tunnel {
     /* ingress: the pending CONNECT */
     char ns[64];
     uint16_t port;
+    /* for the access log (cold: read once, when the tunnel closes) */
+    uint64_t started; /* loop time it was created */
+    int status;       /* the last CONNECT answer, received (egress) or sent (ingress); 0: none */
+    char why[128];    /* what refused or ended it, when more than close_err can say */
 };
 
 /*
