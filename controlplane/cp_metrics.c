@@ -56,21 +56,17 @@ static void family(struct out *o, const char *name, const char *type, const char
     putf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-/* name{k1="v1",k2="v2"} value; k2 may be NULL. */
-static void sample(struct out *o, const char *name, const char *k1, const char *v1, const char *k2,
-                   const char *v2, long long value)
+/* name{k1="v1",...} value: `labels` holds key, value pairs and ends with NULL (or is NULL). */
+static void sample(struct out *o, const char *name, const char *const *labels, long long value)
 {
+    size_t i = 0;
+
     put(o, name);
-    if (k1 != NULL) {
-        putf(o, "{%s=", k1);
-        put_value(o, v1);
-        if (k2 != NULL) {
-            putf(o, ",%s=", k2);
-            put_value(o, v2);
-        }
-        put(o, "}");
+    for (; labels != NULL && labels[i] != NULL; i += 2) {
+        putf(o, "%s%s=", i == 0 ? "{" : ",", labels[i]);
+        put_value(o, labels[i + 1]);
     }
-    putf(o, " %lld\n", value);
+    putf(o, "%s %lld\n", i > 0 ? "}" : "", value);
 }
 
 static const struct {
@@ -89,44 +85,19 @@ static const struct {
      "Tunnels reset by the dataplane's --idle-timeout."},
 };
 
-/* One family over every import, export and peer that has counters. */
-static void counter_family(struct out *o, const json_t *tot, const char *key, const char *name,
-                           const char *type, const char *help)
+/* One counter's samples over every import, export and peer that has counters; `dir`, when
+ * not NULL, adds a direction label. */
+static void group_samples(struct out *o, const json_t *tot, const char *name, const char *key,
+                          const char *dir)
 {
-    family(o, name, type, help);
     for (size_t g = 0; g < sizeof(groups) / sizeof(groups[0]); g++) {
         const char *n;
         json_t *c;
         json_object_foreach(json_object_get(tot, groups[g].group), n, c)
         {
-            sample(o, name, "kind", groups[g].kind, "name", n,
-                   (long long)json_integer_value(json_object_get(c, key)));
-        }
-    }
-}
-
-static void byte_family(struct out *o, const json_t *tot)
-{
-    static const char name[] = "clusterlink_tunnel_bytes_total";
-
-    family(o, name, "counter",
-           "Bytes through tunnels: direction out is from the client towards the service, in "
-           "the way back.");
-    for (size_t g = 0; g < sizeof(groups) / sizeof(groups[0]); g++) {
-        const char *n;
-        json_t *c;
-        json_object_foreach(json_object_get(tot, groups[g].group), n, c)
-        {
-            for (int out = 1; out >= 0; out--) {
-                put(o, name);
-                put(o, "{kind=");
-                put_value(o, groups[g].kind);
-                put(o, ",name=");
-                put_value(o, n);
-                putf(o, ",direction=\"%s\"} %lld\n", out ? "out" : "in",
-                     (long long)json_integer_value(
-                         json_object_get(c, out ? "bytesOut" : "bytesIn")));
-            }
+            const char *labels[] = {
+                "kind", groups[g].kind, "name", n, dir != NULL ? "direction" : NULL, dir, NULL};
+            sample(o, name, labels, (long long)json_integer_value(json_object_get(c, key)));
         }
     }
 }
@@ -142,28 +113,28 @@ char *cp_metrics_text(struct cp *cp)
 
     cl_buf_init(&o.b, METRICS_MAX);
     family(&o, "clusterlink_info", "gauge", "The gateway's name and version.");
-    sample(&o, "clusterlink_info", "gateway", cp->name, "version", CL_VERSION, 1);
+    sample(&o, "clusterlink_info",
+           (const char *[]){"gateway", cp->name, "version", CL_VERSION, NULL}, 1);
     family(&o, "clusterlink_uptime_seconds", "gauge", "Seconds since the controlplane started.");
-    sample(&o, "clusterlink_uptime_seconds", NULL, NULL, NULL, NULL,
+    sample(&o, "clusterlink_uptime_seconds", NULL,
            (long long)((cl_now_ms() - cp->started_ms) / 1000));
     family(&o, "clusterlink_config_revision", "gauge",
            "Revision of the configuration the controlplane holds.");
-    sample(&o, "clusterlink_config_revision", NULL, NULL, NULL, NULL, (long long)cp->revision);
+    sample(&o, "clusterlink_config_revision", NULL, (long long)cp->revision);
     family(&o, "clusterlink_objects", "gauge", "Configured objects of each kind.");
     for (int k = 0; k < CP_KIND_PORT; k++) /* the kinds of the API; ports are internal */
-        sample(&o, "clusterlink_objects", "kind", cp_kind_name((enum cp_kind)k), NULL, NULL,
+        sample(&o, "clusterlink_objects", (const char *[]){"kind", cp_kind_name(k), NULL},
                (long long)json_object_size(cp->objs[k]));
     family(&o, "clusterlink_dataplane_workers", "gauge",
            "Dataplane workers connected to the controlplane.");
-    sample(&o, "clusterlink_dataplane_workers", NULL, NULL, NULL, NULL,
-           (long long)json_array_size(workers));
+    sample(&o, "clusterlink_dataplane_workers", NULL, (long long)json_array_size(workers));
     family(&o, "clusterlink_worker_config_revision", "gauge",
            "Revision of the configuration each worker acknowledged.");
     json_array_foreach(workers, i, w)
     {
         char id[24];
         snprintf(id, sizeof(id), "%lld", (long long)json_integer_value(json_object_get(w, "id")));
-        sample(&o, "clusterlink_worker_config_revision", "worker", id, NULL, NULL,
+        sample(&o, "clusterlink_worker_config_revision", (const char *[]){"worker", id, NULL},
                (long long)json_integer_value(json_object_get(w, "revision")));
     }
     family(&o, "clusterlink_peer_reachable", "gauge",
@@ -173,17 +144,22 @@ char *cp_metrics_text(struct cp *cp)
     {
         json_t *r = json_object_get(json_object_get(cp->peer_status, n), "reachable");
         if (json_is_boolean(r))
-            sample(&o, "clusterlink_peer_reachable", "peer", n, NULL, NULL, json_is_true(r));
+            sample(&o, "clusterlink_peer_reachable", (const char *[]){"peer", n, NULL},
+                   json_is_true(r));
     }
-    for (size_t c = 0; c < sizeof(counters) / sizeof(counters[0]); c++)
-        counter_family(&o, cp->counters, counters[c].key, counters[c].name, counters[c].type,
-                       counters[c].help);
-    byte_family(&o, cp->counters);
+    for (size_t c = 0; c < sizeof(counters) / sizeof(counters[0]); c++) {
+        family(&o, counters[c].name, counters[c].type, counters[c].help);
+        group_samples(&o, cp->counters, counters[c].name, counters[c].key, NULL);
+    }
+    family(&o, "clusterlink_tunnel_bytes_total", "counter",
+           "Bytes through tunnels: direction out is from the client towards the service, in the "
+           "way back.");
+    group_samples(&o, cp->counters, "clusterlink_tunnel_bytes_total", "bytesOut", "out");
+    group_samples(&o, cp->counters, "clusterlink_tunnel_bytes_total", "bytesIn", "in");
     if (ci != NULL && ci->have) {
         family(&o, "clusterlink_certificate_not_after_seconds", "gauge",
                "When the gateway's certificate expires (Unix time).");
-        sample(&o, "clusterlink_certificate_not_after_seconds", NULL, NULL, NULL, NULL,
-               (long long)ci->not_after);
+        sample(&o, "clusterlink_certificate_not_after_seconds", NULL, (long long)ci->not_after);
     }
     json_decref(workers);
     /* after a failed append the text is short: no answer rather than a cut one */
