@@ -144,15 +144,28 @@ class Gateway:
         self.init_ctl()
         return self
 
+    def cp_command(self, ready):
+        """The controlplane's command line (a subclass may build it otherwise)."""
+        return [
+            CONTROLPLANE, "--name", self.name, "--data-dir", self.data, "--socket", self.sock,
+            "--cert", os.path.join(self.certdir, "cert.pem"),
+            "--key", os.path.join(self.certdir, "key.pem"), "--ca", self.fabric.ca,
+            "--ready-file", ready, "--log-level", "debug"] + self.extra_cp
+
+    def dp_command(self, ready, listen):
+        """The dataplane's command line (a subclass may build it otherwise)."""
+        return [
+            DATAPLANE, "--socket", self.sock, "--listen", listen,
+            "--cert", os.path.join(self.certdir, "cert.pem"),
+            "--key", os.path.join(self.certdir, "key.pem"), "--ca", self.fabric.ca,
+            "--workers", str(self.workers), "--ready-file", ready,
+            "--log-level", "debug"] + self.extra_dp
+
     def start_cp(self):
         ready = os.path.join(self.dir, "cp.ready")
         if os.path.exists(ready):
             os.unlink(ready)
-        self.cp = Proc(self.name + "-cp", [
-            CONTROLPLANE, "--name", self.name, "--data-dir", self.data, "--socket", self.sock,
-            "--cert", os.path.join(self.certdir, "cert.pem"),
-            "--key", os.path.join(self.certdir, "key.pem"), "--ca", self.fabric.ca,
-            "--ready-file", ready, "--log-level", "debug"] + self.extra_cp, self.dir)
+        self.cp = Proc(self.name + "-cp", self.cp_command(ready), self.dir)
         wait_for(lambda: os.path.exists(ready) or not self.cp.alive(), 10, "controlplane ready")
         assert self.cp.alive(), self.cp.tail()
 
@@ -161,12 +174,7 @@ class Gateway:
         if os.path.exists(ready):
             os.unlink(ready)
         listen = "127.0.0.1:%d" % (port if port else (self.port or 0))
-        self.dp = Proc(self.name + "-dp", [
-            DATAPLANE, "--socket", self.sock, "--listen", listen,
-            "--cert", os.path.join(self.certdir, "cert.pem"),
-            "--key", os.path.join(self.certdir, "key.pem"), "--ca", self.fabric.ca,
-            "--workers", str(self.workers), "--ready-file", ready,
-            "--log-level", "debug"] + self.extra_dp, self.dir)
+        self.dp = Proc(self.name + "-dp", self.dp_command(ready, listen), self.dir)
 
         def read_port():
             if not self.dp.alive():

@@ -63,37 +63,32 @@ class UnitGateway(h.Gateway):
     def __init__(self, fabric, name, workdir, prefix):
         super().__init__(fabric, name, workdir)
         self.prefix = prefix
+        self.port = h.free_port()  # what the unit's ${CL_LISTEN} will say
         self.env_file = read_env(os.path.join(prefix, "share/doc/clusterlink/gateway.env.example"))
-        self.port = h.free_port()
         self.env_file.update({
             "CL_NAME": name, "CL_CERT": os.path.join(self.certdir, "cert.pem"),
             "CL_KEY": os.path.join(self.certdir, "key.pem"), "CL_CA": fabric.ca,
-            "CL_LISTEN": "127.0.0.1:%d" % self.port, "CL_IMPORT_BIND": "127.0.0.1"})
+            "CL_IMPORT_BIND": "127.0.0.1"})
 
-    def command(self, unit, ready, extra):
+    def command(self, unit, binary, args_var, extra, **env):
+        """The unit's ExecStart, expanded with the example file plus `env`, and `extra` added to
+        its free-form flags variable."""
         line = unit_exec(os.path.join(self.prefix, "lib/systemd/system", unit + ".service"))
         line = line.replace("/run/clusterlink", self.dir).replace("/var/lib/clusterlink",
                                                                    self.data)
-        env = dict(self.env_file)
-        key = "CL_CONTROLPLANE_ARGS" if "controlplane" in unit else "CL_DATAPLANE_ARGS"
-        env[key] = " ".join([env.get(key, ""), "--ready-file", ready] + extra)
-        return expand(line, env)
+        env = dict(self.env_file, **env)
+        env[args_var] = " ".join([env.get(args_var, "")] + extra)
+        cmd = expand(line, env)
+        assert cmd[0] == os.path.join(self.prefix, "bin", binary), cmd
+        return cmd
 
-    def start_cp(self):
-        ready = os.path.join(self.dir, "cp.ready")
-        cmd = self.command(UNITS[0], ready, [])
-        assert cmd[0] == os.path.join(self.prefix, "bin/cl-controlplane"), cmd
-        self.cp = h.Proc(self.name + "-cp", cmd, self.dir)
-        h.wait_for(lambda: os.path.exists(ready) or not self.cp.alive(), 10, "controlplane")
-        assert self.cp.alive(), self.cp.tail()
+    def cp_command(self, ready):
+        return self.command(UNITS[0], "cl-controlplane", "CL_CONTROLPLANE_ARGS",
+                            ["--ready-file", ready])
 
-    def start_dp(self, port=None):
-        ready = os.path.join(self.dir, "dp.ready")
-        cmd = self.command(UNITS[1], ready, ["--workers", "1"])
-        assert cmd[0] == os.path.join(self.prefix, "bin/cl-dataplane"), cmd
-        self.dp = h.Proc(self.name + "-dp", cmd, self.dir)
-        h.wait_for(lambda: os.path.exists(ready) or not self.dp.alive(), 15, "dataplane")
-        assert self.dp.alive(), self.dp.tail()
+    def dp_command(self, ready, listen):
+        return self.command(UNITS[1], "cl-dataplane", "CL_DATAPLANE_ARGS",
+                            ["--ready-file", ready, "--workers", "1"], CL_LISTEN=listen)
 
 
 def test_install_layout_and_systemd_checks(tmp_path):
