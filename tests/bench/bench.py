@@ -512,8 +512,9 @@ def main():
             with open(CC_SAVED, "w") as f:
                 f.write(cc_old + "\n")
             sysctl("net.ipv4.tcp_congestion_control", a.cc)
-        a.tcp = "congestion control %s, default qdisc %s" % (
-            sysctl("net.ipv4.tcp_congestion_control"), sysctl("net.core.default_qdisc"))
+        a.cc_run = sysctl("net.ipv4.tcp_congestion_control")
+        a.qdisc = sysctl("net.core.default_qdisc")
+        a.tcp = "congestion control %s, default qdisc %s" % (a.cc_run, a.qdisc)
         log(a.tcp)
         b = Bench(a)
         for rep in range(a.reps):
@@ -597,6 +598,7 @@ def report(results, paths, metrics, a):
                 print("| %s | %.4g | %.4g-%.4g | %s | %s |" % (p, med[p], min(v), max(v), rd, rb))
             print()
     targets(results, paths)
+    conditions(results, a)
 
 
 # The dataplane issue's targets, as ratios of medians in one run: (what, metric, key, the pair
@@ -647,6 +649,18 @@ def targets(results, paths):
         print("|---|---|---|")
         print("\n".join(lines))
         print()
+
+
+def conditions(results, a):
+    """Says when the run's TCP differs from the conditions of the issue's reference figures."""
+    if a.cc_run != "bbr" or a.qdisc == "fq":
+        return
+    direct = results.get(("direct", "iperf1", "gbit/s"))
+    print("Note: TCP here was BBR without the fq qdisc: every socket is paced by its own timer\n"
+          "(direct, 1 stream: %s). The issue's reference figures (direct about 32 Gbit/s,\n"
+          "one stream) match this machine without pacing (--cc cubic), not with it.\n"
+          "docs/benchmarks.md, \"Why the congestion control matters here\", says what pacing\n"
+          "costs each pair.\n" % ("%.3g Gbit/s" % statistics.median(direct) if direct else "not measured"))
 
 
 if __name__ == "__main__":

@@ -36,6 +36,12 @@ def test_bench_runs_every_metric_through_the_gateway_pair(tmp_path):
     assert "| iperf1 gbit/s | median |" in r.stdout
     assert "| target (dataplane issue) | this run | |" in r.stdout
     assert "idle memory per connection <= 16 KiB" in r.stdout
+    # the report says when its TCP is not that of the issue's reference figures (pacing)
+    with open("/proc/sys/net/ipv4/tcp_congestion_control") as f:
+        cc = f.read().strip()
+    with open("/proc/sys/net/core/default_qdisc") as f:
+        qdisc = f.read().strip()
+    assert ("BBR without the fq qdisc" in r.stdout) == (cc == "bbr" and qdisc != "fq"), r.stdout
     assert "Traceback" not in r.stderr, r.stderr[-4000:]
     # the daemons it started with files in its cl-bench-* directory (nginx, the gateways) are
     # stopped
