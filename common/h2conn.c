@@ -135,6 +135,7 @@ struct cl_h2conn {
     int deferred_err;
     bool shutting_down; /* we sent GOAWAY: close when the last stream ends */
     bool linger;        /* close_notify sent: reading until the other side closes */
+    int linger_err;     /* what the close reports once lingering ends (0: a clean end) */
     bool goaway_rcvd;
     bool eof_rcvd;
     int close_err;
@@ -684,7 +685,7 @@ static void flush(struct cl_h2conn *c)
     }
     if (c->linger) { /* until the other side ends (its close_notify here, EOF in on_read) */
         if (c->eof_rcvd && !c->writing && cl_bufq_len(cl_tls_outq(c->tls)) == 0)
-            conn_close_now(c, 0);
+            conn_close_now(c, c->linger_err);
         return;
     }
     notify_writable(c);
@@ -757,10 +758,60 @@ static int session_create(struct cl_h2conn *c)
     return 0;
 }
 
+/*
+ * A client that completed the handshake without offering any ALPN protocol most likely speaks
+ * HTTP/1.1 (curl --no-alpn, old libraries): rather than a bare close, which such a client
+ * reports as an empty reply, it gets an HTTP/1.1 error that says what this port speaks, then
+ * close_notify and a lingering close. A client that offered other protocols got the
+ * no_application_protocol alert inside the handshake instead (RFC 7301 3.2). Returns true while
+ * lingering (the close reports err), false when the caller should close now.
+ */
+static bool answer_without_h2(struct cl_h2conn *c, int err)
+{
+    static const char body[] =
+        "This port speaks HTTP/2 only: the client must offer h2 by TLS ALPN.\n";
+    char resp[256];
+    int n;
+
+    if (!c->o.server || !cl_tls_is_open_without_alpn(c->tls))
+        return false;
+    n = snprintf(resp, sizeof(resp),
+                 "HTTP/1.1 505 HTTP Version Not Supported\r\nContent-Type: text/plain\r\n"
+                 "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+                 sizeof(body) - 1, body);
+    CL_ASSERT(n > 0 && (size_t)n < sizeof(resp));
+    if (cl_tls_write(c->tls, resp, (size_t)n) < 0)
+        return false;
+    c->linger_err = err;
+    if (close_gracefully(c))
+        return true;
+    write_out(c); /* memory mode: the answer still leaves */
+    return false;
+}
+
+/* Lingering after answer_without_h2(): what the client still sends is read and dropped. */
+static void discard_input(struct cl_h2conn *c)
+{
+    for (;;) {
+        ssize_t n = cl_tls_read(c->tls, c->rbuf, READ_PLAIN);
+        if (n == CL_EAGAIN)
+            break;
+        if (n < 0) { /* close_notify, EOF or an error: whichever, the other side is done */
+            c->eof_rcvd = true;
+            break;
+        }
+    }
+    schedule_flush(c);
+}
+
 static void process_input(struct cl_h2conn *c)
 {
     int rc;
 
+    if (c->state == ST_HANDSHAKE && c->linger) {
+        discard_input(c);
+        return;
+    }
     if (c->state == ST_HANDSHAKE) {
         rc = cl_tls_handshake(c->tls);
         if (rc == CL_EAGAIN) {
@@ -769,6 +820,8 @@ static void process_input(struct cl_h2conn *c)
         }
         if (rc != 0) {
             snprintf(c->detail, sizeof(c->detail), "%s", cl_tls_error_detail(c->tls));
+            if (rc == CL_ETLS_ALPN && answer_without_h2(c, rc))
+                return;
             write_out(c); /* the alert, if any */
             conn_close_now(c, rc);
             return;
@@ -840,6 +893,10 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     if (c->state == ST_CLOSING)
         return;
     if (nread < 0) {
+        if (c->linger) { /* we already ended: whatever this is, it is the end */
+            conn_close_now(c, c->linger_err);
+            return;
+        }
         if (nread != UV_EOF)
             snprintf(c->detail, sizeof(c->detail), "read: %s", uv_strerror((int)nread));
         else if (c->state == ST_HANDSHAKE)
@@ -971,12 +1028,12 @@ static void on_timer(uv_timer_t *t)
 {
     struct cl_h2conn *c = CL_CONTAINER_OF(t, struct cl_h2conn, timer);
 
-    if (c->state == ST_HANDSHAKE || c->state == ST_CONNECTING) {
+    if (c->linger) {
+        conn_close_now(c, c->linger_err); /* the other side did not close in time */
+    } else if (c->state == ST_HANDSHAKE || c->state == ST_CONNECTING) {
         snprintf(c->detail, sizeof(c->detail), "%s timed out",
                  c->state == ST_CONNECTING ? "connect" : "TLS handshake");
         conn_close_now(c, CL_ETIMEDOUT);
-    } else if (c->state == ST_READY && c->linger) {
-        conn_close_now(c, 0); /* we ended cleanly; the other side did not answer in time */
     } else if (c->state == ST_READY && c->nstreams == 0 && c->shutting_down) {
         snprintf(c->detail, sizeof(c->detail), "GOAWAY not flushed in %d ms", GOAWAY_FLUSH_MS);
         conn_close_now(c, CL_ETIMEDOUT);

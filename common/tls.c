@@ -69,6 +69,7 @@ struct cl_tls {
     struct cl_bufq in;
     struct cl_bufq out;
     bool established;
+    bool no_alpn; /* handshake complete, but the client offered no ALPN protocol (server) */
     bool server;
     char *server_name;
     uint8_t ip[16]; /* server_name as an address, when it is an IP literal */
@@ -670,6 +671,8 @@ int cl_tls_handshake(struct cl_tls *t)
 
     if (t->established)
         return 0;
+    if (t->no_alpn)
+        return CL_ETLS_ALPN;
     rc = t->server ? wolfSSL_accept(t->ssl) : wolfSSL_connect(t->ssl);
     if (rc != WOLFSSL_SUCCESS) {
         werr = wolfSSL_get_error(t->ssl, rc);
@@ -684,7 +687,15 @@ int cl_tls_handshake(struct cl_tls *t)
             return alpn_error(t);
         memcpy(t->alpn, t->ctx->alpn, plen + 1);
     } else if (t->ctx->alpn_mode == CL_TLS_ALPN_REQUIRE) {
-        return alpn_error(t);
+        if (!t->server)
+            return alpn_error(t);
+        /* the client named no protocol at all (a mismatch fails inside wolfSSL_accept): most
+         * likely an HTTP/1.1 client, to which the session can still say why it is refused */
+        t->no_alpn = true;
+        snprintf(t->detail, sizeof(t->detail),
+                 "client offered no ALPN protocol (this port speaks HTTP/2 only: ALPN %s)",
+                 t->ctx->alpn);
+        return CL_ETLS_ALPN;
     }
     if (t->iplen > 0 && (rc = check_ip_san(t)) != 0)
         return rc;
@@ -699,6 +710,11 @@ bool cl_tls_is_established(const struct cl_tls *t)
     return t->established;
 }
 
+bool cl_tls_is_open_without_alpn(const struct cl_tls *t)
+{
+    return t->no_alpn;
+}
+
 bool cl_tls_is_stale(const struct cl_tls *t)
 {
     return t->ctx_gen != t->ctx->gen;
@@ -708,7 +724,7 @@ ssize_t cl_tls_read(struct cl_tls *t, void *buf, size_t len)
 {
     int n, werr;
 
-    if (!t->established)
+    if (!t->established && !t->no_alpn)
         return CL_EAGAIN;
     n = wolfSSL_read(t->ssl, buf, (int)(len > 0x7fffffff ? 0x7fffffff : len));
     if (n > 0)

@@ -306,6 +306,32 @@ def test_tls_versions_and_alpn(gateways, fabric):
     # another application protocol: refused in the handshake (no_application_protocol)
     e = tls_attempt(fabric, a, alpn=("http/1.1",))
     assert isinstance(e, ssl.SSLError) and "application protocol" in str(e), e
-    # none offered: the handshake completes, but nothing is served on it
-    v, proto, n = tls_attempt(fabric, a, alpn=None)
-    assert proto is None and n == 0
+    # none offered (most likely an HTTP/1.1 client): the handshake completes, and the answer
+    # is an HTTP/1.1 error that says what the port speaks, then close_notify
+    s, first = tls_client(fabric, a, fabric.peer("gw-b"), a.name, alpn=None, timeout=5 * h.MULT)
+    with s:
+        assert s.selected_alpn_protocol() is None
+        got = first
+        while True:
+            more = s.recv(4096)  # b"" on close_notify
+            if not more:
+                break
+            got += more
+    head, _, body = got.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 505 HTTP Version Not Supported\r\n"), got
+    assert b"Content-Length: %d\r\n" % len(body) in head, got
+    assert body == b"This port speaks HTTP/2 only: the client must offer h2 by TLS ALPN.\n"
+    # the same with curl, a real HTTP/1.1 client: it prints the answer rather than an empty reply
+    certs = fabric.peer("gw-b")
+    r = subprocess.run(
+        ["curl", "-sS", "--no-alpn", "--http1.1", "-o", "-", "-w", "\n%{http_code}",
+         "--cacert", fabric.ca, "--cert", os.path.join(certs, "cert.pem"),
+         "--key", os.path.join(certs, "key.pem"),
+         "--resolve", "%s:%d:127.0.0.1" % (a.name, a.port),
+         "https://%s:%d/api/v1/peers" % (a.name, a.port)],
+        capture_output=True, text=True, timeout=30 * h.MULT)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.endswith("HTTP/2 only: the client must offer h2 by TLS ALPN.\n\n505"), r.stdout
+    # the gateway's log says why
+    h.wait_for(lambda: "client offered no ALPN protocol" in a.dp.tail(200), 10,
+               "the refusal logged")

@@ -127,6 +127,11 @@ int cl_tls_feed(struct cl_tls *t, const void *data, size_t len);
  */
 int cl_tls_handshake(struct cl_tls *t);
 bool cl_tls_is_established(const struct cl_tls *t);
+/* True after cl_tls_handshake() returned CL_ETLS_ALPN on a server because the client offered
+ * no ALPN protocol at all: the handshake itself completed, so cl_tls_write() and cl_tls_read()
+ * still work, for an answer in the client's protocol (an HTTP/1.1 error) before closing. The
+ * connection stays unestablished: cl_tls_peer() is NULL. */
+bool cl_tls_is_open_without_alpn(const struct cl_tls *t);
 /* True when the context was reloaded after this connection was made from it: its handshake
  * used (or uses) the material from before. */
 bool cl_tls_is_stale(const struct cl_tls *t);

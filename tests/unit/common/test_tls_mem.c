@@ -465,6 +465,30 @@ static void alpn_modes(void **state)
     so = srv_opts(&pki.srv);
     pair_opts(&p, &so, &co, "srv");
     assert_int_equal(p.src, CL_ETLS_ALPN);
+    assert_string_equal(cl_tls_error_detail(p.s),
+                        "client offered no ALPN protocol (this port speaks HTTP/2 only: ALPN h2)");
+    /* ... after a complete handshake, so the refusal can be explained in the client's own
+     * protocol; the peer is still not accepted, and asking again gives the same answer */
+    assert_int_equal(p.crc, 0);
+    assert_true(cl_tls_is_open_without_alpn(p.s));
+    assert_false(cl_tls_is_open_without_alpn(p.c));
+    assert_false(cl_tls_is_established(p.s));
+    assert_null(cl_tls_peer(p.s));
+    assert_int_equal(cl_tls_handshake(p.s), CL_ETLS_ALPN);
+    assert_int_equal(cl_tls_write(p.s, "HTTP/1.1 505", 12), 12);
+    move(p.s, p.c);
+    char got[32];
+    assert_int_equal(cl_tls_read(p.c, got, sizeof(got)), 12);
+    assert_memory_equal(got, "HTTP/1.1 505", 12);
+    assert_int_equal(cl_tls_write(p.c, "GET / HTTP/1.1", 14), 14);
+    move(p.c, p.s);
+    assert_int_equal(cl_tls_read(p.s, got, sizeof(got)), 14);
+    pair_free(&p);
+    /* a client that offered h2 to the same server is not in that state */
+    co.alpn_mode = CL_TLS_ALPN_REQUIRE;
+    pair_opts(&p, &so, &co, "srv");
+    assert_int_equal(p.src, 0);
+    assert_false(cl_tls_is_open_without_alpn(p.s));
     pair_free(&p);
 }
 
