@@ -693,8 +693,7 @@ int cl_tls_handshake(struct cl_tls *t)
          * likely an HTTP/1.1 client, to which the session can still say why it is refused */
         t->no_alpn = true;
         snprintf(t->detail, sizeof(t->detail),
-                 "client offered no ALPN protocol (this port speaks HTTP/2 only: ALPN %s)",
-                 t->ctx->alpn);
+                 "client offered no ALPN protocol (this port requires ALPN %s)", t->ctx->alpn);
         return CL_ETLS_ALPN;
     }
     if (t->iplen > 0 && (rc = check_ip_san(t)) != 0)

@@ -466,7 +466,7 @@ static void alpn_modes(void **state)
     pair_opts(&p, &so, &co, "srv");
     assert_int_equal(p.src, CL_ETLS_ALPN);
     assert_string_equal(cl_tls_error_detail(p.s),
-                        "client offered no ALPN protocol (this port speaks HTTP/2 only: ALPN h2)");
+                        "client offered no ALPN protocol (this port requires ALPN h2)");
     /* ... after a complete handshake, so the refusal can be explained in the client's own
      * protocol; the peer is still not accepted, and asking again gives the same answer */
     assert_int_equal(p.crc, 0);
