@@ -46,13 +46,14 @@ struct dp_worker {
     uv_timer_t cert_timer;
     uv_signal_t sigterm;
     uv_tcp_t public_tcp;
-    json_t *config;         /* last CONFIG snapshot */
-    json_t *stats;          /* {imports:{name:{...}},exports:{},peers:{}} */
-    struct cl_list imports; /* struct dp_import */
-    struct cl_list pool;    /* struct dp_pconn */
-    struct cl_list servers; /* struct dp_sconn: accepted h2 connections */
-    struct cl_list tunnels; /* struct dp_tunnel */
-    struct dp_refs refs;    /* {id, generation} of what async callbacks refer to */
+    json_t *config;              /* last CONFIG snapshot */
+    json_t *stats;               /* {imports:{name:{...}},exports:{},peers:{}} */
+    struct cl_list imports;      /* struct dp_import */
+    struct cl_list pool;         /* struct dp_pconn */
+    struct cl_list servers;      /* struct dp_sconn: accepted h2 connections */
+    struct cl_list tunnels;      /* struct dp_tunnel */
+    struct dp_refs refs;         /* {id, generation} of what async callbacks refer to */
+    struct dp_xprt_sched xsched; /* TCP writes that went out at once (dp_xprt.h) */
     bool draining;
 };
 

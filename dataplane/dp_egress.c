@@ -481,7 +481,7 @@ void dp_egress_on_accept(uv_stream_t *server, int status)
         return;
     }
     snprintf(t->name, sizeof(t->name), "%s", imp->name);
-    dp_xprt_tcp_init(&t->tcpx, dp_w->loop);
+    dp_xprt_tcp_init(&t->tcpx, dp_w->loop, &dp_w->xsched);
     dp_tunnel_attach(t, DP_DOWN, &t->tcpx.x);
     dp_xprt_h2_init(&t->h2x);
     dp_tunnel_attach(t, DP_UP, &t->h2x.x);

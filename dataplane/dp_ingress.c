@@ -461,7 +461,7 @@ static void start_connect(struct cl_h2conn *c, struct cl_h2stream *s, const stru
     dp_xprt_h2_set_stream(&t->h2x, s);
     cl_h2stream_set_cbs(s, &connect_pending_cbs, t);
     dp_tunnel_attach(t, DP_UP, &t->h2x.x);
-    dp_xprt_tcp_init(&t->tcpx, dp_w->loop);
+    dp_xprt_tcp_init(&t->tcpx, dp_w->loop, &dp_w->xsched);
     dp_tunnel_attach(t, DP_DOWN, &t->tcpx.x);
     t->on_timeout = on_connect_timeout;
     dp_tunnel_connecting(t, AUTHZ_TIMEOUT_MS + 1000, false); /* cannot fail without reading */

@@ -472,6 +472,7 @@ int dp_worker_run(const struct dp_opts *o)
     cl_list_init(&w.servers);
     cl_list_init(&w.tunnels);
     dp_refs_init(&w.refs);
+    dp_xprt_sched_init(&w.xsched, w.loop);
     struct cl_tls_ctx_opts so = {
         .server = true, .cert_file = o->cert, .key_file = o->key, .ca_file = o->ca};
     struct cl_tls_ctx_opts co = so;

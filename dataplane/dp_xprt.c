@@ -17,6 +17,7 @@
 #include <nghttp2/nghttp2.h>
 
 #include "cl/err.h"
+#include "cl/log.h"
 #include "cl/mem.h"
 #include "dp.h"
 
@@ -130,9 +131,10 @@ static void tcp_maybe_shutdown(struct dp_xprt_tcp *x)
         dp_xprt_on_shutdown(&x->x); /* ENOTCONN: nothing left to half-close (synchronous) */
 }
 
-static void on_tcp_write(uv_write_t *req, int status)
+/* The write of the head `inflight` bytes ended (uv_write's callback, or the sched for a write
+ * that went out at once). */
+static void tcp_write_done(struct dp_xprt_tcp *x, int status)
 {
-    struct dp_xprt_tcp *x = CL_CONTAINER_OF(req, struct dp_xprt_tcp, wreq);
     size_t n = x->inflight;
     int rc;
 
@@ -161,12 +163,51 @@ static void on_tcp_write(uv_write_t *req, int status)
     tcp_maybe_shutdown(x);
 }
 
-/* Writes what is queued unless a write is in flight. Returns 0 or a libuv error. */
+static void on_tcp_write(uv_write_t *req, int status)
+{
+    tcp_write_done(CL_CONTAINER_OF(req, struct dp_xprt_tcp, wreq), status);
+}
+
+static void on_sched_idle(uv_idle_t *h)
+{
+    struct dp_xprt_sched *s = CL_CONTAINER_OF(h, struct dp_xprt_sched, idle);
+    struct cl_list *pos, *tmp, batch;
+
+    /* the ones queued by what runs here wait for the next iteration, as a uv_write would */
+    cl_list_init(&batch);
+    cl_list_foreach_safe(pos, tmp, &s->done)
+    {
+        cl_list_remove(pos);
+        cl_list_insert_tail(&batch, pos);
+    }
+    uv_idle_stop(h);
+    while (!cl_list_is_empty(&batch)) {
+        struct dp_xprt_tcp *x = CL_CONTAINER_OF(batch.next, struct dp_xprt_tcp, done_link);
+        cl_list_remove(&x->done_link); /* before the upcalls, which may close x */
+        tcp_write_done(x, 0);
+    }
+}
+
+void dp_xprt_sched_init(struct dp_xprt_sched *s, uv_loop_t *loop)
+{
+    uv_idle_init(loop, &s->idle);
+    cl_list_init(&s->done);
+}
+
+void dp_xprt_sched_close(struct dp_xprt_sched *s, uv_close_cb cb)
+{
+    CL_ASSERT(cl_list_is_empty(&s->done));
+    uv_close((uv_handle_t *)&s->idle, cb);
+}
+
+/* Writes what is queued unless a write is in flight: at once as far as the socket takes it,
+ * the rest with uv_write. Either way the bytes stay queued, as `inflight`, until
+ * tcp_write_done(), so everything above sees one kind of write. Returns 0 or a libuv error. */
 static int tcp_flush(struct dp_xprt_tcp *x)
 {
     struct iovec iov[MAX_IOV];
     uv_buf_t b[MAX_IOV];
-    size_t n, total = 0;
+    size_t n, total = 0, first = 0;
     int rc;
 
     if ((x->flags & (TF_WRITING | TF_CLOSING)) || cl_bufq_is_empty(&x->q))
@@ -176,10 +217,33 @@ static int tcp_flush(struct dp_xprt_tcp *x)
         b[i] = uv_buf_init(iov[i].iov_base, (unsigned)iov[i].iov_len);
         total += iov[i].iov_len;
     }
-    if ((rc = uv_write(&x->wreq, (uv_stream_t *)&x->tcp, b, (unsigned)n, on_tcp_write)) != 0)
-        return rc;
-    x->flags |= TF_WRITING;
     x->inflight = total;
+    if (x->sched != NULL) {
+        /* UV_EAGAIN while connecting or when the socket is full; an error shows again, and is
+         * reported as ever, through the uv_write below */
+        rc = uv_try_write((uv_stream_t *)&x->tcp, b, (unsigned)n);
+        if (rc > 0 && (size_t)rc == total) {
+            x->flags |= TF_WRITING;
+            if (cl_list_is_empty(&x->sched->done))
+                uv_idle_start(&x->sched->idle, on_sched_idle);
+            cl_list_insert_tail(&x->sched->done, &x->done_link);
+            return 0;
+        }
+        for (size_t w = rc > 0 ? (size_t)rc : 0; w > 0;) { /* skip what went out */
+            size_t k = w < b[first].len ? w : b[first].len;
+            b[first].base += k;
+            b[first].len -= k;
+            w -= k;
+            if (b[first].len == 0)
+                first++;
+        }
+    }
+    rc = uv_write(&x->wreq, (uv_stream_t *)&x->tcp, b + first, (unsigned)(n - first), on_tcp_write);
+    if (rc != 0) {
+        x->inflight = 0;
+        return rc;
+    }
+    x->flags |= TF_WRITING;
     return 0;
 }
 
@@ -268,6 +332,7 @@ static void tcp_close(struct dp_xprt *xp, bool reset)
     if (x->flags & TF_CLOSING)
         return;
     x->flags |= TF_CLOSING;
+    cl_list_remove(&x->done_link); /* a write that went out at once is not reported */
     /* uv_tcp_close_reset() refuses, and leaves the handle open, on a socket that was never
      * connected (no fd yet, EBADF) and while a uv_shutdown() is in progress (EINVAL): close
      * normally then */
@@ -292,12 +357,14 @@ static const struct dp_xprt_ops tcp_ops = {
     .close = tcp_close,
 };
 
-void dp_xprt_tcp_init(struct dp_xprt_tcp *x, uv_loop_t *loop)
+void dp_xprt_tcp_init(struct dp_xprt_tcp *x, uv_loop_t *loop, struct dp_xprt_sched *sched)
 {
     x->x.ops = &tcp_ops;
     cl_bufq_init(&x->q, CL_BUFQ_CHUNK, DP_TCP_QCHUNKS);
     x->inflight = 0;
     x->flags = 0;
+    x->sched = sched;
+    cl_list_init(&x->done_link);
     uv_tcp_init(loop, &x->tcp);
 }
 

@@ -10,6 +10,7 @@
 
 #include "cl/bufq.h"
 #include "cl/h2conn.h"
+#include "cl/list.h"
 
 /*
  * Transports: the two sides of a tunnel as the splice engine (dp_tunnel.c) sees them. A side is
@@ -109,18 +110,38 @@ void dp_xprt_on_closed(struct dp_xprt *x);
  * source is a stream, which is not stopped by read_stop but by withheld credit */
 #define DP_TCP_QCHUNKS 520
 
+/*
+ * A TCP sink first tries to write at once (uv_try_write); what the socket took completes one
+ * loop iteration later, like a uv_write, through this per-loop list. A uv_write that completes
+ * makes libuv 1.44 drop POLLOUT from the socket's watcher, which it does with an epoll_ctl even
+ * when POLLOUT was never set: one extra system call per write, a third of the gateway's system
+ * calls for small requests and answers.
+ */
+struct dp_xprt_sched {
+    uv_idle_t idle;      /* active while `done` is not empty: the loop does not block */
+    struct cl_list done; /* struct dp_xprt_tcp whose whole write went out at once */
+};
+
+/* Initialises s on loop (one per loop, for every TCP xprt on it). */
+void dp_xprt_sched_init(struct dp_xprt_sched *s, uv_loop_t *loop);
+/* Closes its handle (cb may be NULL). Close every xprt that uses it first. */
+void dp_xprt_sched_close(struct dp_xprt_sched *s, uv_close_cb cb);
+
 struct dp_xprt_tcp {
     struct dp_xprt x;
     uv_tcp_t tcp;
     uv_write_t wreq;
     uv_shutdown_t sreq;
-    struct cl_bufq q; /* bytes to write; the head `inflight` bytes are in wreq */
+    struct cl_bufq q; /* bytes to write; the head `inflight` bytes are written or in wreq */
     size_t inflight;
     unsigned flags;
+    struct dp_xprt_sched *sched; /* NULL: uv_write only */
+    struct cl_list done_link;    /* in sched->done while a write that went out at once waits */
 };
 
-/* Initialises the socket handle on `loop` (accept or connect on x->tcp next). */
-void dp_xprt_tcp_init(struct dp_xprt_tcp *x, uv_loop_t *loop);
+/* Initialises the socket handle on `loop` (accept or connect on x->tcp next). sched: the
+ * loop's (dp_xprt_sched_init), or NULL to write with uv_write only. */
+void dp_xprt_tcp_init(struct dp_xprt_tcp *x, uv_loop_t *loop, struct dp_xprt_sched *sched);
 bool dp_xprt_tcp_is_reading(const struct dp_xprt_tcp *x);
 
 /* ---- HTTP/2 stream (dp_xprt.c) ---- */

@@ -22,6 +22,7 @@ static inline void start_worker(struct dp_worker *w, uv_loop_t *loop)
     assert_non_null(w->stats);
     cl_list_init(&w->tunnels);
     dp_refs_init(&w->refs);
+    dp_xprt_sched_init(&w->xsched, loop);
     dp_w = w;
 }
 
@@ -33,6 +34,8 @@ static inline void stop_worker(struct dp_worker *w, uv_loop_t *loop)
     assert_int_equal(w->refs.live, 0);
     json_decref(w->stats);
     dp_refs_deinit(&w->refs);
+    dp_xprt_sched_close(&w->xsched, NULL);
+    uv_run(loop, UV_RUN_NOWAIT); /* its close */
     assert_int_equal(uv_loop_close(loop), 0);
 }
 
