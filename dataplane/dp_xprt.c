@@ -3,8 +3,9 @@
  *
  * TCP as a source reads straight into whatever the other side reserves (libuv calls alloc and
  * read back to back). As a sink it keeps a bounded chunk queue: bytes are appended (or were
- * read in place, zero-copy), written with one uv_write of several buffers, and consumed in the
- * write callback, which is also where the other side gets its credit back.
+ * read in place, zero-copy), written with one writev of several buffers (uv_try_write, then
+ * uv_write for what the socket did not take), and consumed when the write is reported done
+ * (tcp_write_done), which is also where the other side gets its credit back.
  *
  * HTTP/2 as a sink hands out the tail of the stream's send queue (64 KiB chunks), so a TCP
  * source reads into it in place, and the frames are encrypted from there (cl_h2stream_reserve).
